@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the real parts the tests and the demo use, when missing:
+# mosquitto (the MQTT broker of the integration tests) and qemu-user-static
+# (to run the ARM builds). Only as root on Debian/Ubuntu; elsewhere it says
+# what is missing and the tests that need it fail with that message.
+set -e
+missing=""
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
+command -v mosquitto_pub >/dev/null 2>&1 || missing="$missing mosquitto-clients"
+command -v qemu-arm-static >/dev/null 2>&1 || missing="$missing qemu-user-static"
+command -v socat >/dev/null 2>&1 || missing="$missing socat"
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+	echo "missing:$missing (install them, e.g. sudo apt-get install$missing)" >&2
+	exit 1
+fi

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/posagent/posagent/hal"
+)
+
+// Config is posagentd's configuration file (spec/terminal.md §Config).
+// Every key has a safe default; unknown keys and bad values are refused
+// with one line that names the key, so a typo on a fleet of ten thousand
+// terminals fails loudly at the first boot instead of silently.
+type Config struct {
+	DataDir  string         `toml:"data_dir"`
+	LogLevel string         `toml:"log_level"`
+	HAL      hal.Config     `toml:"hal"`
+	MQTT     MQTTConfig     `toml:"mqtt"`
+	Acquirer AcquirerConfig `toml:"acquirer"`
+}
+
+// MQTTConfig is the [mqtt] section.
+type MQTTConfig struct {
+	Broker   string `toml:"broker"`
+	CAFile   string `toml:"ca_file"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// AcquirerConfig is the [acquirer] section. The address and TPDU come from
+// provisioning, not from here.
+type AcquirerConfig struct {
+	Timeout Duration `toml:"timeout"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (e.g. \"30s\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig is the configuration of a file that sets nothing.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:  "/var/lib/posagent",
+		LogLevel: "info",
+		HAL:      hal.DefaultConfig(),
+		MQTT:     MQTTConfig{Broker: "tcp://127.0.0.1:1883"},
+		Acquirer: AcquirerConfig{Timeout: Duration{30 * time.Second}},
+	}
+}
+
+// ConfigError names the offending key, so the one line on stderr tells the
+// operator exactly what to fix.
+type ConfigError struct {
+	Key string
+	Msg string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
+
+// LoadConfig reads and validates the file at path.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(b, path)
+}
+
+// lastKeyInError finds the key in BurntSushi/toml's type-mismatch errors,
+// which are plain errors ("toml: line 3 (last key "hal.console_baud"): …").
+var lastKeyInError = regexp.MustCompile(`last key "([^"]+)"`)
+
+// ParseConfig decodes TOML bytes over the defaults and validates them.
+func ParseConfig(b []byte, name string) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			key := perr.LastKey
+			if key == "" {
+				key = fmt.Sprintf("line %d", perr.Position.Line)
+			}
+			return Config{}, &ConfigError{Key: key, Msg: firstLine(perr.Message)}
+		}
+		// Type mismatches ("toml: line 3 (last key "hal.console_baud"): incompatible types…")
+		if m := lastKeyInError.FindStringSubmatch(err.Error()); m != nil {
+			msg := firstLine(err.Error())
+			if i := strings.Index(msg, "): "); i >= 0 {
+				msg = msg[i+3:]
+			}
+			return Config{}, &ConfigError{Key: m[1], Msg: msg}
+		}
+		return Config{}, fmt.Errorf("config %s: %s", name, firstLine(err.Error()))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return Config{}, &ConfigError{Key: und[0].String(), Msg: "unknown key"}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// Validate checks every value that the daemon would otherwise trip over
+// later, far from the file.
+func (c Config) Validate() error {
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		return &ConfigError{"data_dir", fmt.Sprintf("must be an absolute path, got %q", c.DataDir)}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &ConfigError{"log_level", fmt.Sprintf("must be debug, info, warn or error, got %q", c.LogLevel)}
+	}
+	switch c.HAL.Kind {
+	case "linux", "sim":
+	default:
+		return &ConfigError{"hal.kind", fmt.Sprintf("must be \"linux\" or \"sim\", got %q", c.HAL.Kind)}
+	}
+	if c.HAL.Console == "" {
+		return &ConfigError{"hal.console", "must be a serial device path or \"stdio\""}
+	}
+	switch c.HAL.ConsoleBaud {
+	case 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600:
+	default:
+		return &ConfigError{"hal.console_baud", fmt.Sprintf("not a standard baud rate: %d", c.HAL.ConsoleBaud)}
+	}
+	if c.HAL.CardReader == "" {
+		return &ConfigError{"hal.card_reader", "must name the card reader's serial device or pty"}
+	}
+	if c.HAL.Printer == "" {
+		return &ConfigError{"hal.printer", "must name the printer's serial device (or a file with kind = \"sim\")"}
+	}
+	switch c.HAL.Reboot {
+	case "syscall", "exit":
+	default:
+		return &ConfigError{"hal.reboot", fmt.Sprintf("must be \"syscall\" or \"exit\", got %q", c.HAL.Reboot)}
+	}
+	switch {
+	case strings.HasPrefix(c.MQTT.Broker, "tcp://"), strings.HasPrefix(c.MQTT.Broker, "ssl://"),
+		strings.HasPrefix(c.MQTT.Broker, "tls://"), strings.HasPrefix(c.MQTT.Broker, "mqtts://"):
+		if !strings.Contains(strings.SplitN(c.MQTT.Broker, "://", 2)[1], ":") {
+			return &ConfigError{"mqtt.broker", fmt.Sprintf("needs host:port, got %q", c.MQTT.Broker)}
+		}
+	default:
+		return &ConfigError{"mqtt.broker", fmt.Sprintf("must be tcp://host:port or ssl://host:port, got %q", c.MQTT.Broker)}
+	}
+	if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
+		return &ConfigError{"mqtt.cert_file", "cert_file and key_file go together"}
+	}
+	for key, p := range map[string]string{"mqtt.ca_file": c.MQTT.CAFile, "mqtt.cert_file": c.MQTT.CertFile, "mqtt.key_file": c.MQTT.KeyFile} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return &ConfigError{key, fmt.Sprintf("cannot read %s", p)}
+		}
+	}
+	if c.Acquirer.Timeout.Duration < time.Second || c.Acquirer.Timeout.Duration > 5*time.Minute {
+		return &ConfigError{"acquirer.timeout", fmt.Sprintf("must be between 1s and 5m, got %s", c.Acquirer.Timeout)}
+	}
+	return nil
+}
+
+// writeConfig prints the effective configuration as TOML.
+func writeConfig(w io.Writer, c Config) error {
+	return toml.NewEncoder(w).Encode(c)
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/hal/linuxhw"
+	"github.com/posagent/posagent/hal/sesim"
+	"github.com/posagent/posagent/hal/simhw"
+	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/terminal"
+)
+
+// daemon is the imperative shell around the terminal core: it owns the
+// stores and the ports, runs the one event loop that feeds the machine,
+// and executes the machine's effects in order.
+type daemon struct {
+	cfg   Config
+	log   *slog.Logger
+	ident *storage.IdentityStore
+	merch *storage.MerchantStore
+	se    hal.SecureElement
+	dev   *hal.Devices
+	m     *terminal.Machine
+
+	exit int  // exit status once stop is set
+	stop bool // the loop ends after the current step
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated with the config
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// runDaemon runs posagentd until a signal or a reboot request. Logs go to
+// stderr only: with console = "stdio", stdout carries screens and nothing
+// else.
+func runDaemon(cfg Config, stderr io.Writer) int {
+	log := newLogger(stderr, cfg.LogLevel)
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "posagentd: %v\n", err)
+		return exitError
+	}
+	d, err := openDaemon(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.close()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	log.Info("posagentd started", slog.String("version", version),
+		slog.String("serial", d.serial()), slog.String("state", d.m.Lifecycle().String()))
+	return d.loop(sigs)
+}
+
+func openDaemon(cfg Config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	idPath, merchPath, sePath := storage.Paths(cfg.DataDir)
+	if d.ident, err = storage.OpenIdentity(idPath); err != nil {
+		return nil, err
+	}
+	if d.se, err = sesim.Open(sePath); err != nil {
+		return nil, fmt.Errorf("secure element %s: %w", sePath, err)
+	}
+	if d.merch, err = storage.OpenMerchant(merchPath, d.se); err != nil {
+		return nil, err
+	}
+	switch cfg.HAL.Kind {
+	case hal.KindSim:
+		d.dev, err = simhw.Open(cfg.HAL, cfg.DataDir)
+	default:
+		d.dev, err = linuxhw.Open(cfg.HAL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hal %s: %w", cfg.HAL.Kind, err)
+	}
+	st, err := d.loadState()
+	if err != nil {
+		return nil, err
+	}
+	d.m = terminal.New(st, checkPassword)
+	return d, nil
+}
+
+// checkPassword adapts the store's KDF check to the core's checker; a
+// malformed hash is a wrong password, never a crash.
+func checkPassword(hash, pwd string) bool {
+	ok, err := storage.CheckPassword(hash, pwd)
+	return err == nil && ok
+}
+
+func (d *daemon) serial() string {
+	id, err := d.ident.Identity()
+	if err != nil {
+		return ""
+	}
+	return id.Serial
+}
+
+// loadState works out the machine's starting state from the stores, in one
+// place: tampered beats an unbind in progress, which beats active.
+func (d *daemon) loadState() (terminal.State, error) {
+	id, err := d.ident.Identity()
+	if err != nil {
+		return terminal.State{}, err
+	}
+	lock, err := d.ident.PwdLock()
+	if err != nil {
+		return terminal.State{}, err
+	}
+	st := terminal.State{
+		Serial:            id.Serial,
+		TechPwdHash:       id.TechPwdHash,
+		SupervisorPwdHash: id.SupervisorPwdHash,
+		PwdLock:           terminal.PwdLock{Fails: lock.Failures},
+	}
+	if lock.LockedUntil != 0 {
+		st.PwdLock.LockedUntil = time.Unix(lock.LockedUntil, 0)
+	}
+	_, tampered, err := d.ident.Get(kvTampered)
+	if err != nil {
+		return st, err
+	}
+	_, unbinding, err := d.ident.Intent()
+	if err != nil {
+		return st, err
+	}
+	_, active, err := d.merch.Params()
+	if err != nil {
+		return st, err
+	}
+	switch {
+	case tampered:
+		st.Lifecycle = terminal.Tampered
+	case unbinding:
+		st.Lifecycle = terminal.Unbinding
+	case active:
+		st.Lifecycle = terminal.Active
+	default:
+		st.Lifecycle = terminal.Unactivated
+	}
+	return st, nil
+}
+
+// kvTampered marks, in the identity store, that the tamper input fired; it
+// survives the wipe and only technician activation clears it.
+const kvTampered = "tampered"
+
+func (d *daemon) close() {
+	if d.dev != nil {
+		if err := d.dev.Close(); err != nil {
+			d.log.Warn("close devices", slog.String("err", err.Error()))
+		}
+	}
+	if d.merch != nil {
+		if err := d.merch.Close(); err != nil {
+			d.log.Error("close merchant store", slog.String("err", err.Error()))
+		}
+	}
+	if d.ident != nil {
+		if err := d.ident.Close(); err != nil {
+			d.log.Error("close identity store", slog.String("err", err.Error()))
+		}
+	}
+}
+
+// loop is the one event loop that owns the machine.
+func (d *daemon) loop(sigs <-chan os.Signal) int {
+	keys := d.dev.Keypad.Keys()
+	swipes := d.dev.CardReader.Swipes()
+	tamper := d.dev.Tamper.Tampered()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+
+	d.step(terminal.Boot{})
+	for !d.stop {
+		select {
+		case sig := <-sigs:
+			d.log.Info("stopping", slog.String("signal", sig.String()))
+			return exitOK
+		case k, ok := <-keys:
+			if !ok {
+				// The console's input ended (stdin closed): keep serving the
+				// card reader, the acquirer and HQ without a keypad.
+				d.log.Info("keypad input closed")
+				keys = nil
+				continue
+			}
+			d.step(terminal.KeyPressed{Key: k})
+		case c, ok := <-swipes:
+			if !ok {
+				swipes = nil
+				continue
+			}
+			d.step(terminal.CardSwiped{Card: c.Track2, Err: c.Err})
+		case <-tamper:
+			d.step(terminal.TamperDetected{})
+		case <-tick.C:
+			d.step(terminal.Tick{})
+		}
+	}
+	return d.exit
+}
+
+// step feeds one event and executes the effects in order. A Persist that
+// fails stops the list there (nothing that depends on it happens) and is
+// fed back to the machine.
+func (d *daemon) step(ev terminal.Event) {
+	effs := d.m.Step(time.Now(), ev)
+	for len(effs) > 0 {
+		var failed error
+		for _, e := range effs {
+			if err := d.do(e); err != nil {
+				failed = err
+				break
+			}
+			if d.stop {
+				return
+			}
+		}
+		effs = nil
+		if failed != nil {
+			effs = d.m.Step(time.Now(), terminal.PersistFailed{Err: failed})
+		}
+	}
+}
+
+// do executes one effect. Only a failed Persist returns an error: a
+// display or printer fault is logged and the flow goes on (the money is
+// already safe on disk by then).
+func (d *daemon) do(e terminal.Effect) error {
+	ctx := context.Background()
+	switch e := e.(type) {
+	case terminal.Show:
+		if err := d.dev.Display.Show(e.Screen); err != nil {
+			d.log.Warn("display", slog.String("err", err.Error()))
+		}
+	case terminal.Print:
+		if err := d.dev.Printer.Print(e.Receipt); err != nil {
+			d.log.Warn("printer", slog.String("err", err.Error()))
+		}
+	case terminal.SetLED:
+		if err := d.dev.LED.SetLED(e.State); err != nil {
+			d.log.Debug("led", slog.String("err", err.Error()))
+		}
+	case terminal.Beep:
+		if err := d.dev.Buzzer.Beep(e.For); err != nil {
+			d.log.Debug("buzzer", slog.String("err", err.Error()))
+		}
+	case terminal.Log:
+		d.log.LogAttrs(ctx, e.Level, e.Msg, e.Attrs...)
+	case terminal.PublishStatus:
+		d.log.Debug("status", slog.String("state", e.Status.State.String()))
+	case terminal.Persist:
+		return d.persist(e.Ops)
+	case terminal.Reboot:
+		d.reboot()
+	default:
+		d.log.Error("unknown effect", slog.String("type", fmt.Sprintf("%T", e)))
+	}
+	return nil
+}
+
+func (d *daemon) persist(ops []terminal.Op) error {
+	for _, op := range ops {
+		var err error
+		switch op := op.(type) {
+		case terminal.PutPwdLock:
+			l := storage.PwdLock{Failures: op.Lock.Fails}
+			if !op.Lock.LockedUntil.IsZero() {
+				l.LockedUntil = op.Lock.LockedUntil.Unix()
+			}
+			err = d.ident.SetPwdLock(l)
+		case terminal.PutSupervisorPwd:
+			err = d.ident.SetSupervisorPwdHash(op.Hash)
+		default:
+			err = fmt.Errorf("unknown store op %T", op)
+		}
+		if err != nil {
+			return fmt.Errorf("persist %T: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// reboot ends the loop with exit status 3 for reboot = "exit" (a supervisor
+// restarts us), or asks the HAL for a real reboot after closing the stores.
+func (d *daemon) reboot() {
+	d.stop = true
+	d.exit = exitReboot
+	if d.cfg.HAL.Reboot == hal.RebootExit {
+		d.log.Info("reboot requested: exiting with status 3")
+		return
+	}
+	d.log.Info("rebooting")
+	r := d.dev.Rebooter
+	d.close() // stores closed and synced before the power goes
+	d.dev, d.merch, d.ident = nil, nil, nil
+	if err := r.Reboot(); err != nil {
+		d.log.Error("reboot", slog.String("err", err.Error()))
+	}
+}

@@ -1,0 +1,31 @@
+package terminal
+
+// Flows that later issues fill in. Until then each says so on screen
+// instead of doing nothing, so a cashier is never left guessing.
+
+func (m *Machine) notAvailable(title string) { m.result(title, "NOT AVAILABLE") }
+
+func (m *Machine) startSale()       { m.notAvailable("SALE") }
+func (m *Machine) startSettlement() { m.notAvailable("SETTLEMENT") }
+func (m *Machine) startSignIn()     { m.notAvailable("SIGN IN") }
+func (m *Machine) startJournal()    { m.notAvailable("JOURNAL") }
+func (m *Machine) reprintLast()     { m.notAvailable("REPRINT LAST") }
+func (m *Machine) startUnbind()     { m.notAvailable("UNBIND") }
+
+func (m *Machine) startVoid() {
+	m.askSupervisor("VOID", func(m *Machine) { m.notAvailable("VOID") })
+}
+
+func (m *Machine) startActivation() {
+	m.askTech("ACTIVATE", func(m *Machine) { m.notAvailable("ACTIVATE") })
+}
+
+func (m *Machine) startTechnician() {
+	m.askTech("TECHNICIAN", func(m *Machine) { m.replace(m.technicianMenu()) })
+}
+
+func (m *Machine) showInfo() {
+	m.result("INFO", "SERIAL", m.st.Serial, "STATE "+m.st.Lifecycle.String())
+}
+
+func (m *Machine) changeSupervisorPwd() { m.notAvailable("SUPERVISOR PWD") }

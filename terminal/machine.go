@@ -1,0 +1,211 @@
+package terminal
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/posagent/posagent/hal"
+)
+
+// ResultTimeout is how long a result screen (APPROVED, DECLINED, an error)
+// stays before it returns to the menu it came from.
+const ResultTimeout = 30 * time.Second
+
+// ActivatedTimeout is how long ACTIVATED stays before MAIN MENU.
+const ActivatedTimeout = 3 * time.Second
+
+// LockDuration is how long the supervisor password stays locked after the
+// third wrong password in a row.
+const LockDuration = 5 * time.Minute
+
+// MaxPwdFails is the number of wrong supervisor passwords in a row that
+// locks it.
+const MaxPwdFails = 3
+
+// PasswordChecker verifies a typed password against a stored hash. It is
+// pure (a slow KDF, no IO), so the core may call it.
+type PasswordChecker func(hash, password string) bool
+
+// State is everything the machine needs to start: the shell loads it from
+// the stores at boot.
+type State struct {
+	Lifecycle         Lifecycle
+	Serial            string
+	TechPwdHash       string
+	SupervisorPwdHash string
+	PwdLock           PwdLock
+}
+
+// Machine is the terminal core: a deterministic state machine. It is not
+// safe for concurrent use: the shell owns it from one goroutine.
+type Machine struct {
+	st       State
+	checkPwd PasswordChecker
+	now      time.Time
+
+	views []view // the screen stack; views[0] is the lifecycle's root
+	shown []string
+	out   []Effect
+}
+
+// New builds a machine from the state loaded from the stores.
+func New(st State, checkPwd PasswordChecker) *Machine {
+	return &Machine{st: st, checkPwd: checkPwd}
+}
+
+// Lifecycle returns the current lifecycle state.
+func (m *Machine) Lifecycle() Lifecycle { return m.st.Lifecycle }
+
+// Screen returns the screen currently shown.
+func (m *Machine) Screen() hal.Screen { return hal.Screen{Lines: append([]string(nil), m.shown...)} }
+
+// Step feeds one event at time now and returns the effects to execute, in
+// order.
+func (m *Machine) Step(now time.Time, ev Event) []Effect {
+	m.now = now
+	m.out = nil
+	switch ev := ev.(type) {
+	case Boot:
+		m.enter(m.st.Lifecycle, "boot")
+	case KeyPressed:
+		if len(m.views) > 0 {
+			m.top().key(m, ev.Key)
+		}
+	case Tick:
+		if d, ok := m.top().(deadliner); ok {
+			if t := d.deadline(); !t.IsZero() && !now.Before(t) {
+				d.expire(m)
+			}
+		}
+	case CardSwiped:
+		if c, ok := m.top().(cardTaker); ok {
+			c.card(m, ev.Card, ev.Err)
+		}
+	case PersistFailed:
+		m.log(slog.LevelError, "persist failed", slog.String("err", ev.Err.Error()))
+		m.result("ERROR", "STORAGE FAULT", "CALL SERVICE")
+	case TamperDetected:
+		// Handled fully with the secure element in the tamper flow; the
+		// lifecycle change is the part the core owns.
+		m.enter(Tampered, "tamper input fired")
+	}
+	m.render()
+	return m.out
+}
+
+func (m *Machine) emit(e ...Effect) { m.out = append(m.out, e...) }
+
+func (m *Machine) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	m.emit(Log{Level: level, Msg: msg, Attrs: attrs})
+}
+
+// enter is the one place a lifecycle state is entered: it resets the
+// screen stack to the state's root and tells the display, the LED, the
+// log and HQ together.
+func (m *Machine) enter(l Lifecycle, why string) {
+	prev := m.st.Lifecycle
+	m.st.Lifecycle = l
+	m.views = []view{m.rootView()}
+	m.shown = nil // force a redraw
+	led := hal.LEDOff
+	switch l {
+	case Active:
+		led = hal.LEDGreen
+	case Tampered:
+		led = hal.LEDRed
+	case Unbinding:
+		led = hal.LEDBlink
+	}
+	m.emit(
+		Log{Level: slog.LevelInfo, Msg: "lifecycle", Attrs: []slog.Attr{
+			slog.String("from", prev.String()), slog.String("to", l.String()), slog.String("why", why)}},
+		SetLED{State: led},
+		PublishStatus{Status: m.status()},
+	)
+}
+
+func (m *Machine) status() Status {
+	return Status{State: m.st.Lifecycle}
+}
+
+func (m *Machine) rootView() view {
+	switch m.st.Lifecycle {
+	case Active:
+		return m.mainMenu()
+	case Tampered:
+		return m.tamperedView()
+	case Unbinding:
+		return &infoView{lines: []string{"UNBINDING", "PLEASE WAIT"}}
+	}
+	return m.notActivatedView()
+}
+
+// render emits a Show when the top view's screen differs from what is on
+// the display.
+func (m *Machine) render() {
+	if len(m.views) == 0 {
+		return
+	}
+	s := fit(m.top().render(m))
+	if equalLines(s.Lines, m.shown) {
+		return
+	}
+	m.shown = s.Lines
+	m.emit(Show{Screen: s})
+}
+
+func equalLines(a, b []string) bool {
+	if len(a) != len(b) || a == nil || b == nil {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Machine) top() view { return m.views[len(m.views)-1] }
+
+func (m *Machine) push(v view) { m.views = append(m.views, v) }
+
+// pop goes back one level; the root is never popped.
+func (m *Machine) pop() {
+	if len(m.views) > 1 {
+		m.views = m.views[:len(m.views)-1]
+	}
+}
+
+// popTo returns to the view at depth n (0 = root).
+func (m *Machine) popTo(n int) {
+	if n < 1 {
+		n = 1
+	}
+	if n < len(m.views) {
+		m.views = m.views[:n]
+	}
+}
+
+// replace swaps the top view (one step of a flow for the next).
+func (m *Machine) replace(v view) { m.views[len(m.views)-1] = v }
+
+// result shows a result screen that returns to the menu the current flow
+// started from on any key or after ResultTimeout.
+func (m *Machine) result(lines ...string) {
+	m.push(&resultView{lines: lines, back: m.flowBase(), until: m.now.Add(ResultTimeout)})
+}
+
+// flowBase is the depth of the menu the current flow started from: the
+// topmost menu on the stack.
+func (m *Machine) flowBase() int {
+	for i := len(m.views) - 1; i >= 0; i-- {
+		if _, ok := m.views[i].(*menuView); ok {
+			return i + 1
+		}
+	}
+	return 1
+}
+
+// cancelFlow returns to the menu that started the flow, sending nothing.
+func (m *Machine) cancelFlow() { m.popTo(m.flowBase()) }

@@ -1,0 +1,189 @@
+package terminal
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posagent/posagent/hal"
+)
+
+// Transcript tests: testdata/transcripts/NAME.txt is a script of events,
+// NAME.golden the effects the machine answered, rendered as text. Run
+//
+//	go test ./terminal -run Transcript -update
+//
+// to regenerate the golden files, then review the diff like code.
+var update = flag.Bool("update", false, "rewrite the transcript golden files")
+
+var t0 = time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC)
+
+// testPwd "hashes" are the passwords themselves: the real KDF is the
+// shell's; the core only calls the checker.
+func testPwd(hash, pwd string) bool { return hash == pwd }
+
+func TestTranscripts(t *testing.T) {
+	scripts, err := filepath.Glob("testdata/transcripts/*.txt")
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no transcripts found: %v", err)
+	}
+	for _, script := range scripts {
+		name := strings.TrimSuffix(filepath.Base(script), ".txt")
+		t.Run(name, func(t *testing.T) {
+			got := runTranscript(t, script)
+			golden := strings.TrimSuffix(script, ".txt") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("transcript %s differs from %s (run with -update and review the diff):\n%s", script, golden, diffLines(string(want), got))
+			}
+		})
+	}
+}
+
+// runTranscript plays a script. Lines:
+//
+//	state active|unactivated|tampered   (before boot)
+//	serial S
+//	boot
+//	keys 12<enter><cancel><clear>x      (one KeyPressed per key)
+//	wait 30s                            (advance the clock, then Tick)
+//	swipe ;PAN=YYMM...?
+//	expect WORD                         (the screen must contain WORD)
+//	# comment
+func runTranscript(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st := State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456"}
+	var m *Machine
+	now := t0
+	var out strings.Builder
+	step := func(ev Event) {
+		for _, e := range m.Step(now, ev) {
+			out.WriteString("  " + renderEffect(e) + "\n")
+		}
+	}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		cmd, arg, _ := strings.Cut(line, " ")
+		if cmd != "expect" {
+			out.WriteString("> " + line + "\n")
+		}
+		switch cmd {
+		case "state":
+			l, ok := ParseLifecycle(arg)
+			if !ok {
+				t.Fatalf("%s:%d: bad state %q", path, n, arg)
+			}
+			st.Lifecycle = l
+		case "serial":
+			st.Serial = arg
+		case "boot":
+			m = New(st, testPwd)
+			step(Boot{})
+		case "keys":
+			for _, k := range parseKeys(arg) {
+				step(KeyPressed{Key: k})
+			}
+		case "wait":
+			d, err := time.ParseDuration(arg)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			now = now.Add(d)
+			step(Tick{})
+		case "swipe":
+			c, err := hal.ParseTrack2(arg)
+			step(CardSwiped{Card: c, Err: err})
+		case "expect":
+			if !m.Screen().Contains(arg) {
+				t.Errorf("%s:%d: screen does not show %q:\n%s", path, n, arg, m.Screen())
+			}
+		default:
+			t.Fatalf("%s:%d: unknown command %q", path, n, cmd)
+		}
+	}
+	return out.String()
+}
+
+func parseKeys(s string) []hal.Key {
+	var keys []hal.Key
+	for len(s) > 0 {
+		if s[0] == '<' {
+			end := strings.IndexByte(s, '>')
+			switch s[1:end] {
+			case "enter":
+				keys = append(keys, hal.KeyEnter)
+			case "cancel":
+				keys = append(keys, hal.KeyCancel)
+			case "clear":
+				keys = append(keys, hal.KeyClear)
+			}
+			s = s[end+1:]
+			continue
+		}
+		keys = append(keys, hal.Key(s[0]))
+		s = s[1:]
+	}
+	return keys
+}
+
+func renderEffect(e Effect) string {
+	switch e := e.(type) {
+	case Show:
+		return "show | " + strings.Join(e.Screen.Lines, " | ")
+	case Persist:
+		var ops []string
+		for _, op := range e.Ops {
+			ops = append(ops, fmt.Sprintf("%T%+v", op, op))
+		}
+		return "persist " + strings.Join(ops, "; ")
+	case Log:
+		var a []string
+		for _, at := range e.Attrs {
+			a = append(a, at.String())
+		}
+		return fmt.Sprintf("log %s %q %s", e.Level, e.Msg, strings.Join(a, " "))
+	default:
+		return fmt.Sprintf("%T%+v", e, e)
+	}
+}
+
+func diffLines(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, wl, gl)
+		}
+	}
+	return b.String()
+}
