@@ -119,3 +119,24 @@ type PwdLock struct {
 	Fails       int
 	LockedUntil time.Time
 }
+
+// PutTxn writes a journal record (merchant store).
+type PutTxn struct{ Txn Txn }
+
+// PutCounters writes the STAN and batch number (merchant store).
+type PutCounters struct{ Counters Counters }
+
+// PutReversal fills the reversal slot (merchant store).
+type PutReversal struct{ Reversal Reversal }
+
+// ClearReversal empties the reversal slot (merchant store).
+type ClearReversal struct{}
+
+// DeleteBatch drops a closed batch's journal (merchant store).
+type DeleteBatch struct{ Batch BatchNo }
+
+func (PutTxn) isOp()        {}
+func (PutCounters) isOp()   {}
+func (PutReversal) isOp()   {}
+func (ClearReversal) isOp() {}
+func (DeleteBatch) isOp()   {}

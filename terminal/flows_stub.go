@@ -5,16 +5,7 @@ package terminal
 
 func (m *Machine) notAvailable(title string) { m.result(title, "NOT AVAILABLE") }
 
-func (m *Machine) startSale()       { m.notAvailable("SALE") }
-func (m *Machine) startSettlement() { m.notAvailable("SETTLEMENT") }
-func (m *Machine) startSignIn()     { m.notAvailable("SIGN IN") }
-func (m *Machine) startJournal()    { m.notAvailable("JOURNAL") }
-func (m *Machine) reprintLast()     { m.notAvailable("REPRINT LAST") }
-func (m *Machine) startUnbind()     { m.notAvailable("UNBIND") }
-
-func (m *Machine) startVoid() {
-	m.askSupervisor("VOID", func(m *Machine) { m.notAvailable("VOID") })
-}
+func (m *Machine) startUnbind() { m.notAvailable("UNBIND") }
 
 func (m *Machine) startActivation() {
 	m.askTech("ACTIVATE", func(m *Machine) { m.notAvailable("ACTIVATE") })

@@ -34,6 +34,17 @@ type State struct {
 	TechPwdHash       string
 	SupervisorPwdHash string
 	PwdLock           PwdLock
+
+	// Merchant data (active terminals).
+	Merchant  Merchant
+	Counters  Counters
+	Journal   []Txn     // the open batch (Counters.Batch), in STAN order
+	Prev      []Txn     // the closed batch, readable until the next settlement
+	PrevBatch BatchNo   // 0 = none
+	Reversal  *Reversal // the pending reversal, if any
+	// NeedSignIn: the host asked for a sign-in, or the working keys are
+	// missing; the next financial message signs in first.
+	NeedSignIn bool
 }
 
 // Machine is the terminal core: a deterministic state machine. It is not
@@ -46,6 +57,10 @@ type Machine struct {
 	views []view // the screen stack; views[0] is the lifecycle's root
 	shown []string
 	out   []Effect
+
+	nextID   uint64 // of the last Request
+	inflight *job   // the exchange in flight (one at a time)
+	waiting  []*job // exchanges queued behind it
 }
 
 // New builds a machine from the state loaded from the stores.
@@ -67,6 +82,9 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	switch ev := ev.(type) {
 	case Boot:
 		m.enter(m.st.Lifecycle, "boot")
+		m.boot()
+	case AcquirerReply:
+		m.onAcquirerReply(ev)
 	case KeyPressed:
 		if len(m.views) > 0 {
 			m.top().key(m, ev.Key)
@@ -125,7 +143,32 @@ func (m *Machine) enter(l Lifecycle, why string) {
 }
 
 func (m *Machine) status() Status {
-	return Status{State: m.st.Lifecycle}
+	s := Status{State: m.st.Lifecycle}
+	if m.st.Lifecycle == Active || m.st.Lifecycle == Unbinding {
+		s.TID = m.st.Merchant.TID
+		s.BatchNo = m.st.Counters.Batch
+		for _, t := range m.st.Journal {
+			if t.Status == Approved {
+				s.BatchCount++
+			}
+		}
+	}
+	return s
+}
+
+// boot does what must happen before anything else: a pending reversal is
+// sent first (acquirer.md §Terminal rules), with the screen saying so.
+func (m *Machine) boot() {
+	if m.st.Lifecycle != Active || m.st.Reversal == nil {
+		return
+	}
+	m.push(&infoView{lines: []string{"REVERSAL", "VOUCHER " + m.st.Reversal.Txn.STAN.String(), "", "PROCESSING"}})
+	m.sendReversal(func(m *Machine, ok bool) {
+		m.popTo(1)
+		if !ok {
+			m.showResult("REVERSAL PENDING", "HOST UNREACHABLE", "RETRY LATER")
+		}
+	})
 }
 
 func (m *Machine) rootView() view {
@@ -192,9 +235,7 @@ func (m *Machine) replace(v view) { m.views[len(m.views)-1] = v }
 
 // result shows a result screen that returns to the menu the current flow
 // started from on any key or after ResultTimeout.
-func (m *Machine) result(lines ...string) {
-	m.push(&resultView{lines: lines, back: m.flowBase(), until: m.now.Add(ResultTimeout)})
-}
+func (m *Machine) result(lines ...string) { m.showResult(lines...) }
 
 // flowBase is the depth of the menu the current flow started from: the
 // topmost menu on the stack.

@@ -75,8 +75,12 @@ func runTranscript(t *testing.T, path string) string {
 	var m *Machine
 	now := t0
 	var out strings.Builder
+	var last Request // the last Exchange asked for
 	step := func(ev Event) {
 		for _, e := range m.Step(now, ev) {
+			if x, ok := e.(Exchange); ok {
+				last = x.Req
+			}
 			out.WriteString("  " + renderEffect(e) + "\n")
 		}
 	}
@@ -97,6 +101,14 @@ func runTranscript(t *testing.T, path string) string {
 				t.Fatalf("%s:%d: bad state %q", path, n, arg)
 			}
 			st.Lifecycle = l
+			if l == Active {
+				st.Merchant = Merchant{TID: "12345678", MID: "123456789012345", Name: "TEST SHOP", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"}
+				st.Counters = Counters{STAN: 0, Batch: 1}
+			}
+		case "needsignin":
+			st.NeedSignIn = true
+		case "reply":
+			step(parseReply(t, arg, last))
 		case "serial":
 			st.Serial = arg
 		case "boot":
@@ -149,8 +161,72 @@ func parseKeys(s string) []hal.Key {
 	return keys
 }
 
+// parseReply builds the answer to the last request:
+//
+//	reply 00|51|… [signin-again]   an answer with that field 39
+//	reply badmac                   39=00 whose MAC failed
+//	reply timeout                  written, no answer
+//	reply nodial                   never written
+//	reply settle 1|2               a settlement answer with that flag
+//	reply garbage                  an answer that did not decode
+func parseReply(t *testing.T, arg string, req Request) AcquirerReply {
+	r := AcquirerReply{ID: req.ID}
+	resp := Response{STAN: req.STAN, TID: req.Merchant.TID, Batch: req.Batch, RespCode: "00",
+		RRN: fmt.Sprintf("2511210%05d", req.STAN), Auth: fmt.Sprintf("38%04d", req.STAN%10000)}
+	f := strings.Fields(arg)
+	switch f[0] {
+	case "timeout":
+		r.Err, r.Written = fmt.Errorf("read: i/o timeout"), true
+		return r
+	case "nodial":
+		r.Err = fmt.Errorf("dial: connection refused")
+		return r
+	case "badmac":
+		resp.MACBad = true
+	case "garbage":
+		resp = Response{Undecodable: true}
+	case "settle":
+		resp.SettleFlag = f[1][0]
+	default:
+		resp.RespCode = f[0]
+		if f[0] != "00" {
+			resp.Auth = ""
+		}
+	}
+	if len(f) > 1 && f[len(f)-1] == "signin-again" {
+		resp.SignInAgain = true
+	}
+	r.Resp = resp
+	return r
+}
+
 func renderEffect(e Effect) string {
 	switch e := e.(type) {
+	case Exchange:
+		q := e.Req
+		s := fmt.Sprintf("exchange #%d %s stan=%s batch=%s", q.ID, q.Kind, q.STAN, q.Batch)
+		switch q.Kind {
+		case MsgSale, MsgVoid, MsgReversal:
+			s += fmt.Sprintf(" amount=%s pan=%s", q.Txn.Amount, q.Txn.PAN)
+		}
+		if q.Kind == MsgVoid {
+			s += fmt.Sprintf(" orig=%s/%s rrn=%s auth=%s", q.Txn.OrigBatch, q.Txn.OrigSTAN, q.Txn.RRN, q.Txn.Auth)
+		}
+		if q.Kind == MsgReversal {
+			s += fmt.Sprintf(" reason=%s auth=%q", q.Reason, q.Auth)
+		}
+		if q.Kind == MsgSettlement {
+			s += fmt.Sprintf(" totals=%+v", q.Totals)
+		}
+		if q.Kind == MsgBatchUpload {
+			s += fmt.Sprintf(" records=%d", len(q.Records))
+		}
+		if q.Kind == MsgBatchUploadEnd {
+			s += fmt.Sprintf(" count=%d balanced=%v", q.Count, q.Balanced)
+		}
+		return s
+	case Print:
+		return "print | " + strings.Join(e.Receipt.Lines, " | ")
 	case Show:
 		return "show | " + strings.Join(e.Screen.Lines, " | ")
 	case Persist:

@@ -1,0 +1,260 @@
+package terminal
+
+import (
+	"log/slog"
+)
+
+// MsgKind is an acquirer message of spec/acquirer.md §Messages.
+type MsgKind uint8
+
+const (
+	MsgSignIn MsgKind = iota + 1
+	MsgSale
+	MsgVoid
+	MsgReversal
+	MsgSettlement
+	MsgBatchUpload
+	MsgBatchUploadEnd
+)
+
+func (k MsgKind) String() string {
+	switch k {
+	case MsgSignIn:
+		return "sign-in"
+	case MsgSale:
+		return "sale"
+	case MsgVoid:
+		return "void"
+	case MsgReversal:
+		return "reversal"
+	case MsgSettlement:
+		return "settlement"
+	case MsgBatchUpload:
+		return "batch-upload"
+	case MsgBatchUploadEnd:
+		return "batch-upload-end"
+	}
+	return "?"
+}
+
+// Request is one message to the acquirer, described at the terminal's
+// level; the shell maps it to ISO 8583 fields (iso8583 fast path), MACs it
+// in the secure element and sends it.
+type Request struct {
+	ID       uint64 // matches the AcquirerReply
+	Kind     MsgKind
+	STAN     STAN
+	Batch    BatchNo // 60.2: the terminal's current batch
+	Merchant Merchant
+
+	Txn    Txn    // sale, void: the journal record; reversal: the message reversed
+	Track2 string // sale: the z value "PAN=YYMM…", never stored
+	Reason string // reversal: field 39
+	Auth   string // reversal: field 38 when the reversed answer carried one
+
+	Totals   Totals // settlement
+	Records  []Txn  // batch upload: up to 8 records
+	Count    int    // batch upload end: records uploaded
+	Balanced bool   // batch upload end: 60.3 = 207 (balanced) or 202
+}
+
+// Exchange asks the shell to send req and to answer with an AcquirerReply
+// carrying the same ID.
+type Exchange struct{ Req Request }
+
+func (Exchange) isEffect() {}
+
+// AcquirerReply is the outcome of an Exchange.
+type AcquirerReply struct {
+	ID  uint64
+	Err error // no usable answer; Written says whether the request may have reached the host
+	// Written: the request bytes may have reached the host (a reversal is
+	// owed for a sale or void).
+	Written bool
+	Resp    Response
+}
+
+func (AcquirerReply) isEvent() {}
+
+// Response is what the terminal needs from an answer.
+type Response struct {
+	RespCode    string  // field 39
+	RRN         string  // field 37
+	Auth        string  // field 38
+	STAN        STAN    // field 11
+	TID         string  // field 41
+	Batch       BatchNo // field 60.2
+	MACBad      bool    // 39=00 but field 64 did not verify (or was missing)
+	SignInAgain bool    // header processing requirement 3
+	// KeysErr is set on a sign-in whose working keys (field 62) did not
+	// install: bad check value or missing field. The keys themselves never
+	// reach the core: the shell hands field 62 to the secure element.
+	KeysErr error
+	// SettleFlag is the domestic flag of a settlement answer (digit 30 of
+	// field 48): '1' balanced, '2' not balanced, '3' error.
+	SettleFlag  byte
+	Undecodable bool // the answer did not decode: reversal reason 06
+}
+
+// Approved reports 39=00.
+func (r Response) Approved() bool { return r.RespCode == "00" }
+
+// declineNames are the short names shown after DECLINED <code>
+// (acquirer.md §Terminal rules).
+var declineNames = map[string]string{
+	"12": "INVALID TXN",
+	"25": "NO ORIGINAL",
+	"51": "INSUFFICIENT FUNDS",
+	"55": "WRONG PIN",
+	"64": "AMOUNT MISMATCH",
+	"94": "DUPLICATE",
+	"96": "SWITCH FAULT",
+	"97": "TERMINAL NOT REGISTERED",
+	"A0": "MAC ERROR",
+}
+
+// declineLines are the lines of a DECLINED screen; the name can be longer
+// than the display, so it gets a line of its own.
+func declineLines(code string) []string {
+	l := []string{"DECLINED " + code}
+	if n, ok := declineNames[code]; ok {
+		l = append(l, wrap(n)...)
+	}
+	return l
+}
+
+// job is an exchange waiting for its reply.
+type job struct {
+	req     Request
+	onReply func(m *Machine, r AcquirerReply)
+}
+
+// exchange sends req now if the link is free, or after the exchanges
+// already waiting. One request is in flight at a time (acquirer.md §Frame).
+func (m *Machine) exchange(req Request, onReply func(m *Machine, r AcquirerReply)) {
+	m.nextID++
+	req.ID = m.nextID
+	req.Merchant = m.st.Merchant
+	j := &job{req: req, onReply: onReply}
+	if m.inflight != nil {
+		m.waiting = append(m.waiting, j)
+		return
+	}
+	m.inflight = j
+	m.emit(Exchange{Req: req})
+}
+
+func (m *Machine) onAcquirerReply(r AcquirerReply) {
+	j := m.inflight
+	if j == nil || j.req.ID != r.ID {
+		m.log(slog.LevelWarn, "acquirer reply for no request", slog.Uint64("id", r.ID))
+		return
+	}
+	m.inflight = nil
+	if r.Err == nil && r.Resp.SignInAgain {
+		// Processing requirement 3: sign in before the next financial message.
+		m.st.NeedSignIn = true
+	}
+	j.onReply(m, r)
+	if m.inflight == nil && len(m.waiting) > 0 {
+		j := m.waiting[0]
+		m.waiting = m.waiting[1:]
+		m.inflight = j
+		m.emit(Exchange{Req: j.req})
+	}
+}
+
+// allocSTAN returns the next STAN and the op that persists it; the op goes
+// in the same Persist as the request's journal record, before the send.
+func (m *Machine) allocSTAN() (STAN, Op) {
+	m.st.Counters.STAN = m.st.Counters.STAN.Next()
+	return m.st.Counters.STAN, PutCounters{Counters: m.st.Counters}
+}
+
+// beforeFinancial clears the way for a financial message or settlement:
+// a pending reversal goes first (acquirer.md: "sent before any other
+// financial message or settlement"), then a sign-in if the host asked for
+// one or the working keys are missing. then runs once the way is clear;
+// fail gets a short reason for the screen.
+func (m *Machine) beforeFinancial(then func(m *Machine), fail func(m *Machine, reason string)) {
+	switch {
+	case m.st.Reversal != nil:
+		m.sendReversal(func(m *Machine, ok bool) {
+			if !ok {
+				fail(m, "REVERSAL PENDING")
+				return
+			}
+			m.beforeFinancial(then, fail)
+		})
+	case m.st.NeedSignIn:
+		m.signIn(func(m *Machine, reason string) {
+			if reason != "" {
+				fail(m, "SIGN IN "+reason)
+				return
+			}
+			m.beforeFinancial(then, fail)
+		})
+	default:
+		then(m)
+	}
+}
+
+// sendReversal sends the pending reversal; done learns whether a 0410
+// cleared it. Any 0410 whose F11 and F41 match clears it, whatever its 39.
+func (m *Machine) sendReversal(done func(m *Machine, ok bool)) {
+	rv := m.st.Reversal
+	if rv == nil {
+		done(m, true)
+		return
+	}
+	m.exchange(Request{Kind: MsgReversal, STAN: rv.Txn.STAN, Batch: rv.Txn.Batch, Txn: rv.Txn, Reason: rv.Reason, Auth: rv.Auth},
+		func(m *Machine, r AcquirerReply) {
+			if r.Err != nil || r.Resp.Undecodable || r.Resp.STAN != rv.Txn.STAN || r.Resp.TID != m.st.Merchant.TID {
+				m.log(slog.LevelWarn, "reversal not cleared", slog.String("stan", rv.Txn.STAN.String()), errAttr(r.Err))
+				done(m, false)
+				return
+			}
+			t := rv.Txn
+			t.Status = Reversed
+			m.putTxn(t)
+			m.st.Reversal = nil
+			m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})
+			m.log(slog.LevelInfo, "reversal cleared", slog.String("stan", t.STAN.String()), slog.String("reason", rv.Reason))
+			m.publishStatus()
+			done(m, true)
+		})
+}
+
+// signIn runs a sign-in (0800); done gets "" on success or a reason.
+func (m *Machine) signIn(done func(m *Machine, reason string)) {
+	stan, op := m.allocSTAN()
+	m.emit(Persist{Ops: []Op{op}})
+	m.exchange(Request{Kind: MsgSignIn, STAN: stan, Batch: m.st.Counters.Batch}, func(m *Machine, r AcquirerReply) {
+		switch {
+		case r.Err != nil:
+			done(m, "NO ANSWER")
+		case !r.Resp.Approved():
+			done(m, "DECLINED "+r.Resp.RespCode)
+		case r.Resp.KeysErr != nil:
+			m.log(slog.LevelError, "working keys refused", slog.String("err", r.Resp.KeysErr.Error()))
+			done(m, "KEY ERROR")
+		default:
+			m.st.NeedSignIn = false
+			// Adopt the host's batch number unless ours holds transactions
+			// (acquirer.md §Sign-in).
+			if r.Resp.Batch != 0 && r.Resp.Batch != m.st.Counters.Batch && len(m.st.Journal) == 0 {
+				m.st.Counters.Batch = r.Resp.Batch
+				m.emit(Persist{Ops: []Op{PutCounters{Counters: m.st.Counters}}})
+			}
+			m.log(slog.LevelInfo, "signed in", slog.String("batch", m.st.Counters.Batch.String()))
+			done(m, "")
+		}
+	})
+}
+
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.Attr{}
+	}
+	return slog.String("err", err.Error())
+}

@@ -1,0 +1,80 @@
+package terminal
+
+import (
+	"fmt"
+
+	"github.com/posagent/posagent/hal"
+)
+
+// journalPerPage is the number of journal lines under the title.
+const journalPerPage = 6
+
+// startJournal pages through the batch, one transaction per line
+// "<voucher> <SALE|VOID> <amount>"; Enter pages on, Cancel leaves. With an
+// empty open batch it shows the closed one, which stays readable until the
+// next settlement.
+func (m *Machine) startJournal() {
+	txns, batch := m.st.Journal, m.st.Counters.Batch
+	if len(txns) == 0 && len(m.st.Prev) > 0 {
+		txns, batch = m.st.Prev, m.st.PrevBatch
+	}
+	var shown []Txn
+	for _, t := range txns {
+		if t.Status == Approved {
+			shown = append(shown, t)
+		}
+	}
+	if len(shown) == 0 {
+		m.showResult("JOURNAL", "NO TRANSACTIONS")
+		return
+	}
+	m.push(&journalView{txns: shown, batch: batch})
+}
+
+type journalView struct {
+	txns  []Txn
+	batch BatchNo
+	page  int
+}
+
+func (v *journalView) render(*Machine) hal.Screen {
+	pages := (len(v.txns) + journalPerPage - 1) / journalPerPage
+	l := []string{fmt.Sprintf("JOURNAL %s %d/%d", v.batch, v.page+1, pages)}
+	for _, t := range v.txns[v.page*journalPerPage : min(len(v.txns), (v.page+1)*journalPerPage)] {
+		l = append(l, fmt.Sprintf("%s %s %s", t.STAN, t.Type, t.Amount))
+	}
+	if v.page+1 < pages {
+		l = append(l, "ENTER MORE")
+	} else {
+		l = append(l, "END")
+	}
+	return lines(l...)
+}
+
+func (v *journalView) key(m *Machine, k hal.Key) {
+	switch k {
+	case hal.KeyCancel:
+		m.cancelFlow()
+	case hal.KeyEnter:
+		if (v.page+1)*journalPerPage < len(v.txns) {
+			v.page++
+		} else {
+			m.cancelFlow()
+		}
+	}
+}
+
+// reprintLast prints the last approved transaction's receipt again, marked
+// DUPLICATE.
+func (m *Machine) reprintLast() {
+	for _, list := range [][]Txn{m.st.Journal, m.st.Prev} {
+		for i := len(list) - 1; i >= 0; i-- {
+			if list[i].Status == Approved {
+				m.emit(Print{Receipt: m.receipt(list[i], true)})
+				m.showResult("REPRINT LAST", "PRINTING", "VOUCHER "+list[i].STAN.String())
+				return
+			}
+		}
+	}
+	m.showResult("REPRINT LAST", "NO TRANSACTIONS")
+}
