@@ -1,0 +1,142 @@
+package iso8583
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+var updateCorpus = flag.Bool("update-fuzz-corpus", false, "rewrite testdata/fuzz/FuzzUnpack from the golden frames")
+
+const corpusDir = "testdata/fuzz/FuzzUnpack"
+
+// unpackReferenceSafe runs the moov-io reference decoder, turning a panic
+// into an error: moov-io is the reference for valid frames, not hardened
+// against every hostile byte string (only tests do this).
+func unpackReferenceSafe(frame []byte) (tpdu [5]byte, header [6]byte, mti string, fields map[int]string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("moov-io panic: %v", r)
+		}
+	}()
+	return UnpackReference(frame)
+}
+
+func FuzzUnpack(f *testing.F) {
+	for _, g := range loadGoldenDir(f, goldenCopy) {
+		f.Add(g.frame)
+	}
+	buf := make([]byte, MaxFrameSize)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var m Message
+		fastErr := m.Unpack(frame)
+		rt, rh, rmti, rfields, refErr := unpackReferenceSafe(frame)
+		if fastErr != nil {
+			if _, ok := fastErr.(*FieldError); !ok {
+				t.Fatalf("Unpack error %T %v is not a *FieldError", fastErr, fastErr)
+			}
+			return
+		}
+		// A frame the fast path accepts is canonical: packing it again
+		// gives the same bytes.
+		n, err := m.Pack(buf)
+		if err != nil {
+			t.Fatalf("Pack of an accepted frame: %v", err)
+		}
+		if !bytes.Equal(buf[:n], frame) {
+			t.Fatalf("accepted frame does not round-trip:\n in %X\nout %X", frame, buf[:n])
+		}
+		if refErr != nil {
+			return
+		}
+		mti, fields := toFields(&m)
+		if rt != m.TPDU || rh != m.Header || rmti != mti {
+			t.Fatalf("frame head: moov %X %X %s, fast %X %X %s", rt, rh, rmti, m.TPDU, m.Header, mti)
+		}
+		assertFields(t, fields, rfields)
+	})
+}
+
+// TestFuzzCorpus checks the committed seed corpus is there and that both
+// decoders survive it (it also runs as part of FuzzUnpack's seeds).
+func TestFuzzCorpus(t *testing.T) {
+	if *updateCorpus {
+		writeCorpus(t)
+	}
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*"))
+	if err != nil || len(files) < 50 {
+		t.Fatalf("%s: %d seed files, want at least 50 (regenerate with -update-fuzz-corpus): %v", corpusDir, len(files), err)
+	}
+	accepted := 0
+	for _, p := range files {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame, err := parseCorpusFile(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		var m Message
+		if m.Unpack(frame) == nil {
+			accepted++
+		}
+		_, _, _, _, _ = unpackReferenceSafe(frame)
+	}
+	if accepted < 23 || accepted == len(files) {
+		t.Errorf("corpus: %d of %d frames decode; want the goldens to decode and the mutations mostly not", accepted, len(files))
+	}
+}
+
+// parseCorpusFile reads the "go test fuzz v1" format with one []byte value.
+func parseCorpusFile(raw []byte) ([]byte, error) {
+	const head = "go test fuzz v1\n[]byte("
+	if !bytes.HasPrefix(raw, []byte(head)) {
+		return nil, fmt.Errorf("not a go fuzz v1 []byte file")
+	}
+	body := bytes.TrimSpace(raw[len(head):])
+	body = bytes.TrimSuffix(body, []byte(")"))
+	s, err := strconv.Unquote(string(body))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+func writeCorpus(t *testing.T) {
+	if err := os.MkdirAll(corpusDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := filepath.Glob(filepath.Join(corpusDir, "*"))
+	for _, p := range old {
+		os.Remove(p)
+	}
+	write := func(name string, frame []byte) {
+		content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(frame)) + ")\n"
+		if err := os.WriteFile(filepath.Join(corpusDir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, g := range loadGoldenDir(t, goldenCopy) {
+		base := g.file[:len(g.file)-len(".json")]
+		write(base, g.frame)
+		// Mutations: a flipped byte, a cut frame with its length fixed, an
+		// extra byte, a stray bitmap bit.
+		flip := bytes.Clone(g.frame)
+		i := offFields + r.IntN(len(flip)-offFields)
+		flip[i] ^= byte(1 + r.IntN(255))
+		write(base+"-flip", flip)
+		cut := fixLen(bytes.Clone(g.frame[:offFields+r.IntN(len(g.frame)-offFields)]))
+		write(base+"-cut", cut)
+		write(base+"-extra", fixLen(append(bytes.Clone(g.frame), 0x00)))
+		bm := bytes.Clone(g.frame)
+		bm[offBitmap+r.IntN(8)] ^= 1 << r.IntN(8)
+		write(base+"-bitmap", bm)
+	}
+}

@@ -1,0 +1,208 @@
+package iso8583
+
+// The acquirer profile of spec/acquirer.md as data. The fast path is driven by
+// this table; the moov-io ReferenceSpec (reference.go) is written out
+// independently in moov-io's own vocabulary, and TestProfileMatchesReference
+// checks that the two describe the same fields.
+
+// Frame layout: | length 2B | TPDU 5B | header 6B | MTI 2B | bitmap 8B | fields |
+const (
+	// MaxFrame is the largest length value a frame may carry (acquirer.md:
+	// "A frame whose length value exceeds 2,048 is refused"). A buffer for a
+	// whole frame needs MaxFrameSize bytes.
+	MaxFrame     = 2048
+	MaxFrameSize = MaxFrame + 2
+
+	offTPDU   = 2
+	offHeader = 7
+	offMTI    = 13
+	offBitmap = 15
+	offFields = 23
+)
+
+type format uint8
+
+const (
+	fmtNone format = iota // not in the profile
+	fmtN                  // packed BCD digits
+	fmtZ                  // packed BCD digits with '=' as nibble D (track 2)
+	fmtAN                 // ASCII letters, digits and space
+	fmtANS                // printable ASCII 0x20..0x7E
+	fmtB                  // raw bytes
+)
+
+type prefixKind uint8
+
+const (
+	fixed   prefixKind = iota
+	prefLL             // 1 byte BCD
+	prefLLL            // 2 bytes BCD
+)
+
+// fieldSpec is one row of acquirer.md's table. max counts digits for n/z and
+// bytes for an/ans/b, exactly as the length prefix does.
+type fieldSpec struct {
+	format format
+	prefix prefixKind
+	max    int
+	left   bool // fixed n field packed left-aligned (trailing 0 nibble)
+}
+
+var profile = [65]fieldSpec{
+	2:  {fmtN, prefLL, 19, false},   // PAN
+	3:  {fmtN, fixed, 6, false},     // processing code
+	4:  {fmtN, fixed, 12, false},    // amount in fen
+	11: {fmtN, fixed, 6, false},     // STAN
+	12: {fmtN, fixed, 6, false},     // local time hhmmss
+	13: {fmtN, fixed, 4, false},     // local date MMDD
+	14: {fmtN, fixed, 4, false},     // expiry YYMM
+	15: {fmtN, fixed, 4, false},     // settlement date MMDD
+	22: {fmtN, fixed, 3, true},      // entry mode: CUP left-aligns field 22 (021 -> 02 10)
+	25: {fmtN, fixed, 2, false},     // condition code
+	32: {fmtN, prefLL, 11, false},   // acquirer id
+	35: {fmtZ, prefLL, 37, false},   // track 2, '=' is nibble D
+	37: {fmtAN, fixed, 12, false},   // RRN
+	38: {fmtAN, fixed, 6, false},    // auth code
+	39: {fmtAN, fixed, 2, false},    // response code
+	41: {fmtANS, fixed, 8, false},   // TID
+	42: {fmtANS, fixed, 15, false},  // MID
+	44: {fmtAN, prefLL, 25, false},  // issuer + acquirer id
+	48: {fmtN, prefLLL, 322, false}, // settlement totals / batch upload records
+	49: {fmtAN, fixed, 3, false},    // currency
+	60: {fmtN, prefLLL, 17, false},  // 60.1..60.5
+	61: {fmtN, prefLLL, 29, false},  // original batch + STAN
+	62: {fmtB, prefLLL, 512, false}, // sign-in keys
+	63: {fmtANS, prefLLL, 163, false},
+	64: {fmtB, fixed, 8, false}, // MAC
+}
+
+// slotOff places every field at a fixed offset of Message.data, so a Set
+// never moves another field and storage never fragments.
+var slotOff, dataSize = func() (off [65]uint16, total int) {
+	for id := 2; id <= 64; id++ {
+		off[id] = uint16(total)
+		total += profile[id].max
+	}
+	return off, total
+}()
+
+// wireSpec is fieldSpec worked out once for the hot loops.
+type wireSpec struct {
+	slot   uint16 // offset in Message.data
+	max    uint16
+	fixed  uint16 // wire bytes of a fixed field (prefix kind fixed)
+	prefix prefixKind
+	format format
+	bcd    bool  // n or z: packed two per byte
+	lead   uint8 // 1: fixed odd n right-aligned, leading 0 nibble
+	mask   uint8 // charClass mask; 0 for b
+}
+
+var wire = func() (w [65]wireSpec) {
+	for id := 2; id <= 64; id++ {
+		fs := profile[id]
+		if fs.format == fmtNone {
+			continue
+		}
+		ws := wireSpec{slot: slotOff[id], max: uint16(fs.max), prefix: fs.prefix, format: fs.format}
+		ws.bcd = fs.format == fmtN || fs.format == fmtZ
+		ws.fixed = uint16(fs.max)
+		if ws.bcd {
+			ws.fixed = uint16(fs.max+1) / 2
+			if fs.prefix == fixed && !fs.left && fs.max%2 == 1 {
+				ws.lead = 1
+			}
+		}
+		if fs.format != fmtB {
+			ws.mask = 1 << fs.format
+		}
+		w[id] = ws
+	}
+	return w
+}()
+
+// dataCap is the size of Message.data; TestDataCap checks dataSize fits.
+const dataCap = 1300
+
+// InProfile reports whether field id is defined by the acquirer profile.
+func InProfile(id int) bool {
+	return id >= 2 && id <= 64 && profile[id].format != fmtNone
+}
+
+// profileMask has the wire bitmap bit of every profile field set.
+var profileMask = func() (m uint64) {
+	for id := 2; id <= 64; id++ {
+		if profile[id].format != fmtNone {
+			m |= bit(id)
+		}
+	}
+	return m
+}()
+
+// bit is the wire bitmap bit of field id (bit 1 is the MSB of byte 0).
+func bit(id int) uint64 { return 1 << (64 - id) }
+
+// charClass has bit f set for every byte allowed in a field of format f:
+// one table lookup per character on the hot path.
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		for f := fmtN; f <= fmtB; f++ {
+			if allowedCharSlow(f, byte(c)) {
+				t[c] |= 1 << f
+			}
+		}
+	}
+	return t
+}()
+
+// allowedChar reports whether c may appear in a field of format f.
+func allowedChar(f format, c byte) bool { return charClass[c]&(1<<f) != 0 }
+
+func allowedCharSlow(f format, c byte) bool {
+	switch f {
+	case fmtN:
+		return c >= '0' && c <= '9'
+	case fmtZ:
+		return c >= '0' && c <= '9' || c == '='
+	case fmtAN:
+		// spaces pad an fields on the right (acquirer.md), so they are allowed.
+		return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ' '
+	case fmtANS:
+		return c >= 0x20 && c <= 0x7e
+	case fmtB:
+		return true
+	}
+	return false
+}
+
+// Nibble tables for packed BCD. nibOf maps a semantic character to its
+// nibble ('=' is D in track 2, CUP z format). pairOf[b] holds the two
+// characters of byte b (little-endian: high nibble first in memory), and
+// pairOK[b] has bit f set when both nibbles are valid in format f.
+var (
+	nibOf  [256]byte
+	pairOf [256]uint16
+	pairOK [256]uint8
+	nibChr [16]byte
+)
+
+func init() {
+	for c := '0'; c <= '9'; c++ {
+		nibOf[c] = byte(c - '0')
+		nibChr[c-'0'] = byte(c)
+	}
+	nibOf['='] = 0xD
+	nibChr[0xD] = '='
+	for b := 0; b < 256; b++ {
+		hi, lo := b>>4, b&0xF
+		pairOf[b] = uint16(nibChr[hi]) | uint16(nibChr[lo])<<8
+		if hi <= 9 && lo <= 9 {
+			pairOK[b] |= 1<<fmtN | 1<<fmtZ
+		} else if (hi <= 9 || hi == 0xD) && (lo <= 9 || lo == 0xD) {
+			pairOK[b] |= 1 << fmtZ
+		}
+	}
+}
+
+// nibbleOK reports whether nibble x is valid in format f (n or z).
+func nibbleOK(f format, x byte) bool { return x <= 9 || f == fmtZ && x == 0xD }
