@@ -1,0 +1,67 @@
+package hal
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config is the [hal] section of the daemon config (terminal.md, "Config").
+// The daemon's TOML loader fills it; the zero value of a field means "use
+// the default" only through DefaultConfig, so start from that.
+type Config struct {
+	Kind        string `toml:"kind"`         // "linux" or "sim"
+	Console     string `toml:"console"`      // serial device path, or "stdio"
+	ConsoleBaud int    `toml:"console_baud"` // serial console speed; 8N1
+	CardReader  string `toml:"card_reader"`  // serial device, or with kind "sim" a pty/FIFO/file path
+	Printer     string `toml:"printer"`      // serial device, or with kind "sim" a file path
+	LEDPin      string `toml:"led_pin"`      // periph pin name, "" = absent
+	BuzzerPin   string `toml:"buzzer_pin"`   // periph pin name, "" = absent
+	TamperPin   string `toml:"tamper_pin"`   // periph pin name, "" = absent
+	Reboot      string `toml:"reboot"`       // "syscall" or "exit"
+}
+
+// Config values with a meaning of their own.
+const (
+	KindLinux     = "linux"
+	KindSim       = "sim"
+	ConsoleStdio  = "stdio"
+	RebootSyscall = "syscall"
+	RebootExit    = "exit"
+
+	DefaultBaud = 115200
+)
+
+// DefaultConfig returns the defaults of terminal.md.
+func DefaultConfig() Config {
+	return Config{
+		Kind:        KindLinux,
+		Console:     "/dev/ttyS1",
+		ConsoleBaud: DefaultBaud,
+		CardReader:  "/dev/ttyS2",
+		Printer:     "/dev/ttyS3",
+		Reboot:      RebootSyscall,
+	}
+}
+
+// Validate reports every problem of c at once, prefixed with the TOML key.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Kind {
+	case KindLinux, KindSim:
+	default:
+		errs = append(errs, fmt.Errorf("hal.kind %q: want %q or %q", c.Kind, KindLinux, KindSim))
+	}
+	if strings.TrimSpace(c.Console) == "" {
+		errs = append(errs, errors.New(`hal.console is empty: want a device path or "stdio"`))
+	}
+	if c.ConsoleBaud <= 0 {
+		errs = append(errs, fmt.Errorf("hal.console_baud %d: want a positive speed such as %d", c.ConsoleBaud, DefaultBaud))
+	}
+	switch c.Reboot {
+	case RebootSyscall, RebootExit:
+	default:
+		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q or %q", c.Reboot, RebootSyscall, RebootExit))
+	}
+	return errors.Join(errs...)
+}

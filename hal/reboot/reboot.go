@@ -1,0 +1,28 @@
+// Package reboot provides the Rebooter of the [hal] reboot modes:
+// "syscall" (sync then reboot(2)) and "exit" (hal.ExitRebooter: the daemon
+// exits with status 3 and its supervisor restarts it).
+package reboot
+
+import (
+	"fmt"
+
+	"github.com/posagent/posagent/hal"
+)
+
+// New returns the Rebooter for mode (hal.RebootSyscall or hal.RebootExit).
+func New(mode string) (hal.Rebooter, error) {
+	switch mode {
+	case hal.RebootExit:
+		return hal.ExitRebooter{}, nil
+	case hal.RebootSyscall:
+		return Syscall{}, nil
+	}
+	return nil, fmt.Errorf("hal.reboot %q: want %q or %q", mode, hal.RebootSyscall, hal.RebootExit)
+}
+
+// Syscall reboots the machine: sync(2), then reboot(2) with
+// LINUX_REBOOT_CMD_RESTART. It needs CAP_SYS_BOOT; without it Reboot
+// returns the error (EPERM) and the daemon stays up.
+type Syscall struct{}
+
+var _ hal.Rebooter = Syscall{}

@@ -1,0 +1,71 @@
+package simhw
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/posagent/posagent/hal"
+)
+
+// ReceiptSeparator ends every receipt in the printer file: a form feed on a
+// line of its own, the paper cut of a text printer. Split the file on it to
+// get the receipts back.
+const ReceiptSeparator = "\f\n"
+
+// FilePrinter is the simulator's printer: each receipt is appended to a file
+// as its lines, one per line, followed by ReceiptSeparator, and fsynced
+// before Print returns (the terminal treats a printed receipt as done).
+// It prints what it is given: masking PANs is the caller's job.
+type FilePrinter struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+}
+
+var _ hal.Printer = (*FilePrinter)(nil)
+
+// OpenFilePrinter opens (creating, mode 0600: receipts are merchant data)
+// the file at path for appending.
+func OpenFilePrinter(path string) (*FilePrinter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open printer file: %w", err)
+	}
+	return &FilePrinter{f: f, path: path}, nil
+}
+
+// Print appends r in one write and fsyncs.
+func (p *FilePrinter) Print(r hal.Receipt) error {
+	var b bytes.Buffer
+	for _, l := range r.Lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	b.WriteString(ReceiptSeparator)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.f == nil {
+		return fmt.Errorf("print receipt to %s: printer closed", p.path)
+	}
+	if _, err := p.f.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("print receipt to %s: %w", p.path, err)
+	}
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("print receipt to %s: fsync: %w", p.path, err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (p *FilePrinter) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.f == nil {
+		return nil
+	}
+	err := p.f.Close()
+	p.f = nil
+	return err
+}

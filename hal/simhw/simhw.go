@@ -1,0 +1,138 @@
+// Package simhw is the host simulator HAL (hal.Config.Kind == "sim"): the
+// terminal's devices mapped onto what a laptop or a CI runner has.
+//
+//   - Console: stdio (hal.Config.Console == "stdio"), or a serial device or
+//     pty path, through the shared hal/console.
+//   - Card reader: track-2 lines read from hal.Config.CardReader: a serial
+//     device or pty (go.bug.st/serial), a FIFO, or a regular file that is
+//     followed like tail -f. Reopened with a backoff after an error.
+//   - Printer: receipts appended to the file hal.Config.Printer (see
+//     FilePrinter), or ESC/POS when that path is a serial device or pty.
+//   - LED and buzzer: debug log lines.
+//   - Tamper: creating the file <data_dir>/TAMPER fires one tamper event;
+//     the simulator polls for it every second and removes it once fired.
+//   - Rebooter: hal.Config.Reboot, "exit" (hal.ErrRebootExit) or "syscall".
+package simhw
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/hal/console"
+	"github.com/posagent/posagent/hal/escpos"
+	"github.com/posagent/posagent/hal/magstripe"
+	"github.com/posagent/posagent/hal/reboot"
+	"github.com/posagent/posagent/hal/serialport"
+)
+
+// TamperFile is the name, inside the data directory, of the file whose
+// creation simulates the tamper switch.
+const TamperFile = "TAMPER"
+
+// Open opens the simulated devices described by cfg. dataDir is the
+// daemon's data_dir (for the tamper trigger file). On error nothing stays
+// open.
+func Open(cfg hal.Config, dataDir string) (_ *hal.Devices, err error) {
+	if cfg.Kind != hal.KindSim {
+		return nil, fmt.Errorf("simhw: hal.kind is %q, want %q", cfg.Kind, hal.KindSim)
+	}
+	if cfg.ConsoleBaud <= 0 {
+		cfg.ConsoleBaud = hal.DefaultBaud
+	}
+	d := &hal.Devices{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	d.Rebooter, err = reboot.New(cfg.Reboot)
+	if err != nil {
+		return nil, err
+	}
+
+	c, err := openConsole(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.OnClose(c.Close)
+	d.Display, d.Keypad = c, c
+
+	if cfg.CardReader == "" {
+		d.CardReader = hal.IdleCardReader{}
+	} else {
+		r := magstripe.New(cfg.CardReader, cardOpener(cfg.CardReader))
+		d.OnClose(r.Close)
+		d.CardReader = r
+	}
+
+	switch {
+	case cfg.Printer == "":
+		d.Printer = hal.NoPrinter{}
+	case serialport.IsTerminal(cfg.Printer):
+		p := serialport.NewLazy(cfg.Printer, hal.DefaultBaud)
+		d.OnClose(p.Close)
+		d.Printer = escpos.New(p)
+	default:
+		p, err := OpenFilePrinter(cfg.Printer)
+		if err != nil {
+			return nil, err
+		}
+		d.OnClose(p.Close)
+		d.Printer = p
+	}
+
+	d.LED = LogLED{}
+	d.Buzzer = LogBuzzer{}
+	t := WatchTamperFile(filepath.Join(dataDir, TamperFile))
+	d.OnClose(t.Close)
+	d.Tamper = t
+	return d, nil
+}
+
+func openConsole(cfg hal.Config) (*console.Console, error) {
+	if cfg.Console == hal.ConsoleStdio {
+		c, err := console.OpenStdio(os.Stdin, os.Stdout)
+		if err != nil {
+			return nil, fmt.Errorf("simhw console: %w", err)
+		}
+		return c, nil
+	}
+	p, err := serialport.Open(cfg.Console, cfg.ConsoleBaud)
+	if err != nil {
+		return nil, fmt.Errorf("simhw console: %w", err)
+	}
+	return console.New(p, p, p.Close), nil
+}
+
+// cardOpener opens path as a serial device when it is a terminal (pty or
+// UART), else as a FIFO or a regular file.
+func cardOpener(path string) magstripe.Opener {
+	return func() (io.ReadCloser, error) {
+		if serialport.IsTerminal(path) {
+			return serialport.Open(path, hal.DefaultBaud)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("card reader %s: %w", path, err)
+		}
+		if fi.Mode()&os.ModeNamedPipe != 0 {
+			// O_RDWR on a FIFO (Linux) neither blocks until a writer
+			// comes nor reads EOF when the last writer leaves: every
+			// `echo ';...?' > fifo` of a harness is one swipe.
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				return nil, fmt.Errorf("card reader %s: %w", path, err)
+			}
+			return f, nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("card reader %s: %w", path, err)
+		}
+		return newTail(f), nil
+	}
+}

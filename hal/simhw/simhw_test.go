@@ -1,0 +1,243 @@
+package simhw
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/hal/internal/ptytest"
+)
+
+func simConfig(t *testing.T) (hal.Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := hal.DefaultConfig()
+	cfg.Kind = hal.KindSim
+	cfg.Console = ptytest.New(t).Path
+	cfg.CardReader = ""
+	cfg.Printer = filepath.Join(dir, "receipts.txt")
+	cfg.Reboot = hal.RebootExit
+	return cfg, dir
+}
+
+func nextSwipe(t *testing.T, r hal.CardReader) hal.CardEvent {
+	t.Helper()
+	select {
+	case ev := <-r.Swipes():
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no swipe")
+	}
+	return hal.CardEvent{}
+}
+
+func TestPrinterFile(t *testing.T) {
+	cfg, _ := simConfig(t)
+	d, err := Open(cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const pan = "6222021234567890123"
+	receipts := []hal.Receipt{
+		{Lines: []string{"POSAGENT", "SALE", "CARD " + hal.MaskPAN(pan), "AMOUNT 12.34"}},
+		{Lines: []string{"VOID", "CARD " + hal.MaskPAN(pan), "DUPLICATE"}},
+	}
+	for _, r := range receipts {
+		if err := d.Printer.Print(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(cfg.Printer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "POSAGENT\nSALE\nCARD 622202*********0123\nAMOUNT 12.34\n\f\n" +
+		"VOID\nCARD 622202*********0123\nDUPLICATE\n\f\n"
+	if string(b) != want {
+		t.Fatalf("printer file %q\nwant %q", b, want)
+	}
+	if strings.Contains(string(b), pan) {
+		t.Fatal("printer file holds a full PAN")
+	}
+	if got := strings.Split(strings.TrimSuffix(string(b), ReceiptSeparator), ReceiptSeparator); len(got) != 2 {
+		t.Fatalf("split into %d receipts, want 2", len(got))
+	}
+	fi, err := os.Stat(cfg.Printer)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("printer file mode %v (%v), want 0600", fi.Mode(), err)
+	}
+
+	// Reopening appends, never truncates.
+	d.Close()
+	d2, err := Open(cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	d2.Printer.Print(hal.Receipt{Lines: []string{"THIRD"}})
+	b, _ = os.ReadFile(cfg.Printer)
+	if string(b) != want+"THIRD\n\f\n" {
+		t.Fatalf("after reopen %q", b)
+	}
+}
+
+func TestConsoleAndCardReaderOnPtys(t *testing.T) {
+	cfg, _ := simConfig(t)
+	con, card := ptytest.New(t), ptytest.New(t)
+	cfg.Console, cfg.CardReader = con.Path, card.Path
+	d, err := Open(cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	con.Write(t, []byte("5\n"))
+	for _, want := range []hal.Key{hal.Key5, hal.KeyEnter} {
+		select {
+		case k := <-d.Keypad.Keys():
+			if k != want {
+				t.Fatalf("key %v, want %v", k, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no key")
+		}
+	}
+	if err := d.Display.Show(hal.Screen{Lines: []string{"SWIPE CARD"}}); err != nil {
+		t.Fatal(err)
+	}
+	con.Expect(t, []byte("\x1b[2J\x1b[HSWIPE CARD"))
+
+	card.Write(t, []byte(";4761739001010010=30122011143804400000?\r\n"))
+	ev := nextSwipe(t, d.CardReader)
+	if ev.Err != nil || ev.Track2.Raw != "4761739001010010=30122011143804400000" {
+		t.Fatalf("swipe %v err %v", ev.Track2, ev.Err)
+	}
+}
+
+func TestCardReaderFIFO(t *testing.T) {
+	cfg, dir := simConfig(t)
+	fifo := filepath.Join(dir, "card")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CardReader = fifo
+	d, err := Open(cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// Two writers one after the other, as two `echo ... > fifo` would be.
+	for _, pan := range []string{"123456789012", "6222021234567890"} {
+		if err := os.WriteFile(fifo, []byte(";"+pan+"=2601101?\n"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if ev := nextSwipe(t, d.CardReader); ev.Err != nil || ev.Track2.PAN != pan {
+			t.Fatalf("swipe %v err %v, want %s", ev.Track2, ev.Err, hal.MaskPAN(pan))
+		}
+	}
+}
+
+func TestCardReaderTailsFile(t *testing.T) {
+	tailPoll = 10 * time.Millisecond
+	cfg, dir := simConfig(t)
+	path := filepath.Join(dir, "swipes.txt")
+	// An old swipe already in the file is not replayed.
+	if err := os.WriteFile(path, []byte(";999999999999=2601101?\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CardReader = path
+	d, err := Open(cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	time.Sleep(50 * time.Millisecond) // let the reader open and seek to the end
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(";123456789012=2601101?\n")
+	f.Close()
+	if ev := nextSwipe(t, d.CardReader); ev.Err != nil || ev.Track2.PAN != "123456789012" {
+		t.Fatalf("swipe %v err %v", ev.Track2, ev.Err)
+	}
+}
+
+func TestTamperFile(t *testing.T) {
+	TamperPoll = 10 * time.Millisecond
+	defer func() { TamperPoll = time.Second }()
+	cfg, _ := simConfig(t)
+	dataDir := t.TempDir()
+	d, err := Open(cfg, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	trigger := filepath.Join(dataDir, TamperFile)
+	for i := range 2 {
+		if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-d.Tamper.Tampered():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tamper %d did not fire", i+1)
+		}
+		select {
+		case <-d.Tamper.Tampered():
+			t.Fatalf("tamper %d fired twice", i+1)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if _, err := os.Stat(trigger); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("trigger file not removed after firing: %v", err)
+		}
+	}
+}
+
+func TestOpenOptions(t *testing.T) {
+	cfg, dir := simConfig(t)
+	cfg.Printer = ""
+	d, err := Open(cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Printer.Print(hal.Receipt{}); !errors.Is(err, hal.ErrNoPrinter) {
+		t.Fatalf("no printer: Print = %v", err)
+	}
+	if err := d.Rebooter.Reboot(); !errors.Is(err, hal.ErrRebootExit) {
+		t.Fatalf("Reboot = %v, want ErrRebootExit", err)
+	}
+	if err := d.LED.SetLED(hal.LEDRed); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Buzzer.Beep(time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Kind = hal.KindLinux
+	if _, err := Open(cfg, dir); err == nil {
+		t.Fatal("Open accepted kind linux")
+	}
+}
+
+func TestPrinterOnPtyIsESCPOS(t *testing.T) {
+	cfg, dir := simConfig(t)
+	prn := ptytest.New(t)
+	cfg.Printer = prn.Path
+	d, err := Open(cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Printer.Print(hal.Receipt{Lines: []string{"OK"}}); err != nil {
+		t.Fatal(err)
+	}
+	prn.Expect(t, []byte("\x1b@OK\n\x1bd\x04\x1dV\x01"))
+}
