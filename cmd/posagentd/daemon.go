@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +30,8 @@ type daemon struct {
 	se    hal.SecureElement
 	dev   *hal.Devices
 	m     *terminal.Machine
+	acq   *acquirerLink
+	async chan terminal.Event // results of work done off the loop
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
@@ -95,6 +98,8 @@ func openDaemon(cfg Config, log *slog.Logger) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.m = terminal.New(st, checkPassword)
+	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
+	d.async = make(chan terminal.Event, 16)
 	return d, nil
 }
 
@@ -141,7 +146,7 @@ func (d *daemon) loadState() (terminal.State, error) {
 	if err != nil {
 		return st, err
 	}
-	_, active, err := d.merch.Params()
+	active, err := d.loadMerchant(&st)
 	if err != nil {
 		return st, err
 	}
@@ -156,6 +161,70 @@ func (d *daemon) loadState() (terminal.State, error) {
 		st.Lifecycle = terminal.Unactivated
 	}
 	return st, nil
+}
+
+// loadMerchant reads the merchant data into st; active is false when the
+// terminal has no merchant parameters.
+func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
+	err = d.merch.View(func(tx *storage.MerchantTx) error {
+		p, ok, err := tx.Params()
+		if err != nil || !ok {
+			return err
+		}
+		active = true
+		if err := json.Unmarshal(p, &st.Merchant); err != nil {
+			return fmt.Errorf("merchant parameters: %w", err)
+		}
+		c, err := tx.Counters()
+		if err != nil {
+			return err
+		}
+		st.Counters = terminal.Counters{STAN: terminal.STAN(c.STAN), Batch: terminal.BatchNo(c.Batch)}
+		if st.Counters.Batch == 0 {
+			st.Counters.Batch = 1
+		}
+		batches, err := tx.Batches()
+		if err != nil {
+			return err
+		}
+		for _, b := range batches {
+			entries, err := tx.Txns(b)
+			if err != nil {
+				return err
+			}
+			var list []terminal.Txn
+			for _, e := range entries {
+				var t terminal.Txn
+				if err := json.Unmarshal(e.Rec, &t); err != nil {
+					return fmt.Errorf("journal record %d/%d: %w", b, e.STAN, err)
+				}
+				list = append(list, t)
+			}
+			switch {
+			case terminal.BatchNo(b) == st.Counters.Batch:
+				st.Journal = list
+			case terminal.BatchNo(b) > st.PrevBatch:
+				st.Prev, st.PrevBatch = list, terminal.BatchNo(b)
+			}
+		}
+		rv, ok, err := tx.Reversal()
+		if err != nil {
+			return err
+		}
+		if ok {
+			st.Reversal = new(terminal.Reversal)
+			if err := json.Unmarshal(rv, st.Reversal); err != nil {
+				return fmt.Errorf("reversal slot: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("load merchant store: %w", err)
+	}
+	// Without a MAK the first financial message signs in first.
+	st.NeedSignIn = active && !d.se.HasKey(hal.MAK)
+	return active, nil
 }
 
 // kvTampered marks, in the identity store, that the tamper input fired; it
@@ -213,6 +282,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(terminal.TamperDetected{})
 		case <-tick.C:
 			d.step(terminal.Tick{})
+		case ev := <-d.async:
+			d.step(ev)
 		}
 	}
 	return d.exit
@@ -271,13 +342,20 @@ func (d *daemon) do(e terminal.Effect) error {
 		return d.persist(e.Ops)
 	case terminal.Reboot:
 		d.reboot()
+	case terminal.Exchange:
+		// Off the loop: an exchange can take the whole acquirer timeout.
+		// The core keeps one in flight, so acquirerLink's buffers are free.
+		go func(q terminal.Request) { d.async <- d.acq.do(context.Background(), q) }(e.Req)
 	default:
 		d.log.Error("unknown effect", slog.String("type", fmt.Sprintf("%T", e)))
 	}
 	return nil
 }
 
+// persist writes ops: merchant ops in one fsynced transaction, identity
+// ops each in their own.
 func (d *daemon) persist(ops []terminal.Op) error {
+	var merchantOps []terminal.Op
 	for _, op := range ops {
 		var err error
 		switch op := op.(type) {
@@ -290,13 +368,48 @@ func (d *daemon) persist(ops []terminal.Op) error {
 		case terminal.PutSupervisorPwd:
 			err = d.ident.SetSupervisorPwdHash(op.Hash)
 		default:
-			err = fmt.Errorf("unknown store op %T", op)
+			merchantOps = append(merchantOps, op)
 		}
 		if err != nil {
 			return fmt.Errorf("persist %T: %w", op, err)
 		}
 	}
-	return nil
+	if len(merchantOps) == 0 {
+		return nil
+	}
+	return d.merch.Update(func(tx *storage.MerchantTx) error {
+		for _, op := range merchantOps {
+			if err := applyMerchantOp(tx, op); err != nil {
+				return fmt.Errorf("persist %T: %w", op, err)
+			}
+		}
+		return nil
+	})
+}
+
+func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
+	switch op := op.(type) {
+	case terminal.PutTxn:
+		b, err := json.Marshal(op.Txn)
+		if err != nil {
+			return err
+		}
+		return tx.PutTxn(uint32(op.Txn.Batch), uint32(op.Txn.STAN), b)
+	case terminal.PutCounters:
+		return tx.PutCounters(storage.Counters{STAN: uint32(op.Counters.STAN), Batch: uint32(op.Counters.Batch)})
+	case terminal.PutReversal:
+		b, err := json.Marshal(op.Reversal)
+		if err != nil {
+			return err
+		}
+		return tx.PutReversal(b)
+	case terminal.ClearReversal:
+		return tx.ClearReversal()
+	case terminal.DeleteBatch:
+		_, err := tx.DeleteBatch(uint32(op.Batch))
+		return err
+	}
+	return fmt.Errorf("unknown store op %T", op)
 }
 
 // reboot ends the loop with exit status 3 for reboot = "exit" (a supervisor

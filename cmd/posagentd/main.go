@@ -30,6 +30,8 @@ Usage:
   posagentd --config FILE              run the daemon
   posagentd factory-init --data-dir DIR --serial SERIAL --hq-key KID=BASE64 [--hq-key …] --tech-pwd-file FILE
                                        create the factory identity (once)
+  posagentd provision --config FILE --file PROVISION.json
+                                       lab/bench: make an unactivated terminal active from a file
   posagentd check-config --config FILE validate a config and print the effective one
   posagentd version                    print the version
 
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case "factory-init":
 			return cmdFactoryInit(args[1:], stdout, stderr)
+		case "provision":
+			return cmdProvision(args[1:], stdout, stderr)
 		case "check-config":
 			return cmdCheckConfig(args[1:], stdout, stderr)
 		case "help", "-h", "--help", "-help":

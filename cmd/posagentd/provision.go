@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/posagent/posagent/hal/sesim"
+	"github.com/posagent/posagent/iso8583/mac"
+	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/terminal"
+)
+
+// provisionFile is the development/bench provisioning file of
+// `posagentd provision`: the same parameters HQ's signed `provision`
+// command carries (spec/remote.md), with the TMK in clear hex because
+// there is no HQ to seal it. Lab and factory use only.
+type provisionFile struct {
+	TID          string `json:"tid"`
+	MID          string `json:"mid"`
+	MerchantName string `json:"merchant_name"`
+	Acquirer     struct {
+		Addr string `json:"addr"`
+		TLS  bool   `json:"tls"`
+		TPDU string `json:"tpdu"`
+	} `json:"acquirer"`
+	TMK    string `json:"tmk"`     // 32 hex digits
+	TMKKCV string `json:"tmk_kcv"` // optional: checked when given
+	Batch  uint32 `json:"batch"`   // optional starting batch number, default 1
+}
+
+var (
+	tidRE  = regexp.MustCompile(`^[\x20-\x7e]{8}$`)
+	midRE  = regexp.MustCompile(`^[\x20-\x7e]{15}$`)
+	tpduRE = regexp.MustCompile(`^60[0-9A-Fa-f]{8}$`)
+)
+
+func (p *provisionFile) validate() error {
+	switch {
+	case !tidRE.MatchString(p.TID):
+		return fmt.Errorf("tid %q: want 8 printable characters", p.TID)
+	case !midRE.MatchString(p.MID):
+		return fmt.Errorf("mid %q: want 15 printable characters", p.MID)
+	case p.Acquirer.Addr == "" || !strings.Contains(p.Acquirer.Addr, ":"):
+		return fmt.Errorf("acquirer.addr %q: want host:port", p.Acquirer.Addr)
+	case p.Acquirer.TPDU != "" && !tpduRE.MatchString(p.Acquirer.TPDU):
+		return fmt.Errorf("acquirer.tpdu %q: want 10 hex digits starting 60", p.Acquirer.TPDU)
+	case len(p.MerchantName) > 40:
+		return errors.New("merchant_name: at most 40 characters")
+	case p.Batch > 999999:
+		return errors.New("batch: at most 999999")
+	}
+	if b, err := hex.DecodeString(p.TMK); err != nil || len(b) != 16 {
+		return errors.New("tmk: want 32 hex digits (a double-length 3DES key)")
+	}
+	return nil
+}
+
+// cmdProvision puts an unactivated terminal into the active state from a
+// provisioning file: merchant parameters and counters into the merchant
+// store, the TMK into the secure element. The daemon must not be running.
+// Technician activation (spec/terminal.md) reaches the same state.
+func cmdProvision(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "/etc/posagent/posagent.toml", "config file (for data_dir)")
+	file := fs.String("file", "", "provisioning file (JSON)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "posagentd provision: "+format+"\n", a...)
+		return exitError
+	}
+	if *file == "" {
+		return fail("--file is required")
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	raw, err := os.ReadFile(*file)
+	if err != nil {
+		return fail("%v", err)
+	}
+	var p provisionFile
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fail("%s: %v", *file, err)
+	}
+	if err := p.validate(); err != nil {
+		return fail("%s: %v", *file, err)
+	}
+	tmk, _ := hex.DecodeString(p.TMK)
+	kcv := p.TMKKCV
+	if kcv == "" {
+		kcv = mac.TMKKCV(tmk)
+	}
+	idPath, merchPath, sePath := storage.Paths(cfg.DataDir)
+	ident, err := storage.OpenIdentity(idPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer ident.Close()
+	se, err := sesim.Open(sePath)
+	if err != nil {
+		return fail("secure element: %v", err)
+	}
+	merch, err := storage.OpenMerchant(merchPath, se)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer merch.Close()
+	if _, ok, err := merch.Params(); err != nil {
+		return fail("%v", err)
+	} else if ok {
+		return fail("terminal is already provisioned (unbind it first)")
+	}
+	if err := se.InstallTMK(tmk, kcv); err != nil {
+		return fail("TMK: %v", err)
+	}
+	params, _ := json.Marshal(terminal.Merchant{
+		TID: p.TID, MID: p.MID, Name: p.MerchantName,
+		AcquirerAddr: p.Acquirer.Addr, AcquirerTLS: p.Acquirer.TLS, TPDU: p.Acquirer.TPDU,
+	})
+	batch := p.Batch
+	if batch == 0 {
+		batch = 1
+	}
+	err = merch.Update(func(tx *storage.MerchantTx) error {
+		if err := tx.PutCounters(storage.Counters{Batch: batch}); err != nil {
+			return err
+		}
+		return tx.PutParams(params)
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	fmt.Fprintf(stdout, "provisioned TID %s MID %s, acquirer %s\n", p.TID, p.MID, p.Acquirer.Addr)
+	return exitOK
+}
