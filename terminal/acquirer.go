@@ -93,7 +93,8 @@ type Response struct {
 	// SettleFlag is the domestic flag of a settlement answer (digit 30 of
 	// field 48): '1' balanced, '2' not balanced, '3' error.
 	SettleFlag  byte
-	Undecodable bool // the answer did not decode: reversal reason 06
+	Undecodable bool  // the answer did not decode or did not match: reversal reason 06
+	DecodeErr   error // why, for the log
 }
 
 // Approved reports 39=00.
