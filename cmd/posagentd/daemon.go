@@ -52,7 +52,7 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "posagentd: %v\n", err)
 		return exitError
 	}
-	d, err := openDaemon(cfg, log)
+	d, err := openDaemon(cfg, log, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -67,8 +67,11 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	return d.loop(sigs)
 }
 
-func openDaemon(cfg Config, log *slog.Logger) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log}
+// openDaemon opens the stores and the ports. dev, when not nil, replaces
+// the adapter named by the config (in-process tests and benchmarks pass
+// haltest fakes).
+func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, dev: dev}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -84,8 +87,9 @@ func openDaemon(cfg Config, log *slog.Logger) (_ *daemon, err error) {
 	if d.merch, err = storage.OpenMerchant(merchPath, d.se); err != nil {
 		return nil, err
 	}
-	switch cfg.HAL.Kind {
-	case hal.KindSim:
+	switch {
+	case d.dev != nil:
+	case cfg.HAL.Kind == hal.KindSim:
 		d.dev, err = simhw.Open(cfg.HAL, cfg.DataDir)
 	default:
 		d.dev, err = linuxhw.Open(cfg.HAL)
