@@ -269,3 +269,45 @@ func TestSecondOpenIsLocked(t *testing.T) {
 		t.Fatal("second open hung")
 	}
 }
+
+func TestIdentityUpdateIsAtomic(t *testing.T) {
+	s, _ := openTestIdentity(t)
+	boom := errors.New("boom")
+	err := s.Update(func(tx *IdentityTx) error {
+		if err := tx.PutIntent([]byte(`{"id":"c1"}`)); err != nil {
+			return err
+		}
+		if _, err := tx.Enqueue("pos/v1/PA-0001/ack", []byte("accepted")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, ok, _ := s.Intent(); ok {
+		t.Error("intent written by a rolled-back transaction")
+	}
+	if items, _ := s.Outbox(); len(items) != 0 {
+		t.Error("outbox written by a rolled-back transaction")
+	}
+	err = s.Update(func(tx *IdentityTx) error {
+		if err := tx.PutSeen(SeenCommand{ID: "c1", Ack: []byte("final")}); err != nil {
+			return err
+		}
+		if err := tx.ClearIntent(); err != nil {
+			return err
+		}
+		_, err := tx.Enqueue("pos/v1/PA-0001/ack", []byte("final"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, _ := s.Seen("c1"); !ok || string(c.Ack) != "final" {
+		t.Errorf("seen = %+v %v", c, ok)
+	}
+	if items, _ := s.Outbox(); len(items) != 1 || string(items[0].Payload) != "final" {
+		t.Errorf("outbox = %+v", items)
+	}
+}

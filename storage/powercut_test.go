@@ -83,7 +83,7 @@ func TestPowerCut(t *testing.T) {
 	var last uint32
 	const rounds = 20
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
+		cmd := selfCommand("-test.run=^TestHelperWriter$", "-test.count=1")
 		cmd.Env = append(os.Environ(), helperDirEnv+"="+dir, helperKeyEnv+"="+hex.EncodeToString(se.key))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -164,4 +164,14 @@ func TestPowerCut(t *testing.T) {
 	if len(reported) < rounds*50 {
 		t.Fatalf("only %d STANs reported", len(reported))
 	}
+}
+
+// selfCommand re-executes the test binary. Under `make test-arm-core` the
+// binary is ARM and runs under qemu-arm-static without binfmt_misc, so
+// POSAGENT_EXEC_WRAPPER names the emulator to start the child with.
+func selfCommand(args ...string) *exec.Cmd {
+	if w := os.Getenv("POSAGENT_EXEC_WRAPPER"); w != "" {
+		return exec.Command(w, append([]string{os.Args[0]}, args...)...)
+	}
+	return exec.Command(os.Args[0], args...)
 }

@@ -5,8 +5,6 @@ package terminal
 
 func (m *Machine) notAvailable(title string) { m.result(title, "NOT AVAILABLE") }
 
-func (m *Machine) startUnbind() { m.notAvailable("UNBIND") }
-
 func (m *Machine) startActivation() {
 	m.askTech("ACTIVATE", func(m *Machine) { m.notAvailable("ACTIVATE") })
 }

@@ -45,6 +45,9 @@ type State struct {
 	// NeedSignIn: the host asked for a sign-in, or the working keys are
 	// missing; the next financial message signs in first.
 	NeedSignIn bool
+
+	// Intent is the unbind in progress (identity store), if any.
+	Intent *UnbindIntent
 }
 
 // Machine is the terminal core: a deterministic state machine. It is not
@@ -57,6 +60,11 @@ type Machine struct {
 	views []view // the screen stack; views[0] is the lifecycle's root
 	shown []string
 	out   []Effect
+
+	alarm   time.Time        // when onAlarm runs (zero: none)
+	onAlarm func(m *Machine) // a step waiting for its time (unbind retry)
+
+	unbindBackoff time.Duration
 
 	nextID   uint64 // of the last Request
 	inflight *job   // the exchange in flight (one at a time)
@@ -85,11 +93,20 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 		m.boot()
 	case AcquirerReply:
 		m.onAcquirerReply(ev)
+	case CommandReceived:
+		m.onCommand(ev.Cmd)
+	case Wiped:
+		m.onWiped(ev.Err)
 	case KeyPressed:
 		if len(m.views) > 0 {
 			m.top().key(m, ev.Key)
 		}
 	case Tick:
+		if !m.alarm.IsZero() && !now.Before(m.alarm) {
+			f := m.onAlarm
+			m.alarm, m.onAlarm = time.Time{}, nil
+			f(m)
+		}
 		if d, ok := m.top().(deadliner); ok {
 			if t := d.deadline(); !t.IsZero() && !now.Before(t) {
 				d.expire(m)
@@ -159,6 +176,14 @@ func (m *Machine) status() Status {
 // boot does what must happen before anything else: a pending reversal is
 // sent first (acquirer.md §Terminal rules), with the screen saying so.
 func (m *Machine) boot() {
+	if m.st.Lifecycle == Unbinding {
+		if m.st.Intent == nil {
+			m.enter(Active, "unbinding without an intent")
+			return
+		}
+		m.unbindStep()
+		return
+	}
 	if m.st.Lifecycle != Active || m.st.Reversal == nil {
 		return
 	}

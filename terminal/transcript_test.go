@@ -2,6 +2,7 @@ package terminal
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -107,6 +108,16 @@ func runTranscript(t *testing.T, path string) string {
 			}
 		case "needsignin":
 			st.NeedSignIn = true
+		case "command":
+			// command ID TYPE [UNSETTLED]
+			f := strings.Fields(arg)
+			c := RemoteCommand{ID: f[0], Type: f[1], ExpiresAt: t0.Add(time.Hour)}
+			if len(f) > 2 {
+				c.Unsettled = f[2]
+			}
+			step(CommandReceived{Cmd: c})
+		case "wiped":
+			step(Wiped{})
 		case "reply":
 			step(parseReply(t, arg, last))
 		case "serial":
@@ -225,6 +236,10 @@ func renderEffect(e Effect) string {
 			s += fmt.Sprintf(" count=%d balanced=%v", q.Count, q.Balanced)
 		}
 		return s
+	case SendAck:
+		return fmt.Sprintf("ack %s %s reason=%q seen=%v set-intent=%v clear-intent=%v result=%s", e.CmdID, e.State, e.Reason, e.Seen, e.SetIntent != nil, e.ClearIntent, e.Result)
+	case PublishEvent:
+		return fmt.Sprintf("event %s %s", e.Type, e.Data)
 	case Print:
 		return "print | " + strings.Join(e.Receipt.Lines, " | ")
 	case Show:
@@ -232,6 +247,11 @@ func renderEffect(e Effect) string {
 	case Persist:
 		var ops []string
 		for _, op := range e.Ops {
+			if pi, ok := op.(PutIntent); ok {
+				b, _ := json.Marshal(pi.Intent)
+				ops = append(ops, "terminal.PutIntent"+string(b))
+				continue
+			}
 			ops = append(ops, fmt.Sprintf("%T%+v", op, op))
 		}
 		return "persist " + strings.Join(ops, "; ")

@@ -1,0 +1,329 @@
+package terminal
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// RemoteCommand is a signed HQ command that the shell verified and checked
+// against spec/remote.md's table up to, but not including, the state
+// check, which is the core's: it knows the lifecycle.
+type RemoteCommand struct {
+	ID          string
+	Type        string // "unbind", "status", "provision"
+	ExpiresAt   time.Time
+	PayloadHash [32]byte
+	// unbind
+	Unsettled string // settle | refuse | force
+	Reason    string
+}
+
+// CommandReceived feeds a verified command to the machine.
+type CommandReceived struct{ Cmd RemoteCommand }
+
+// Wiped reports that the shell has erased the merchant data: keys
+// zeroised in the secure element, data key destroyed, merchant store
+// overwritten, removed and its directory fsynced.
+type Wiped struct{ Err error }
+
+func (CommandReceived) isEvent() {}
+func (Wiped) isEvent()           {}
+
+// Ack states and reasons of spec/remote.md.
+const (
+	AckRejected   = "rejected"
+	AckAccepted   = "accepted"
+	AckInProgress = "in_progress"
+	AckSucceeded  = "succeeded"
+	AckFailed     = "failed"
+
+	ReasonWrongState       = "wrong-state"
+	ReasonReplayed         = "replayed"
+	ReasonSettlementFailed = "settlement-failed"
+	ReasonUnsettledBatch   = "unsettled-batch"
+)
+
+// SendAck asks the shell to sign an ack, put it in the durable outbox and
+// publish it. The identity-store changes that go with it are written in the
+// same transaction: Seen records the command as executed with this ack as
+// its final one (a replay re-sends these exact bytes), SetIntent and
+// ClearIntent move the unbind intent.
+type SendAck struct {
+	CmdID       string
+	State       string
+	Reason      string
+	Result      json.RawMessage
+	Seen        bool
+	PayloadHash [32]byte
+	SetIntent   *UnbindIntent
+	ClearIntent bool
+}
+
+// PublishEvent asks the shell to sign and send an event (spec/remote.md
+// §Event payload) through the durable outbox.
+type PublishEvent struct {
+	Type string // activation_request, activated, unbound, tamper
+	Data json.RawMessage
+}
+
+// Wipe asks the shell to erase the merchant data; it answers with Wiped.
+type Wipe struct{}
+
+// PutIntent rewrites the unbind intent (identity store).
+type PutIntent struct{ Intent UnbindIntent }
+
+func (SendAck) isEffect()      {}
+func (PublishEvent) isEffect() {}
+func (Wipe) isEffect()         {}
+func (PutIntent) isOp()        {}
+
+// UnbindIntent is the persisted unbind in progress. It lives with the
+// factory identity, so it survives the wipe of the merchant store it
+// orders, and every boot resumes it until the final ack is in the outbox.
+type UnbindIntent struct {
+	CmdID       string    `json:"cmd_id"`
+	PayloadHash [32]byte  `json:"payload_hash"`
+	Source      string    `json:"source"` // "remote" or "device"
+	Unsettled   string    `json:"unsettled"`
+	Reason      string    `json:"reason,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	// Stage is "accepted" until the merchant data is about to be wiped,
+	// then "wiping" with the Summary fixed, so a run resumed after a power
+	// cut reports exactly what an uninterrupted one would.
+	Stage   string         `json:"stage"`
+	Settled string         `json:"settled,omitempty"` // outcome of the settlement this unbind ran
+	Summary *UnbindSummary `json:"summary,omitempty"`
+}
+
+// UnbindSummary is the proof of wipe in the final ack's result.
+type UnbindSummary struct {
+	Settlement     string          `json:"settlement"` // SETTLED, SETTLED UPLOADED, empty-batch, forced
+	Batch          string          `json:"batch"`
+	TxnsRemoved    int             `json:"txns_removed"`
+	BindingRemoved bool            `json:"binding_removed"`
+	KeysZeroised   bool            `json:"keys_zeroised"`
+	Unsettled      []UnsettledTxn  `json:"unsettled,omitempty"`
+	Extra          json.RawMessage `json:"-"`
+}
+
+// UnsettledTxn is one entry of result.unsettled for unbind with force.
+type UnsettledTxn struct {
+	STAN   string `json:"stan"`
+	Type   string `json:"type"`
+	Amount int64  `json:"amount"`
+	PAN    string `json:"pan"` // masked 6+4
+	Time   string `json:"time"`
+}
+
+// Unbind stages.
+const (
+	stageAccepted = "accepted"
+	stageWiping   = "wiping"
+)
+
+// settleRetry bounds the backoff between settlement attempts of an unbind.
+const (
+	settleRetryMin = 5 * time.Second
+	settleRetryMax = 60 * time.Second
+)
+
+func (m *Machine) onCommand(c RemoteCommand) {
+	m.log(slog.LevelInfo, "command", slog.String("id", c.ID), slog.String("type", c.Type))
+	if iv := m.st.Intent; iv != nil && iv.CmdID == c.ID {
+		// The command being executed, delivered again (a power cut after
+		// PUBACK, a broker re-delivery): say where it stands.
+		if iv.PayloadHash != c.PayloadHash {
+			m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonReplayed})
+			return
+		}
+		m.emit(SendAck{CmdID: c.ID, State: AckInProgress})
+		return
+	}
+	switch c.Type {
+	case "status":
+		m.publishStatus()
+		m.emit(SendAck{CmdID: c.ID, State: AckSucceeded, Seen: true, PayloadHash: c.PayloadHash})
+	case "unbind":
+		if m.st.Lifecycle != Active {
+			m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+			return
+		}
+		iv := &UnbindIntent{CmdID: c.ID, PayloadHash: c.PayloadHash, Source: "remote", Unsettled: c.Unsettled,
+			Reason: c.Reason, ExpiresAt: c.ExpiresAt, Stage: stageAccepted}
+		if iv.Unsettled == "" {
+			iv.Unsettled = "settle"
+		}
+		m.st.Intent = iv
+		m.emit(SendAck{CmdID: c.ID, State: AckAccepted, SetIntent: iv})
+		m.enter(Unbinding, "unbind command "+c.ID)
+		m.unbindStep()
+	default:
+		m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+	}
+}
+
+// startUnbind is the on-device unbind from the TECHNICIAN menu: the same
+// sequence as a remote unbind with settle, reported to HQ with an
+// `unbound` event instead of acks.
+func (m *Machine) startUnbind() {
+	m.push(&confirmView{
+		lines: []string{"UNBIND?", "SETTLES THE BATCH,", "ERASES MERCHANT DATA", "AND REBOOTS", "", "ENTER TO UNBIND"},
+		ok: func(m *Machine) {
+			iv := &UnbindIntent{CmdID: fmt.Sprintf("device-%s-%d", m.st.Serial, m.now.Unix()), Source: "device",
+				Unsettled: "settle", ExpiresAt: m.now.Add(10 * time.Minute), Stage: stageAccepted}
+			m.st.Intent = iv
+			m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
+			m.enter(Unbinding, "on-device unbind")
+			m.unbindStep()
+		},
+	})
+}
+
+// unbindStep moves the unbind on from wherever it stands; it is called
+// when the command is accepted, at every boot in the unbinding state, and
+// after each step. Every step is crash-safe: what it decided is on disk
+// before what depends on it.
+func (m *Machine) unbindStep() {
+	iv := m.st.Intent
+	if iv == nil {
+		return
+	}
+	if iv.Stage == stageWiping {
+		m.unbindScreen("ERASING DATA")
+		m.emit(Wipe{})
+		return
+	}
+	if m.st.Reversal != nil {
+		m.unbindScreen("REVERSAL")
+		m.sendReversal(func(m *Machine, ok bool) {
+			if !ok {
+				m.unbindRetry("reversal not cleared")
+				return
+			}
+			m.unbindStep()
+		})
+		return
+	}
+	open := m.approvedTxns()
+	sum := &UnbindSummary{Batch: m.st.Counters.Batch.String(), BindingRemoved: true, KeysZeroised: true,
+		TxnsRemoved: len(m.st.Journal) + len(m.st.Prev)}
+	switch {
+	case len(open) == 0:
+		sum.Settlement = "empty-batch"
+	case iv.Unsettled == "refuse":
+		m.unbindFail(ReasonUnsettledBatch)
+		return
+	case iv.Unsettled == "force":
+		sum.Settlement = "forced"
+		for _, t := range open {
+			sum.Unsettled = append(sum.Unsettled, UnsettledTxn{STAN: t.STAN.String(), Type: map[TxnType]string{Sale: "sale", Void: "void"}[t.Type],
+				Amount: int64(t.Amount), PAN: t.PAN.String(), Time: t.Time.Format(time.RFC3339)})
+		}
+	default:
+		m.unbindScreen("SETTLEMENT")
+		m.settle(func(m *Machine, outcome, failure string) {
+			if failure != "" {
+				m.unbindRetry("settlement: " + failure)
+				return
+			}
+			m.log(slog.LevelInfo, "unbind: batch settled", slog.String("outcome", outcome))
+			iv.Settled = outcome
+			m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
+			m.unbindStep()
+		})
+		return
+	}
+	if sum.Settlement == "empty-batch" && iv.Settled != "" {
+		// This unbind's own settlement closed the batch: report that one.
+		sum.Settlement, sum.Batch = iv.Settled, m.st.PrevBatch.String()
+	}
+	iv.Stage, iv.Summary = stageWiping, sum
+	m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
+	m.unbindStep()
+}
+
+func (m *Machine) approvedTxns() []Txn {
+	var out []Txn
+	for _, t := range m.st.Journal {
+		if t.Status == Approved {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (m *Machine) unbindScreen(step string) {
+	m.views = []view{&infoView{lines: []string{"UNBINDING", "", step, "", "DO NOT POWER OFF"}}}
+}
+
+// unbindRetry tries again with backoff until the command expires; then
+// the unbind fails and the terminal stays active: money is never wiped
+// away.
+func (m *Machine) unbindRetry(why string) {
+	iv := m.st.Intent
+	if !m.now.Before(iv.ExpiresAt) {
+		m.log(slog.LevelWarn, "unbind gives up", slog.String("why", why))
+		m.unbindFail(ReasonSettlementFailed)
+		return
+	}
+	m.unbindBackoff = min(max(2*m.unbindBackoff, settleRetryMin), settleRetryMax)
+	at := m.now.Add(m.unbindBackoff)
+	if at.After(iv.ExpiresAt) {
+		at = iv.ExpiresAt
+	}
+	m.log(slog.LevelWarn, "unbind step failed, retrying", slog.String("why", why), slog.Duration("in", at.Sub(m.now)))
+	m.unbindScreen("RETRY " + at.Format("15:04:05"))
+	m.alarm = at
+	m.onAlarm = func(m *Machine) { m.unbindStep() }
+}
+
+// unbindFail ends the unbind with a failed ack and back to active.
+func (m *Machine) unbindFail(reason string) {
+	iv := m.st.Intent
+	m.st.Intent = nil
+	m.unbindBackoff = 0
+	if iv.Source == "remote" {
+		m.emit(SendAck{CmdID: iv.CmdID, State: AckFailed, Reason: reason, Seen: true, PayloadHash: iv.PayloadHash, ClearIntent: true})
+	} else {
+		m.emit(Persist{Ops: []Op{ClearIntentOp{}}})
+	}
+	m.enter(Active, "unbind failed: "+reason)
+	if iv.Source == "device" {
+		m.showResult("UNBIND FAILED", reason)
+	}
+}
+
+// onWiped finishes the unbind: the final ack (or the unbound event) goes
+// into the outbox with the intent's removal, then the reboot.
+func (m *Machine) onWiped(err error) {
+	iv := m.st.Intent
+	if iv == nil {
+		return
+	}
+	if err != nil {
+		m.log(slog.LevelError, "wipe failed", slog.String("err", err.Error()))
+		m.unbindRetry("wipe: " + err.Error())
+		return
+	}
+	result, _ := json.Marshal(iv.Summary)
+	m.st.Merchant, m.st.Journal, m.st.Prev, m.st.PrevBatch, m.st.Reversal = Merchant{}, nil, nil, 0, nil
+	m.st.Counters = Counters{}
+	m.st.Intent = nil
+	if iv.Source == "remote" {
+		m.emit(SendAck{CmdID: iv.CmdID, State: AckSucceeded, Result: result, Seen: true, PayloadHash: iv.PayloadHash, ClearIntent: true})
+	} else {
+		m.emit(Persist{Ops: []Op{ClearIntentOp{}}})
+	}
+	m.emit(PublishEvent{Type: "unbound", Data: result})
+	m.st.Lifecycle = Unactivated
+	m.publishStatus()
+	m.views = []view{&infoView{lines: []string{"UNBOUND", "", "REBOOTING"}}}
+	m.emit(Reboot{})
+}
+
+// ClearIntentOp removes the unbind intent (identity store).
+type ClearIntentOp struct{}
+
+func (ClearIntentOp) isOp() {}

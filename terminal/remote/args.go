@@ -1,0 +1,233 @@
+package remote
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"unicode/utf8"
+)
+
+// What an unbind does with an open batch that holds transactions.
+const (
+	UnsettledSettle = "settle" // settle first (the default); never wipe money away
+	UnsettledRefuse = "refuse" // fail with unsettled-batch, wipe nothing
+	UnsettledForce  = "force"  // report the batch in the final ack, then wipe
+)
+
+// MaxUnbindReason is the longest unbind reason, in characters.
+const MaxUnbindReason = 200
+
+// UnbindArgs are the args of an unbind command.
+type UnbindArgs struct {
+	Reason    string `json:"reason"`
+	Unsettled string `json:"unsettled"`
+}
+
+// ParseUnbindArgs decodes {"reason":"<≤200>","unsettled":"settle|refuse|force"};
+// both keys are optional (unsettled defaults to settle), unknown keys are
+// invalid.
+func ParseUnbindArgs(raw json.RawMessage) (UnbindArgs, error) {
+	a := UnbindArgs{Unsettled: UnsettledSettle}
+	m, err := argsObject(raw, "reason", "unsettled")
+	if err != nil {
+		return UnbindArgs{}, fmt.Errorf("unbind args: %w", err)
+	}
+	if err := optString(m, "reason", &a.Reason); err != nil {
+		return UnbindArgs{}, fmt.Errorf("unbind args: %w", err)
+	}
+	if n := utf8.RuneCountInString(a.Reason); n > MaxUnbindReason {
+		return UnbindArgs{}, fmt.Errorf("unbind args: reason is %d characters, max %d", n, MaxUnbindReason)
+	}
+	if err := optString(m, "unsettled", &a.Unsettled); err != nil {
+		return UnbindArgs{}, fmt.Errorf("unbind args: %w", err)
+	}
+	switch a.Unsettled {
+	case UnsettledSettle, UnsettledRefuse, UnsettledForce:
+	default:
+		return UnbindArgs{}, fmt.Errorf("unbind args: unsettled %q, want settle, refuse or force", a.Unsettled)
+	}
+	return a, nil
+}
+
+// Acquirer is where a provisioned terminal reaches its acquirer host.
+type Acquirer struct {
+	Addr string `json:"addr"` // host:port
+	TLS  bool   `json:"tls"`
+	TPDU string `json:"tpdu"` // 10 hex digits, e.g. 6000030000
+}
+
+// MaxMerchantName is the longest merchant name, in characters.
+const MaxMerchantName = 40
+
+// ProvisionArgs are the args of a provision command.
+type ProvisionArgs struct {
+	TID          string   `json:"tid"`           // 8 ans (ISO 8583 field 41)
+	MID          string   `json:"mid"`           // 15 ans (ISO 8583 field 42)
+	MerchantName string   `json:"merchant_name"` // ≤ 40 characters
+	Acquirer     Acquirer `json:"acquirer"`
+	TMKSealed    []byte   `json:"tmk_sealed"` // nacl/box.SealAnonymous of the 16-byte TMK
+	TMKKCV       string   `json:"tmk_kcv"`    // 6 hex digits, compared case-insensitively
+	Activation   string   `json:"activation"` // the activation request id answered
+}
+
+// ParseProvisionArgs decodes and checks provision args. Required: tid, mid,
+// acquirer.addr, acquirer.tpdu, tmk_sealed, tmk_kcv, activation; optional:
+// merchant_name (""), acquirer.tls (false). Unknown keys at either level are
+// invalid. tmk_sealed is only checked to be base64: whether it opens is
+// the terminal's bad-seal failure, not an invalid command.
+func ParseProvisionArgs(raw json.RawMessage) (ProvisionArgs, error) {
+	var a ProvisionArgs
+	wrap := func(err error) (ProvisionArgs, error) {
+		return ProvisionArgs{}, fmt.Errorf("provision args: %w", err)
+	}
+	m, err := argsObject(raw, "tid", "mid", "merchant_name", "acquirer", "tmk_sealed", "tmk_kcv", "activation")
+	if err != nil {
+		return wrap(err)
+	}
+	var sealed string
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"tid", &a.TID}, {"mid", &a.MID}, {"tmk_sealed", &sealed}, {"tmk_kcv", &a.TMKKCV}, {"activation", &a.Activation}} {
+		if err := reqString(m, f.key, f.dst); err != nil {
+			return wrap(err)
+		}
+	}
+	if err := optString(m, "merchant_name", &a.MerchantName); err != nil {
+		return wrap(err)
+	}
+	if !ans(a.TID, 8) {
+		return wrap(fmt.Errorf("tid %q: want 8 ans", a.TID))
+	}
+	if !ans(a.MID, 15) {
+		return wrap(fmt.Errorf("mid %q: want 15 ans", a.MID))
+	}
+	if n := utf8.RuneCountInString(a.MerchantName); n > MaxMerchantName {
+		return wrap(fmt.Errorf("merchant_name is %d characters, max %d", n, MaxMerchantName))
+	}
+	if a.TMKSealed, err = base64.StdEncoding.Strict().DecodeString(sealed); err != nil || len(a.TMKSealed) == 0 {
+		return wrap(errors.New("tmk_sealed: want non-empty standard base64"))
+	}
+	if !isHex(a.TMKKCV, 6) {
+		return wrap(fmt.Errorf("tmk_kcv %q: want 6 hex digits", a.TMKKCV))
+	}
+	if !ValidID(a.Activation) {
+		return wrap(fmt.Errorf("activation %q: want 1-64 of [A-Za-z0-9._-]", a.Activation))
+	}
+	acq, ok := m["acquirer"]
+	if !ok {
+		return wrap(errors.New("missing key \"acquirer\""))
+	}
+	am, err := argsObject(acq, "addr", "tls", "tpdu")
+	if err != nil {
+		return wrap(fmt.Errorf("acquirer: %w", err))
+	}
+	if err := reqString(am, "addr", &a.Acquirer.Addr); err != nil {
+		return wrap(fmt.Errorf("acquirer: %w", err))
+	}
+	if err := reqString(am, "tpdu", &a.Acquirer.TPDU); err != nil {
+		return wrap(fmt.Errorf("acquirer: %w", err))
+	}
+	if v, ok := am["tls"]; ok {
+		if err := json.Unmarshal(v, &a.Acquirer.TLS); err != nil {
+			return wrap(errors.New("acquirer: tls: not a boolean"))
+		}
+	}
+	if err := checkHostPort(a.Acquirer.Addr); err != nil {
+		return wrap(fmt.Errorf("acquirer: addr %q: %w", a.Acquirer.Addr, err))
+	}
+	if !isHex(a.Acquirer.TPDU, 10) {
+		return wrap(fmt.Errorf("acquirer: tpdu %q: want 10 hex digits", a.Acquirer.TPDU))
+	}
+	return a, nil
+}
+
+// ParseStatusArgs accepts only {} (absent args arrive here as {}).
+func ParseStatusArgs(raw json.RawMessage) error {
+	if _, err := argsObject(raw); err != nil {
+		return fmt.Errorf("status args: %w", err)
+	}
+	return nil
+}
+
+// argsObject decodes an args object strictly and refuses keys not in allowed.
+// Empty raw (absent args) is {}.
+func argsObject(raw json.RawMessage, allowed ...string) (map[string]json.RawMessage, error) {
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	m, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+next:
+	for k := range m {
+		for _, a := range allowed {
+			if k == a {
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("unknown key %q", k)
+	}
+	return m, nil
+}
+
+func optString(m map[string]json.RawMessage, key string, dst *string) error {
+	v, ok := m[key]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(v, dst); err != nil || string(v) == "null" {
+		return fmt.Errorf("%s: not a string", key)
+	}
+	return nil
+}
+
+func reqString(m map[string]json.RawMessage, key string, dst *string) error {
+	if _, ok := m[key]; !ok {
+		return fmt.Errorf("missing key %q", key)
+	}
+	return optString(m, key, dst)
+}
+
+// ans reports whether s is exactly n ISO 8583 "ans" characters: printable
+// ASCII, space included.
+func ans(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// checkHostPort accepts host:port with a non-empty host and a port 1-65535.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("empty host")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return errors.New("port not in 1-65535")
+	}
+	return nil
+}

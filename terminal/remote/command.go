@@ -1,0 +1,281 @@
+package remote
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Command types (remote.md §Command payload).
+const (
+	TypeUnbind    = "unbind"
+	TypeProvision = "provision"
+	TypeStatus    = "status"
+)
+
+// Rejection and failure reasons, the exact machine words of remote.md.
+const (
+	ReasonInvalid          = "invalid"
+	ReasonWrongSerial      = "wrong-serial"
+	ReasonReplayed         = "replayed"
+	ReasonExpired          = "expired"
+	ReasonNotYetValid      = "not-yet-valid"
+	ReasonWrongState       = "wrong-state"
+	ReasonUnsettledBatch   = "unsettled-batch"
+	ReasonSettlementFailed = "settlement-failed"
+	ReasonBadKCV           = "bad-kcv"
+	ReasonBadSeal          = "bad-seal"
+)
+
+// MaxClockSkew is how far in the future issued_at may lie (remote.md:
+// issued_at <= now + 5 min), to absorb HQ and terminal clock drift.
+const MaxClockSkew = 5 * time.Minute
+
+// Command is a command payload. Args holds the raw args object ({} when
+// the payload had none); Unbind and Provision decode it.
+type Command struct {
+	V         int             `json:"v"`
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Serial    string          `json:"serial"`
+	IssuedAt  time.Time       `json:"issued_at"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Args      json.RawMessage `json:"args,omitempty"`
+}
+
+// Payload encodes the command as the bytes HQ signs: the remote.md keys,
+// times in RFC 3339 with their zone, a zero V written as Version.
+func (c Command) Payload() ([]byte, error) {
+	type plain Command
+	p := plain(c)
+	if p.V == 0 {
+		p.V = Version
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("command %s payload: %w", c.ID, err)
+	}
+	return b, nil
+}
+
+// Unbind decodes the args of an unbind command.
+func (c Command) Unbind() (UnbindArgs, error) { return ParseUnbindArgs(c.Args) }
+
+// Provision decodes the args of a provision command.
+func (c Command) Provision() (ProvisionArgs, error) { return ParseProvisionArgs(c.Args) }
+
+// Verdict is the outcome of CheckCommand.
+//
+//   - Resend: the id was executed before with the same payload bytes; the
+//     caller re-sends the stored final ack envelope verbatim and does
+//     nothing else (even if the command has expired since).
+//   - Reason != "": the command is rejected; ack AckRejected with Reason and
+//     CmdID ("" when the payload had no usable id) and change nothing.
+//   - otherwise the command passed every check but wrong-state, which only
+//     the caller can judge (see StateOK).
+//
+// Detail is a human explanation for the log line, never sent.
+type Verdict struct {
+	CmdID  string
+	Reason string
+	Resend bool
+	Detail string
+}
+
+// OK reports whether the command passed every check CheckCommand makes.
+func (v Verdict) OK() bool { return v.Reason == "" && !v.Resend }
+
+// SeenFunc looks up an executed command id and returns the SHA-256 of the
+// payload bytes it was executed with.
+type SeenFunc func(id string) (payloadSHA256 [32]byte, ok bool)
+
+var commandKeys = map[string]bool{
+	"v": true, "id": true, "type": true, "serial": true,
+	"issued_at": true, "expires_at": true, "args": true,
+}
+
+// CheckCommand runs the check table of remote.md, in its order, on a
+// verified payload for the terminal serial at time now; the first failing
+// check decides. seen may be nil (nothing executed yet). The returned
+// Command holds whatever could be decoded, even on rejection.
+func CheckCommand(payload []byte, serial string, now time.Time, seen SeenFunc) (Command, Verdict) {
+	var c Command
+	invalid := func(format string, a ...any) (Command, Verdict) {
+		return c, Verdict{CmdID: c.ID, Reason: ReasonInvalid, Detail: fmt.Sprintf(format, a...)}
+	}
+
+	// 1. JSON with v=1 and every required key; unknown keys are invalid.
+	fields, err := decodeObject(payload)
+	if err != nil {
+		return invalid("payload: %v", err)
+	}
+	// The id is read first so that every later rejection names it; an
+	// unusable id leaves CmdID "" (remote.md: acked with cmd_id "").
+	if raw, ok := fields["id"]; ok {
+		var id string
+		if json.Unmarshal(raw, &id) == nil && ValidID(id) {
+			c.ID = id
+		}
+	}
+	for k := range fields {
+		if !commandKeys[k] {
+			return invalid("unknown key %q", k)
+		}
+	}
+	for _, k := range []string{"v", "id", "type", "serial", "issued_at", "expires_at"} {
+		if _, ok := fields[k]; !ok {
+			return invalid("missing key %q", k)
+		}
+	}
+	if c.ID == "" {
+		return invalid("id: want 1-64 of [A-Za-z0-9._-]")
+	}
+	if string(bytes.TrimSpace(fields["v"])) != "1" {
+		return invalid("v %s, want 1", fields["v"])
+	}
+	c.V = Version
+	if err := json.Unmarshal(fields["type"], &c.Type); err != nil {
+		return invalid("type: not a string")
+	}
+	if err := json.Unmarshal(fields["serial"], &c.Serial); err != nil {
+		return invalid("serial: not a string")
+	}
+	if c.IssuedAt, err = parseTime(fields["issued_at"]); err != nil {
+		return invalid("issued_at: %v", err)
+	}
+	if c.ExpiresAt, err = parseTime(fields["expires_at"]); err != nil {
+		return invalid("expires_at: %v", err)
+	}
+	c.Args = fields["args"]
+	if len(c.Args) == 0 || string(c.Args) == "null" {
+		// Absent args mean {}; null is taken as absent because encoders
+		// write a nil map that way.
+		c.Args = json.RawMessage("{}")
+	}
+
+	// 2. Addressed to this terminal.
+	if c.Serial != serial {
+		return c, Verdict{CmdID: c.ID, Reason: ReasonWrongSerial, Detail: fmt.Sprintf("serial %q", c.Serial)}
+	}
+
+	// 3-4. Seen ids: the same bytes re-send the stored final ack, other
+	// bytes under a used id are a replay.
+	if seen != nil {
+		if sum, ok := seen(c.ID); ok {
+			if sum == sha256.Sum256(payload) {
+				return c, Verdict{CmdID: c.ID, Resend: true, Detail: "already executed"}
+			}
+			return c, Verdict{CmdID: c.ID, Reason: ReasonReplayed, Detail: "id executed with another payload"}
+		}
+	}
+
+	// 5. now <= expires_at.
+	if now.After(c.ExpiresAt) {
+		return c, Verdict{CmdID: c.ID, Reason: ReasonExpired, Detail: "expired at " + c.ExpiresAt.Format(time.RFC3339)}
+	}
+	// 6. issued_at <= now + 5 min.
+	if c.IssuedAt.After(now.Add(MaxClockSkew)) {
+		return c, Verdict{CmdID: c.ID, Reason: ReasonNotYetValid, Detail: "issued at " + c.IssuedAt.Format(time.RFC3339)}
+	}
+
+	// 7. Known type with valid args.
+	if err := CheckArgs(c.Type, c.Args); err != nil {
+		return invalid("%v", err)
+	}
+	return c, Verdict{CmdID: c.ID}
+}
+
+// CheckArgs validates args for a command type; an unknown type is an error.
+func CheckArgs(cmdType string, args json.RawMessage) error {
+	var err error
+	switch cmdType {
+	case TypeUnbind:
+		_, err = ParseUnbindArgs(args)
+	case TypeProvision:
+		_, err = ParseProvisionArgs(args)
+	case TypeStatus:
+		err = ParseStatusArgs(args)
+	default:
+		return fmt.Errorf("unknown type %q", cmdType)
+	}
+	return err
+}
+
+// StateOK is the wrong-state check, the last row of the table, which needs
+// the lifecycle only the caller knows: unbind needs "active"; provision
+// needs "unactivated" with a pending activation request whose id the
+// command names; status fits every state.
+func StateOK(cmdType, lifecycle, pendingActivationID, provisionActivationID string) bool {
+	switch cmdType {
+	case TypeUnbind:
+		return lifecycle == "active"
+	case TypeProvision:
+		return lifecycle == "unactivated" && pendingActivationID != "" &&
+			pendingActivationID == provisionActivationID
+	case TypeStatus:
+		return true
+	}
+	return false
+}
+
+// parseTime accepts RFC 3339 with a zone (Z or ±hh:mm), with or without
+// fractional seconds; a local time without a zone is ambiguous across the
+// HQ and terminal time zones and is refused.
+func parseTime(raw json.RawMessage) (time.Time, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, errors.New("not a string")
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not RFC 3339 with a zone", s)
+	}
+	return t, nil
+}
+
+// decodeObject decodes one JSON object into its members, refusing
+// anything else, trailing data and duplicate keys (a duplicate would let
+// two readers of the same signed bytes see different commands).
+func decodeObject(raw []byte) (map[string]json.RawMessage, error) {
+	if !json.Valid(raw) {
+		return nil, errors.New("not JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	m := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("object key is not a string")
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("key %q: %w", key, err)
+		}
+		if _, dup := m[key]; dup {
+			return nil, fmt.Errorf("duplicate key %q", key)
+		}
+		m[key] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing }
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the object")
+	}
+	return m, nil
+}
