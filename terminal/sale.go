@@ -142,6 +142,11 @@ func (m *Machine) onFinancialReply(t Txn, r AcquirerReply) {
 		m.showResult(append([]string{what, "APPROVED", "VOUCHER " + t.STAN.String(), "AMOUNT " + t.Amount.String()}, "AUTH "+t.Auth)...)
 	default:
 		t.Status, t.RespCode = Declined, r.Resp.RespCode
+		if t.RespCode == ReasonMACFailed {
+			// The host could not verify our MAC: its working keys and ours
+			// differ. Sign in before the next financial message.
+			m.st.NeedSignIn = true
+		}
 		m.st.Reversal = nil
 		m.putTxn(t)
 		m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,14 @@ type daemon struct {
 	m     *terminal.Machine
 	acq   *acquirerLink
 	async chan terminal.Event // results of work done off the loop
+	id    storage.Identity
+	rl    *remoteLink
+	// next holds events that effects produced synchronously (Wiped), fed
+	// to the machine right after the current step.
+	next []terminal.Event
+	// lastStatus is the status the core last asked to publish.
+	lastStatus terminal.Status
+	sd    *sdNotifier         // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
@@ -61,6 +70,8 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	d.sd = startSystemd(log)
+	defer d.sd.Stop() // STOPPING=1 before the stores close
 
 	log.Info("posagentd started", slog.String("version", version),
 		slog.String("serial", d.serial()), slog.String("state", d.m.Lifecycle().String()))
@@ -97,11 +108,17 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 	if err != nil {
 		return nil, fmt.Errorf("hal %s: %w", cfg.HAL.Kind, err)
 	}
+	if d.id, err = d.ident.Identity(); err != nil {
+		return nil, err
+	}
 	st, err := d.loadState()
 	if err != nil {
 		return nil, err
 	}
 	d.m = terminal.New(st, checkPassword)
+	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
+		return nil, err
+	}
 	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
 	d.async = make(chan terminal.Event, 16)
 	return d, nil
@@ -146,13 +163,23 @@ func (d *daemon) loadState() (terminal.State, error) {
 	if err != nil {
 		return st, err
 	}
-	_, unbinding, err := d.ident.Intent()
+	rawIntent, unbinding, err := d.ident.Intent()
 	if err != nil {
 		return st, err
 	}
-	active, err := d.loadMerchant(&st)
-	if err != nil {
-		return st, err
+	if unbinding {
+		st.Intent = new(terminal.UnbindIntent)
+		if err := json.Unmarshal(rawIntent, st.Intent); err != nil {
+			return st, fmt.Errorf("unbind intent: %w", err)
+		}
+	}
+	var active bool
+	if st.Intent == nil || st.Intent.Stage != "wiping" {
+		// A wipe in progress may have destroyed the data key already:
+		// the merchant data is not read again, only erased.
+		if active, err = d.loadMerchant(&st); err != nil {
+			return st, err
+		}
 	}
 	switch {
 	case tampered:
@@ -236,6 +263,14 @@ func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
 const kvTampered = "tampered"
 
 func (d *daemon) close() {
+	if d.rl != nil {
+		var offline []byte
+		if d.ident != nil {
+			offline = d.statusPayload(d.lastStatus, false)
+		}
+		d.rl.close(offline)
+		d.rl = nil
+	}
 	if d.dev != nil {
 		if err := d.dev.Close(); err != nil {
 			d.log.Warn("close devices", slog.String("err", err.Error()))
@@ -261,8 +296,10 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 
+	d.rl.start()
 	d.step(terminal.Boot{})
 	for !d.stop {
+		d.sd.Running(d.m.Lifecycle()) // READY=1 after Boot's first screen; STATUS= on a change
 		select {
 		case sig := <-sigs:
 			d.log.Info("stopping", slog.String("signal", sig.String()))
@@ -288,6 +325,10 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(terminal.Tick{})
 		case ev := <-d.async:
 			d.step(ev)
+		case <-d.rl.wake:
+			d.processInbox()
+		case ack := <-d.sd.Probes():
+			close(ack) // the watchdog's proof that this loop turns (systemd.go)
 		}
 	}
 	return d.exit
@@ -312,6 +353,10 @@ func (d *daemon) step(ev terminal.Event) {
 		effs = nil
 		if failed != nil {
 			effs = d.m.Step(time.Now(), terminal.PersistFailed{Err: failed})
+		} else if len(d.next) > 0 {
+			ev := d.next[0]
+			d.next = d.next[1:]
+			effs = d.m.Step(time.Now(), ev)
 		}
 	}
 }
@@ -341,7 +386,14 @@ func (d *daemon) do(e terminal.Effect) error {
 	case terminal.Log:
 		d.log.LogAttrs(ctx, e.Level, e.Msg, e.Attrs...)
 	case terminal.PublishStatus:
-		d.log.Debug("status", slog.String("state", e.Status.State.String()))
+		d.lastStatus = e.Status
+		d.rl.setStatus(d.statusPayload(e.Status, true))
+	case terminal.SendAck:
+		return d.sendAck(e)
+	case terminal.PublishEvent:
+		return d.publishEvent(e)
+	case terminal.Wipe:
+		d.next = append(d.next, terminal.Wiped{Err: d.wipe()})
 	case terminal.Persist:
 		return d.persist(e.Ops)
 	case terminal.Reboot:
@@ -371,6 +423,13 @@ func (d *daemon) persist(ops []terminal.Op) error {
 			err = d.ident.SetPwdLock(l)
 		case terminal.PutSupervisorPwd:
 			err = d.ident.SetSupervisorPwdHash(op.Hash)
+		case terminal.PutIntent:
+			var b []byte
+			if b, err = json.Marshal(op.Intent); err == nil {
+				err = d.ident.PutIntent(b)
+			}
+		case terminal.ClearIntentOp:
+			err = d.ident.ClearIntent()
 		default:
 			merchantOps = append(merchantOps, op)
 		}
@@ -380,6 +439,9 @@ func (d *daemon) persist(ops []terminal.Op) error {
 	}
 	if len(merchantOps) == 0 {
 		return nil
+	}
+	if d.merch == nil {
+		return errors.New("merchant store is wiped")
 	}
 	return d.merch.Update(func(tx *storage.MerchantTx) error {
 		for _, op := range merchantOps {

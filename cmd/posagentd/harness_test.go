@@ -1,0 +1,696 @@
+package main
+
+// The end-to-end harness: the real posagentd and acquirer-sim binaries,
+// built once per test binary, driven as a person would: keys on the
+// console's stdin, screens parsed from its stdout, swipes written to a real
+// pty that the daemon opens as its card reader, the host's ledger and
+// faults through acquirer-sim's HTTP control API.
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/posagent/posagent/iso8583/hostsim"
+)
+
+// waitTimeout bounds every wait of the harness: generous, because the
+// machine running the tests has two busy cores.
+const waitTimeout = 10 * time.Second
+
+// Test cards. The PANs must never appear in clear in a log, a receipt or a
+// raw store file.
+const (
+	panA    = "6222021234567890123"
+	track2A = ";6222021234567890123=25122010000000000?"
+	panB    = "4761739001010119"
+	track2B = ";4761739001010119=22122011758928889?"
+)
+
+var testPANs = []string{panA, panB}
+
+var (
+	binDir     string
+	buildOnce  sync.Once
+	buildErr   error
+	daemonBin  string
+	acqSimBin  string
+	moduleRoot string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "posagentd-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildBinaries builds posagentd and acquirer-sim into binDir, once per test
+// binary (lazily, so the unit tests and benchmarks do not pay for it).
+func buildBinaries(t testing.TB) {
+	t.Helper()
+	buildOnce.Do(func() {
+		wd, err := os.Getwd()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		moduleRoot = filepath.Clean(filepath.Join(wd, "..", ".."))
+		daemonBin = filepath.Join(binDir, "posagentd")
+		acqSimBin = filepath.Join(binDir, "acquirer-sim")
+		for _, b := range []struct{ out, pkg string }{
+			{daemonBin, "./cmd/posagentd"},
+			{acqSimBin, "./cmd/acquirer-sim"},
+		} {
+			cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
+			cmd.Dir = moduleRoot
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and
+// the test reading it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// acqSim is a running acquirer-sim process.
+type acqSim struct {
+	cmd     *exec.Cmd
+	Addr    string // ISO 8583 listener
+	Control string // HTTP control API
+	Ledger  string // ledger file
+	stderr  *syncBuffer
+	done    chan struct{}
+}
+
+// startAcqSim starts acquirer-sim on 127.0.0.1:0 with the control API and
+// a ledger file, and stops it when the test ends.
+func startAcqSim(t testing.TB) *acqSim {
+	t.Helper()
+	buildBinaries(t)
+	s := &acqSim{Ledger: filepath.Join(t.TempDir(), "ledger.json"), stderr: &syncBuffer{}, done: make(chan struct{})}
+	s.cmd = exec.Command(acqSimBin, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", s.Ledger, "-v")
+	s.cmd.Stderr = s.stderr
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start acquirer-sim: %v", err)
+	}
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	go func() { s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(waitTimeout):
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	deadline := time.After(waitTimeout)
+	for s.Addr == "" || s.Control == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("acquirer-sim exited before listening: %s", s.stderr.String())
+			}
+			if a, ok := strings.CutPrefix(l, "listening on "); ok {
+				s.Addr = a
+			}
+			if a, ok := strings.CutPrefix(l, "control on "); ok {
+				s.Control = a
+			}
+		case <-deadline:
+			t.Fatalf("acquirer-sim did not print its addresses: %s", s.stderr.String())
+		}
+	}
+	return s
+}
+
+// GetLedger reads the host's ledger through the control API.
+func (s *acqSim) GetLedger(t testing.TB) hostsim.Ledger {
+	t.Helper()
+	resp, err := http.Get("http://" + s.Control + "/ledger")
+	if err != nil {
+		t.Fatalf("GET /ledger: %v; acquirer-sim: %s", err, s.state())
+	}
+	defer resp.Body.Close()
+	var l hostsim.Ledger
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		t.Fatalf("GET /ledger: %v", err)
+	}
+	return l
+}
+
+// state describes the simulator process for failure messages.
+func (s *acqSim) state() string {
+	select {
+	case <-s.done:
+		return fmt.Sprintf("exited (%v); stderr tail:\n%s", s.cmd.ProcessState, tail(s.stderr.String(), 3000))
+	default:
+		return "running"
+	}
+}
+
+func tail(s string, n int) string { return s[max(0, len(s)-n):] }
+
+// PostFaults replaces the host's faults through the control API.
+func (s *acqSim) PostFaults(t testing.TB, f hostsim.Faults) {
+	t.Helper()
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+s.Control+"/faults", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("POST /faults: %v; acquirer-sim: %s", err, s.state())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /faults %s: %s %s", b, resp.Status, body)
+	}
+}
+
+// screenStream splits the console stream into screens: each starts with
+// ESC[2J ESC[H. The last one may still be growing.
+type screenStream struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	raw     []byte
+	screens []string
+	eof     bool
+}
+
+const clearHomeSeq = "\x1b[2J\x1b[H"
+
+func newScreenStream() *screenStream {
+	s := &screenStream{}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+// feed copies r into the stream until EOF.
+func (s *screenStream) feed(r io.Reader) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		s.mu.Lock()
+		s.raw = append(s.raw, buf[:n]...)
+		s.split()
+		if err != nil {
+			s.eof = true
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// split moves every complete screen out of raw; the one in progress stays
+// as the last element of screens.
+func (s *screenStream) split() {
+	for {
+		i := bytes.Index(s.raw, []byte(clearHomeSeq))
+		if i < 0 {
+			break
+		}
+		if i > 0 && len(s.screens) > 0 {
+			s.screens[len(s.screens)-1] += string(s.raw[:i])
+		}
+		s.screens = append(s.screens, "")
+		s.raw = s.raw[i+len(clearHomeSeq):]
+	}
+	// Keep a possible partial escape sequence in raw; the rest belongs to
+	// the current screen.
+	keep := 0
+	for k := len(clearHomeSeq) - 1; k > 0; k-- {
+		if bytes.HasSuffix(s.raw, []byte(clearHomeSeq[:k])) {
+			keep = k
+			break
+		}
+	}
+	if len(s.screens) > 0 && len(s.raw) > keep {
+		s.screens[len(s.screens)-1] += string(s.raw[:len(s.raw)-keep])
+		s.raw = s.raw[len(s.raw)-keep:]
+	}
+}
+
+func (s *screenStream) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.screens)
+}
+
+// tail returns the last n screens, one line each, for failure messages.
+func (s *screenStream) tail(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := max(0, len(s.screens)-n)
+	var b strings.Builder
+	for i := from; i < len(s.screens); i++ {
+		fmt.Fprintf(&b, "  #%d | %s\n", i, strings.ReplaceAll(s.screens[i], "\r\n", " | "))
+	}
+	return b.String()
+}
+
+// Term is one terminal under test: data_dir, config, the daemon process
+// and its console, card reader pty and printer file.
+type Term struct {
+	t       testing.TB
+	Sim     *acqSim
+	Dir     string
+	DataDir string
+	Config  string
+	Printer string
+	TID     string
+
+	ptyMaster, ptySlave *os.File
+
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	scr    *screenStream
+	mark   int // screens that had started before the last input
+	done   chan struct{}
+	exitSt int
+
+	logs []*syncBuffer // stderr of every daemon run
+}
+
+// TermOptions tune a terminal.
+type TermOptions struct {
+	Timeout string // acquirer.timeout, default "2s"
+	TID     string // default 12345678
+}
+
+// NewTerm factory-inits and provisions a terminal against sim and starts
+// its daemon. The daemon is stopped (SIGTERM, exit 0 expected) when the
+// test ends, and every log, receipt and store file is checked for clear
+// PANs.
+func NewTerm(t testing.TB, sim *acqSim, o TermOptions) *Term {
+	t.Helper()
+	buildBinaries(t)
+	if o.Timeout == "" {
+		o.Timeout = "2s"
+	}
+	if o.TID == "" {
+		o.TID = "12345678"
+	}
+	dir := t.TempDir()
+	h := &Term{t: t, Sim: sim, Dir: dir, DataDir: filepath.Join(dir, "data"),
+		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt"), TID: o.TID}
+
+	var err error
+	h.ptyMaster, h.ptySlave, err = pty.Open()
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	// Drain whatever the line discipline echoes back before the daemon
+	// puts the slave in raw mode, so a write to the master never blocks.
+	go io.Copy(io.Discard, h.ptyMaster)
+	t.Cleanup(func() { h.ptySlave.Close(); h.ptyMaster.Close() })
+
+	cfg := fmt.Sprintf(`data_dir = %q
+log_level = "debug"
+
+[hal]
+kind = "sim"
+console = "stdio"
+card_reader = %q
+printer = %q
+reboot = "exit"
+
+[acquirer]
+timeout = %q
+`, h.DataDir, h.ptySlave.Name(), h.Printer, o.Timeout)
+	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwdFile := filepath.Join(dir, "techpwd")
+	if err := os.WriteFile(pwdFile, []byte("8888\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.runCLI("factory-init", "--data-dir", h.DataDir, "--serial", "PA-E2E-"+o.TID,
+		"--hq-key", "hq-1="+base64.StdEncoding.EncodeToString(pub), "--tech-pwd-file", pwdFile)
+	prov := map[string]any{
+		"tid": o.TID, "mid": "123456789012345", "merchant_name": "E2E SHOP",
+		"acquirer": map[string]any{"addr": sim.Addr, "tpdu": "6000030000"},
+		"tmk":      hostsim.DefaultTMK,
+	}
+	pb, _ := json.Marshal(prov)
+	provFile := filepath.Join(dir, "prov.json")
+	if err := os.WriteFile(provFile, pb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.runCLI("provision", "--config", h.Config, "--file", provFile)
+
+	t.Cleanup(func() {
+		if h.running() {
+			h.Stop()
+		}
+		h.checkNoClearPAN()
+	})
+	h.Start()
+	return h
+}
+
+func (h *Term) runCLI(args ...string) {
+	h.t.Helper()
+	out, err := exec.Command(daemonBin, args...).CombinedOutput()
+	if err != nil {
+		h.t.Fatalf("posagentd %s: %v\n%s", args[0], err, out)
+	}
+}
+
+func (h *Term) running() bool {
+	if h.done == nil {
+		return false
+	}
+	select {
+	case <-h.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts the daemon on the terminal's data_dir and waits for the
+// first screen.
+func (h *Term) Start() {
+	h.t.Helper()
+	if h.running() {
+		h.t.Fatal("Start: daemon already running")
+	}
+	cmd := exec.Command(daemonBin, "--config", h.Config)
+	logs := &syncBuffer{}
+	h.logs = append(h.logs, logs)
+	cmd.Stderr = logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		h.t.Fatalf("start posagentd: %v", err)
+	}
+	h.cmd, h.stdin, h.scr, h.mark = cmd, stdin, newScreenStream(), 0
+	h.done = make(chan struct{})
+	go func(s *screenStream, done chan struct{}) {
+		s.feed(stdout)
+		err := cmd.Wait()
+		h.exitSt = 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			h.exitSt = ee.ExitCode()
+		} else if err != nil {
+			h.exitSt = -1
+		}
+		close(done)
+	}(h.scr, h.done)
+}
+
+// Restart starts the daemon again on the same data_dir (after Kill9 or
+// Stop) and waits for MAIN MENU.
+func (h *Term) Restart() {
+	h.t.Helper()
+	h.Start()
+	h.mark = 0
+	h.WaitScreen("MAIN MENU", waitTimeout)
+}
+
+// Kill9 kills the daemon with SIGKILL, as a power cut would.
+func (h *Term) Kill9() {
+	h.t.Helper()
+	h.cmd.Process.Signal(syscall.SIGKILL)
+	h.waitExit()
+}
+
+// Stop sends SIGTERM and requires exit status 0.
+func (h *Term) Stop() {
+	h.t.Helper()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	h.waitExit()
+	if h.exitSt != 0 {
+		h.t.Errorf("posagentd exit status %d after SIGTERM, want 0; stderr:\n%s", h.exitSt, h.lastLog())
+	}
+}
+
+func (h *Term) waitExit() {
+	h.t.Helper()
+	select {
+	case <-h.done:
+	case <-time.After(waitTimeout):
+		h.cmd.Process.Kill()
+		<-h.done
+		h.t.Errorf("posagentd did not exit within %v", waitTimeout)
+	}
+}
+
+func (h *Term) lastLog() string {
+	if len(h.logs) == 0 {
+		return ""
+	}
+	return h.logs[len(h.logs)-1].String()
+}
+
+// Logs returns the stderr of every daemon run so far.
+func (h *Term) Logs() string {
+	var b strings.Builder
+	for _, l := range h.logs {
+		b.WriteString(l.String())
+	}
+	return b.String()
+}
+
+// Keys types on the keypad: digits, "\r" Enter, "x" Cancel, "\x7f" Clear.
+func (h *Term) Keys(s string) {
+	h.t.Helper()
+	h.mark = h.scr.count()
+	if _, err := io.WriteString(h.stdin, s); err != nil {
+		h.t.Fatalf("keys %q: %v", s, err)
+	}
+}
+
+// Swipe writes one track-2 line to the card reader pty, as a reader does.
+func (h *Term) Swipe(track2 string) {
+	h.t.Helper()
+	h.mark = h.scr.count()
+	if _, err := io.WriteString(h.ptyMaster, track2+"\r\n"); err != nil {
+		h.t.Fatalf("swipe: %v", err)
+	}
+}
+
+// WaitScreen waits until the latest screen shown since the last input
+// contains word, and returns it. On timeout it fails the test with the
+// last screens.
+func (h *Term) WaitScreen(word string, timeout time.Duration) string {
+	h.t.Helper()
+	s, ok := h.waitAny([]string{word}, timeout)
+	if !ok {
+		h.t.Fatalf("timeout after %v waiting for a screen with %q; last screens:\n%s", timeout, word, h.scr.tail(8))
+	}
+	return s
+}
+
+// WaitAny waits until the latest screen since the last input contains one
+// of words; it returns the screen and the word found.
+func (h *Term) WaitAny(timeout time.Duration, words ...string) (string, string) {
+	h.t.Helper()
+	s, ok := h.waitAny(words, timeout)
+	if !ok {
+		h.t.Fatalf("timeout after %v waiting for a screen with one of %q; last screens:\n%s", timeout, words, h.scr.tail(8))
+	}
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return s, w
+		}
+	}
+	return s, ""
+}
+
+func (h *Term) waitAny(words []string, timeout time.Duration) (string, bool) {
+	s := h.scr
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer timer.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if n := len(s.screens); n > 0 && n-1 >= h.mark {
+			last := s.screens[n-1]
+			for _, w := range words {
+				if strings.Contains(last, w) {
+					return last, true
+				}
+			}
+		}
+		if s.eof || !time.Now().Before(deadline) {
+			return "", false
+		}
+		s.cond.Wait()
+	}
+}
+
+// Ledger is the host's ledger; Terminal is this terminal's part of it.
+func (h *Term) Ledger() hostsim.Ledger { h.t.Helper(); return h.Sim.GetLedger(h.t) }
+
+func (h *Term) HostTerminal() *hostsim.Terminal {
+	h.t.Helper()
+	t := h.Ledger().Terminals[h.TID]
+	if t == nil {
+		h.t.Fatalf("TID %s not in the host ledger", h.TID)
+	}
+	return t
+}
+
+// SetFaults sets the host's faults.
+func (h *Term) SetFaults(f hostsim.Faults) { h.t.Helper(); h.Sim.PostFaults(h.t, f) }
+
+// PrinterText is everything printed so far.
+func (h *Term) PrinterText() string {
+	b, err := os.ReadFile(h.Printer)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		h.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// checkNoClearPAN asserts that no test PAN appears in clear in the
+// daemon's logs, the acquirer-sim's log, the printer file or any file
+// under data_dir (merchant.db seals its values).
+func (h *Term) checkNoClearPAN() {
+	h.t.Helper()
+	sources := map[string]string{
+		"posagentd stderr":    h.Logs(),
+		"acquirer-sim stderr": h.Sim.stderr.String(),
+		"printer file":        h.PrinterText(),
+	}
+	filepath.Walk(h.DataDir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			h.t.Errorf("read %s: %v", path, err)
+			return nil
+		}
+		sources[path] = string(b)
+		return nil
+	})
+	for name, text := range sources {
+		for _, pan := range testPANs {
+			if i := strings.Index(text, pan); i >= 0 {
+				lo, hi := max(0, i-80), min(len(text), i+len(pan)+40)
+				h.t.Errorf("clear PAN in %s: …%q…", name, text[lo:hi])
+			}
+		}
+	}
+}
+
+// Convenience flows, as a cashier types them.
+
+// Sale runs MAIN MENU 1, the amount in fen, Enter, the swipe, and waits for
+// a result; it returns the result screen.
+func (h *Term) Sale(fen int64, track2 string) string {
+	h.t.Helper()
+	h.startSale()
+	h.Keys(fmt.Sprintf("%d\r", fen))
+	h.WaitScreen("SWIPE CARD", waitTimeout)
+	h.Swipe(track2)
+	s, _ := h.WaitAny(waitTimeout, "APPROVED", "DECLINED", "ERROR")
+	return s
+}
+
+// voucherOf reads "VOUCHER nnnnnn" from a screen.
+func voucherOf(t testing.TB, screen string) string {
+	t.Helper()
+	i := strings.Index(screen, "VOUCHER ")
+	if i < 0 || len(screen) < i+14 {
+		t.Fatalf("no voucher on screen %q", screen)
+	}
+	return screen[i+8 : i+14]
+}
+
+// startSale goes from MAIN MENU to the AMOUNT prompt. While a reversal is
+// in flight the terminal refuses a new sale with BUSY (acquirer.md: no new
+// sale while a reversal is pending); a cashier tries again.
+func (h *Term) startSale() {
+	h.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		h.WaitScreen("MAIN MENU", waitTimeout)
+		h.Keys("1")
+		if _, w := h.WaitAny(waitTimeout, "AMOUNT", "BUSY"); w == "AMOUNT" {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("sale still BUSY after %v; last screens:\n%s", waitTimeout, h.scr.tail(8))
+		}
+		h.Keys("\r")
+		time.Sleep(100 * time.Millisecond) // let the reversal finish, then try again
+	}
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/terminal"
+	"github.com/posagent/posagent/terminal/remote"
+)
+
+// processInbox decides on the verified commands waiting in the inbox, in
+// order: spec/remote.md's checks, then the core for the state check and
+// the execution. An item leaves the inbox only after the step that acted
+// on it has run, so a power cut in between replays it (the core and the
+// seen-id check make the replay harmless).
+func (d *daemon) processInbox() {
+	for !d.stop {
+		payload, ok, err := d.rl.inboxPeek()
+		if err != nil {
+			d.log.Error("inbox", slog.String("err", err.Error()))
+			return
+		}
+		if !ok {
+			return
+		}
+		d.handleCommand(payload)
+		if err := d.rl.inboxDrop(); err != nil {
+			d.log.Error("inbox", slog.String("err", err.Error()))
+			return
+		}
+	}
+}
+
+func (d *daemon) handleCommand(payload []byte) {
+	now := time.Now()
+	seen := func(id string) ([32]byte, bool) {
+		c, ok, err := d.ident.Seen(id)
+		if err != nil {
+			d.log.Error("seen ids", slog.String("err", err.Error()))
+			return [32]byte{}, false
+		}
+		return c.PayloadSHA256, ok
+	}
+	cmd, v := remote.CheckCommand(payload, d.id.Serial, now, seen)
+	switch {
+	case v.Resend:
+		c, _, err := d.ident.Seen(cmd.ID)
+		if err != nil {
+			d.log.Error("seen ids", slog.String("err", err.Error()))
+			return
+		}
+		d.log.Info("command replayed: final ack re-sent", slog.String("id", cmd.ID))
+		if _, err := d.ident.Enqueue(remote.AckTopic(d.id.Serial), c.Ack); err != nil {
+			d.log.Error("outbox", slog.String("err", err.Error()))
+		}
+		d.rl.kickOutbox()
+		return
+	case !v.OK():
+		d.log.Warn("command rejected", slog.String("id", v.CmdID), slog.String("reason", v.Reason), slog.String("detail", v.Detail))
+		if err := d.sendAck(terminal.SendAck{CmdID: v.CmdID, State: terminal.AckRejected, Reason: v.Reason}); err != nil {
+			d.log.Error("ack", slog.String("err", err.Error()))
+		}
+		return
+	}
+	rc := terminal.RemoteCommand{ID: cmd.ID, Type: cmd.Type, ExpiresAt: cmd.ExpiresAt, PayloadHash: sha256.Sum256(payload)}
+	if cmd.Type == "unbind" {
+		a, err := cmd.Unbind()
+		if err != nil { // CheckCommand validated the args: cannot happen
+			d.log.Error("unbind args", slog.String("err", err.Error()))
+			return
+		}
+		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
+	}
+	d.step(terminal.CommandReceived{Cmd: rc})
+}
+
+// sendAck signs the ack and writes it to the outbox together with the
+// identity-store changes that go with it, in one fsynced transaction.
+func (d *daemon) sendAck(a terminal.SendAck) error {
+	payload, err := json.Marshal(remote.Ack{V: 1, CmdID: a.CmdID, Serial: d.id.Serial, State: a.State,
+		Reason: a.Reason, At: time.Now().UTC(), Result: a.Result})
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	env, err := d.rl.sign(payload)
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	err = d.ident.Update(func(tx *storage.IdentityTx) error {
+		if a.SetIntent != nil {
+			b, err := json.Marshal(a.SetIntent)
+			if err != nil {
+				return err
+			}
+			if err := tx.PutIntent(b); err != nil {
+				return err
+			}
+		}
+		if a.ClearIntent {
+			if err := tx.ClearIntent(); err != nil {
+				return err
+			}
+		}
+		if a.Seen {
+			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: a.PayloadHash, Ack: env, At: time.Now().UTC()}); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Enqueue(remote.AckTopic(d.id.Serial), env)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ack %s %s: %w", a.CmdID, a.State, err)
+	}
+	d.log.Info("ack", slog.String("id", a.CmdID), slog.String("state", a.State), slog.String("reason", a.Reason))
+	d.rl.kickOutbox()
+	return nil
+}
+
+// publishEvent signs an event and puts it in the outbox.
+func (d *daemon) publishEvent(e terminal.PublishEvent) error {
+	now := time.Now().UTC()
+	payload, err := json.Marshal(remote.Event{V: 1, ID: d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36),
+		Serial: d.id.Serial, Type: e.Type, At: now, Data: e.Data})
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	env, err := d.rl.sign(payload)
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	if _, err := d.ident.Enqueue(remote.EvtTopic(d.id.Serial), env); err != nil {
+		return fmt.Errorf("event %s: %w", e.Type, err)
+	}
+	d.rl.kickOutbox()
+	return nil
+}
+
+// statusPayload is the retained status JSON of spec/remote.md.
+func (d *daemon) statusPayload(s terminal.Status, online bool) []byte {
+	st := remote.Status{Serial: d.id.Serial, Online: online, State: s.State.String(), TID: s.TID,
+		BatchCount: s.BatchCount, Version: version, At: time.Now().UTC()}
+	if s.BatchNo != 0 {
+		st.BatchNo = s.BatchNo.String()
+	}
+	b, _ := json.Marshal(st)
+	return b
+}
+
+// wipe erases the merchant data: keys zeroised and the data key destroyed
+// in the secure element first (after that the sealed store is unreadable
+// even if the rest fails), then the store overwritten, removed and its
+// directory fsynced. It can run again after a power cut at any point.
+func (d *daemon) wipe() error {
+	if err := d.se.ZeroiseKeys(); err != nil {
+		return fmt.Errorf("zeroise keys: %w", err)
+	}
+	if err := d.se.DestroyDataKey(); err != nil {
+		return fmt.Errorf("destroy data key: %w", err)
+	}
+	var rep storage.WipeReport
+	var err error
+	if d.merch != nil {
+		rep, err = d.merch.Wipe()
+		d.merch = nil
+	} else {
+		_, path, _ := storage.Paths(d.cfg.DataDir)
+		rep, err = storage.Wipe(path)
+	}
+	if err != nil {
+		return fmt.Errorf("wipe merchant store: %w", err)
+	}
+	d.log.Info("merchant data wiped", slog.Int("txns", rep.Txns), slog.Bool("binding", rep.Binding), slog.Bool("keys", !d.se.HasKey(hal.TMK)))
+	return nil
+}
