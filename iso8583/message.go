@@ -72,18 +72,17 @@ func (m *Message) SetString(id int, v string) error {
 }
 
 func (m *Message) set(id int, v []byte) error {
-	if id < 2 || id > 64 || wire[id].format == fmtNone {
-		return setErr(id, ErrUnknownField)
+	if uint(id) >= uint(len(wire)) {
+		return setFail(id, v)
 	}
 	ws := &wire[id]
-	if len(v) > int(ws.max) || ws.prefix == fixed && len(v) != int(ws.max) {
-		return setErr(id, ErrFieldLength)
+	// One window test covers both length rules: exact for fixed fields
+	// (min = max), at most max for LL/LLL ones (min = 0).
+	if ws.op == opNone || uint(len(v)-int(ws.min)) > uint(ws.max-ws.min) ||
+		ws.op != opBytes && !charsOK(v, &classOf[ws.op]) {
+		return setFail(id, v)
 	}
-	if ws.mask != 0 && validChars(v, ws.mask) >= 0 {
-		return setErr(id, ErrBadChar)
-	}
-	off := int(ws.slot)
-	copy(m.data[off:off+len(v)], v)
+	copy(m.data[ws.slot:], v)
 	m.length[id] = uint16(len(v))
 	m.present |= bit(id)
 	return nil
@@ -131,35 +130,26 @@ func (m *Message) Uint(id int) (v uint64, ok bool) {
 
 // Pack writes the whole frame (2-byte length, TPDU, header, MTI, bitmap,
 // fields in ascending order) into dst and returns its size. A dst of
-// MaxFrameSize bytes is always enough.
+// MaxFrameSize bytes is always enough. Bytes of dst past the returned size
+// may be overwritten (scratch of the 4-byte stores).
+//
+// The fast loop runs when dst can hold the largest frame of the profile: it
+// then needs no room check per field. A smaller dst, or a bad MTI, goes
+// through packSlow, which checks every field and reports what ran out.
 func (m *Message) Pack(dst []byte) (int, error) {
-	if len(dst) < offFields {
-		return 0, fieldErr(0, 0, ErrBufferTooSmall)
+	if len(dst) < maxPacked+packSlack || !validBCD16(m.MTI) {
+		return m.packSlow(dst)
 	}
-	if !validBCD16(m.MTI) {
-		return 0, fieldErr(0, offMTI, ErrBadMTI)
-	}
-	copy(dst[offTPDU:], m.TPDU[:])
-	copy(dst[offHeader:], m.Header[:])
+	*(*[5]byte)(dst[offTPDU:]) = m.TPDU
+	*(*[6]byte)(dst[offHeader:]) = m.Header
 	binary.BigEndian.PutUint16(dst[offMTI:], m.MTI)
 	binary.BigEndian.PutUint64(dst[offBitmap:], m.present)
 	p := offFields
-	for bm := m.present; bm != 0; {
-		id := bits.LeadingZeros64(bm) + 1
-		bm &^= bit(id)
+	// Bit-reversed, field id is trailing zeros + 1, lowest id first.
+	for r := bits.Reverse64(m.present); r != 0; r &= r - 1 {
+		id := bits.TrailingZeros64(r) + 1
 		ws := &wire[id]
 		n := int(m.length[id])
-		v := m.data[ws.slot:][:n]
-		size := n
-		if ws.prefix == fixed {
-			size = int(ws.fixed)
-		} else if ws.bcd {
-			size = (n + 1) / 2
-		}
-		// prefLL adds 1 byte, prefLLL 2.
-		if len(dst)-p < size+int(ws.prefix) {
-			return 0, fieldErr(id, p, ErrBufferTooSmall)
-		}
 		switch ws.prefix {
 		case prefLL:
 			dst[p] = byte(n/10<<4 | n%10)
@@ -169,107 +159,37 @@ func (m *Message) Pack(dst []byte) (int, error) {
 			dst[p+1] = byte(n/10%10<<4 | n%10)
 			p += 2
 		}
-		if ws.bcd {
-			// Fixed n fields are right-aligned (leading 0 nibble when odd),
-			// except the left-aligned ones (CUP field 22); variable n and z
-			// fields are left-aligned (trailing 0 nibble).
-			packDigits(dst[p:p+size], v, int(ws.lead))
-		} else {
-			copy(dst[p:p+size], v)
+		// src runs past the field into Message.data's slack: the loads
+		// below read whole words and mask off what is not the value.
+		src := m.data[ws.slot:]
+		switch ws.op {
+		case opDigits, opTrack:
+			// Left-aligned packed BCD, eight characters (four bytes) at a
+			// time. The low nibble of '0'..'9' is the digit and that of '='
+			// is D, the track-2 separator (CUP z), so one mask gives every
+			// nibble; the bytes past the value are cleared, which makes the
+			// pad nibble of an odd length 0.
+			for k := 0; k < n; k += 8 {
+				x := load8(src, k) & 0x0F0F0F0F0F0F0F0F
+				if rest := n - k; rest < 8 {
+					x &= 1<<((8*rest)&63) - 1
+				}
+				binary.LittleEndian.PutUint32(dst[p+k/2:], pack8(x))
+			}
+			p += (n + 1) / 2
+		case opRight:
+			size := int(ws.fixed)
+			packDigits(dst[p:p+size], src[:n], 1)
+			p += size
+		default: // an, ans, b: the bytes as they are
+			p += copy(dst[p:], src[:n])
 		}
-		p += size
 	}
-	if p-2 > MaxFrame {
-		return 0, fieldErr(0, 0, ErrFrameTooLong)
+	if p-2 > MaxFrame { // not with this profile (maxPacked is under it)
+		return m.packSlow(dst)
 	}
 	binary.BigEndian.PutUint16(dst, uint16(p-2))
 	return p, nil
-}
-
-// packDigits packs digits (and '=' as D) two per byte into dst, after lead
-// zero nibbles (0 or 1); a missing last nibble is 0. len(dst) is
-// (lead+len(v)+1)/2.
-func packDigits(dst, v []byte, lead int) {
-	if lead == 1 {
-		if len(v) == 0 || len(dst) == 0 {
-			return
-		}
-		dst[0] = nibOf[v[0]]
-		dst, v = dst[1:], v[1:]
-	}
-	k := 0
-	// Eight digits at a time (SWAR); '=' (z) goes through the table below.
-	for ; k+8 <= len(v) && k/2+4 <= len(dst); k += 8 {
-		x := load8(v, k)
-		if !digits8(x) {
-			break
-		}
-		binary.LittleEndian.PutUint32(dst[k/2:], pack8(x-0x3030303030303030))
-	}
-	for ; k+1 < len(v) && k/2 < len(dst); k += 2 {
-		dst[k/2] = nibOf[v[k]]<<4 | nibOf[v[k+1]]
-	}
-	if k < len(v) && k/2 < len(dst) {
-		dst[k/2] = nibOf[v[k]] << 4
-	}
-}
-
-// unpackDigits is the inverse of packDigits for format f (n or z). It
-// returns the index in src of the first bad byte, or -1, and whether that
-// byte is a bad pad nibble rather than a bad digit.
-func unpackDigits(dst, src []byte, lead int, f format) (bad int, pad bool) {
-	mask := uint8(1) << f
-	i := 0
-	if lead == 1 {
-		if len(src) == 0 || len(dst) == 0 {
-			return -1, false
-		}
-		if src[0]>>4 != 0 {
-			return 0, true
-		}
-		if !nibbleOK(f, src[0]&0xF) {
-			return 0, false
-		}
-		dst[0] = nibChr[src[0]&0xF]
-		dst = dst[1:]
-		i = 1
-	}
-	full := len(dst) / 2
-	s := src[i:]
-	if len(s) < full {
-		return i, false
-	}
-	k := 0
-	// Four bytes (eight digits) at a time; anything but 0..9 nibbles (a
-	// track-2 D, an error) goes through the table loop below.
-	for ; k+4 <= full; k += 4 {
-		t := spread4(binary.BigEndian.Uint32(s[k:]))
-		if (t+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 != 0 {
-			break
-		}
-		binary.BigEndian.PutUint64(dst[2*k:], t|0x3030303030303030)
-	}
-	for ; k < full; k++ {
-		b := s[k]
-		if pairOK[b]&mask == 0 {
-			return i + k, false
-		}
-		binary.LittleEndian.PutUint16(dst[2*k:], pairOf[b])
-	}
-	if len(dst)&1 == 1 {
-		if full >= len(s) {
-			return i + full, false
-		}
-		b := s[full]
-		if !nibbleOK(f, b>>4) {
-			return i + full, false
-		}
-		if b&0xF != 0 {
-			return i + full, true
-		}
-		dst[len(dst)-1] = nibChr[b>>4]
-	}
-	return -1, false
 }
 
 func validBCD16(v uint16) bool {
@@ -284,117 +204,164 @@ func validBCD16(v uint16) bool {
 // follow the last field. Errors are *FieldError naming field and offset. On
 // error m holds no fields.
 func (m *Message) Unpack(frame []byte) error {
+	if m.unpackFast(frame) {
+		return nil
+	}
+	// The fast loop only says "bad"; the precise decoder says where.
+	return m.unpackSlow(frame)
+}
+
+// Per-format constants of the BCD check in unpackFast, on nibbles spread one
+// per byte: a nibble is bad when nibble+6 carries into bit 4 (it is over 9)
+// and, for z, it is not D either ((nibble^D)+0xF carries into bit 4 unless
+// the nibble is D). For n, bcdForce sets that second bit unconditionally.
+const (
+	bcdAltZ   = 0x0D0D0D0D0D0D0D0D
+	bcdForceN = 0x1010101010101010
+)
+
+// unpackFast decodes frame into m and reports whether it is valid. It
+// checks everything unpackSlow does, a word at a time, without saying what
+// is wrong; m holds no fields when it returns false.
+func (m *Message) unpackFast(frame []byte) bool {
 	m.present = 0
-	if len(frame) < 2 {
-		return fieldErr(0, 0, ErrShortFrame)
+	if len(frame) < offFields || len(frame) > MaxFrameSize ||
+		int(binary.BigEndian.Uint16(frame)) != len(frame)-2 {
+		return false
 	}
-	n := int(binary.BigEndian.Uint16(frame))
-	if n > MaxFrame {
-		return fieldErr(0, 0, ErrFrameTooLong)
-	}
-	if n != len(frame)-2 {
-		return fieldErr(0, 0, ErrLengthMismatch)
-	}
-	if len(frame) < offFields {
-		return fieldErr(0, len(frame), ErrShortFrame)
-	}
-	copy(m.TPDU[:], frame[offTPDU:])
-	copy(m.Header[:], frame[offHeader:])
 	mti := binary.BigEndian.Uint16(frame[offMTI:])
-	if !validBCD16(mti) {
-		return fieldErr(0, offMTI, ErrBadBCD)
-	}
 	bm := binary.BigEndian.Uint64(frame[offBitmap:])
-	if bm&bit(1) != 0 {
-		return fieldErr(1, offBitmap, ErrSecondaryBitmap)
-	}
-	if extra := bm &^ profileMask; extra != 0 {
-		return fieldErr(bits.LeadingZeros64(extra)+1, offBitmap, ErrUnknownField)
+	// profileMask has neither bit 1 (secondary bitmap) nor any field
+	// outside the profile.
+	if !validBCD16(mti) || bm&^profileMask != 0 {
+		return false
 	}
 	p := offFields
-	for rest := bm; rest != 0; {
-		id := bits.LeadingZeros64(rest) + 1
-		rest &^= bit(id)
-		var err error
-		if p, err = m.unpackField(frame, p, id); err != nil {
-			return err
+	for r := bits.Reverse64(bm); r != 0; r &= r - 1 {
+		id := bits.TrailingZeros64(r) + 1
+		ws := &wire[id]
+		n := int(ws.max)
+		switch ws.prefix {
+		case prefLL:
+			if p >= len(frame) {
+				return false
+			}
+			b := frame[p]
+			n = int(b>>4)*10 + int(b&0xF)
+			// A high nibble over 9 gives n >= 100, over every LL maximum.
+			if b&0xF > 9 || n > int(ws.max) {
+				return false
+			}
+			p++
+		case prefLLL:
+			if len(frame)-p < 2 {
+				return false
+			}
+			b0, b1 := frame[p], frame[p+1]
+			// b0 <= 9 also refuses a non-zero pad nibble.
+			if b0 > 9 || b1&0xF > 9 || b1>>4 > 9 {
+				return false
+			}
+			n = int(b0)*100 + int(b1>>4)*10 + int(b1&0xF)
+			if n > int(ws.max) {
+				return false
+			}
+			p += 2
+		}
+		dst := m.data[ws.slot:]
+		m.length[id] = uint16(n)
+		switch ws.op {
+		case opDigits, opTrack:
+			size := (n + 1) / 2
+			if size > len(frame)-p {
+				return false
+			}
+			var alt, force uint64 = 0, bcdForceN
+			if ws.op == opTrack {
+				alt, force = bcdAltZ, 0
+			}
+			var bad uint64
+			// Four bytes (eight digits) at a time. A word may run past the
+			// field into the next one (masked off below) but never past
+			// the frame: the last word of a frame is read byte by byte.
+			for k := 0; k < size; k += 4 {
+				var w uint32
+				if q := p + k; len(frame)-q >= 4 {
+					w = binary.BigEndian.Uint32(frame[q:])
+				} else {
+					w = loadTailBE(frame[q : p+size])
+				}
+				t := spread4(w)
+				if d := n - 2*k; d < 8 {
+					if d&1 == 1 { // the pad nibble of an odd length
+						bad |= t >> ((8 * (7 - d)) & 63) & 0xF
+					}
+					t &= ^uint64(0) << ((8 * (8 - d)) & 63)
+				}
+				bad |= (t + 0x0606060606060606) & ((t ^ alt) + 0x0F0F0F0F0F0F0F0F | force) & 0x1010101010101010
+				// Eight characters into Message.data, past the value into
+				// its slack or the next slot (filled later or absent).
+				binary.BigEndian.PutUint64(dst[2*k:], t|zeros8)
+			}
+			if bad != 0 {
+				return false
+			}
+			p += size
+		case opRight:
+			var err error
+			if p, err = m.unpackField(frame, p, id); err != nil {
+				return false
+			}
+		case opBytes:
+			if n > len(frame)-p {
+				return false
+			}
+			p += copy(dst[:n], frame[p:])
+		default: // an, ans: checked a word at a time, then copied
+			if n > len(frame)-p {
+				return false
+			}
+			// The words are read from the frame, not from m.data after the
+			// copy: an 8-byte load over bytes memmove has just stored
+			// misses store forwarding and stalls. Past the value they are
+			// masked to '0'; the frame's last word is read without going
+			// past its end.
+			c := &classOf[ws.op]
+			var bad uint64
+			for k := 0; k < n; k += 8 {
+				var x uint64
+				if q := p + k; len(frame)-q >= 8 {
+					x = load8(frame, q)
+				} else {
+					x = loadShort(frame[q:])
+				}
+				if rest := n - k; rest < 8 {
+					x = x&(1<<((8*rest)&63)-1) | zeros8<<((8*rest)&63)
+				}
+				bad |= wordBad(x, c)
+			}
+			if bad != 0 {
+				return false
+			}
+			p += copy(dst[:n], frame[p:])
 		}
 	}
 	if p != len(frame) {
-		return fieldErr(0, p, ErrTrailingBytes)
+		return false
 	}
-	m.MTI = mti
-	m.present = bm
-	return nil
+	m.TPDU = [5]byte(frame[offTPDU:])
+	m.Header = [6]byte(frame[offHeader:])
+	m.MTI, m.present = mti, bm
+	return true
 }
 
-// unpackField decodes field id at frame[p:] and returns the offset after it.
-func (m *Message) unpackField(frame []byte, p, id int) (int, error) {
-	ws := &wire[id]
-	n := int(ws.max)
-	switch ws.prefix {
-	case prefLL:
-		if p+1 > len(frame) {
-			return 0, fieldErr(id, p, ErrTruncated)
-		}
-		b := frame[p]
-		if pairOK[b]&(1<<fmtN) == 0 {
-			return 0, fieldErr(id, p, ErrBadBCD)
-		}
-		n = int(b>>4)*10 + int(b&0xF)
-		if n > int(ws.max) {
-			return 0, fieldErr(id, p, ErrLengthOverMax)
-		}
-		p++
-	case prefLLL:
-		if p+2 > len(frame) {
-			return 0, fieldErr(id, p, ErrTruncated)
-		}
-		b0, b1 := frame[p], frame[p+1]
-		// LLL is 3 digits in 2 bytes: the first nibble is padding.
-		if b0>>4 != 0 {
-			return 0, fieldErr(id, p, ErrBadPad)
-		}
-		if b0 > 9 || pairOK[b1]&(1<<fmtN) == 0 {
-			return 0, fieldErr(id, p, ErrBadBCD)
-		}
-		n = int(b0)*100 + int(b1>>4)*10 + int(b1&0xF)
-		if n > int(ws.max) {
-			return 0, fieldErr(id, p, ErrLengthOverMax)
-		}
-		p += 2
+// loadTailBE reads 1 to 3 bytes big-endian into the high bytes of a word.
+func loadTailBE(b []byte) uint32 {
+	var w uint32
+	for i, c := range b {
+		w |= uint32(c) << (24 - 8*i)
 	}
-	dst := m.data[ws.slot:][:n]
-	m.length[id] = uint16(n)
-	if ws.bcd {
-		size := (n + 1) / 2
-		if ws.prefix == fixed {
-			size = int(ws.fixed)
-		}
-		if p+size > len(frame) {
-			return 0, fieldErr(id, p, ErrTruncated)
-		}
-		// The nibble that is not a digit (leading for right-aligned odd
-		// fields, trailing for left-aligned ones) must be 0.
-		if bad, pad := unpackDigits(dst, frame[p:p+size], int(ws.lead), ws.format); bad >= 0 {
-			if pad {
-				return 0, fieldErr(id, p+bad, ErrBadPad)
-			}
-			return 0, fieldErr(id, p+bad, ErrBadBCD)
-		}
-		return p + size, nil
-	}
-	if p+n > len(frame) {
-		return 0, fieldErr(id, p, ErrTruncated)
-	}
-	src := frame[p : p+n]
-	if ws.mask != 0 {
-		if i := validChars(src, ws.mask); i >= 0 {
-			return 0, fieldErr(id, p+i, ErrBadChar)
-		}
-	}
-	copy(dst, src)
-	return p + n, nil
+	return w
 }
 
 // MACBlock returns the bytes the CUP MAC covers: from the MTI to the end of

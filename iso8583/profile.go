@@ -86,17 +86,34 @@ var slotOff, dataSize = func() (off [65]uint16, total int) {
 	return off, total
 }()
 
-// wireSpec is fieldSpec worked out once for the hot loops.
+// wireSpec is fieldSpec worked out once for the hot loops: Set, Pack and
+// Unpack switch on op and never look at format, prefix or max separately.
 type wireSpec struct {
 	slot   uint16 // offset in Message.data
 	max    uint16
+	min    uint16 // max for a fixed field, 0 for LL/LLL: Set's length window
 	fixed  uint16 // wire bytes of a fixed field (prefix kind fixed)
 	prefix prefixKind
 	format format
+	op     fieldOp
 	bcd    bool  // n or z: packed two per byte
 	lead   uint8 // 1: fixed odd n right-aligned, leading 0 nibble
 	mask   uint8 // charClass mask; 0 for b
 }
+
+// fieldOp is how the body of a field goes on the wire, the one switch of
+// the hot loops. The length prefix (none, LL, LLL) is handled before it.
+type fieldOp uint8
+
+const (
+	opNone   fieldOp = iota // not in the profile
+	opDigits                // n, packed BCD, left-aligned: variable n, even fixed n, CUP field 22
+	opTrack                 // z, like opDigits with '=' as nibble D (track 2)
+	opRight                 // fixed odd n, right-aligned behind a leading 0 nibble
+	opAN                    // an: copied, letters/digits/space checked
+	opANS                   // ans: copied, printable ASCII checked
+	opBytes                 // b: copied as is
+)
 
 var wire = func() (w [65]wireSpec) {
 	for id := 2; id <= 64; id++ {
@@ -105,6 +122,9 @@ var wire = func() (w [65]wireSpec) {
 			continue
 		}
 		ws := wireSpec{slot: slotOff[id], max: uint16(fs.max), prefix: fs.prefix, format: fs.format}
+		if fs.prefix == fixed {
+			ws.min = ws.max
+		}
 		ws.bcd = fs.format == fmtN || fs.format == fmtZ
 		ws.fixed = uint16(fs.max)
 		if ws.bcd {
@@ -116,13 +136,52 @@ var wire = func() (w [65]wireSpec) {
 		if fs.format != fmtB {
 			ws.mask = 1 << fs.format
 		}
+		switch {
+		case ws.lead == 1:
+			ws.op = opRight
+		case fs.format == fmtN:
+			ws.op = opDigits
+		case fs.format == fmtZ:
+			ws.op = opTrack
+		case fs.format == fmtAN:
+			ws.op = opAN
+		case fs.format == fmtANS:
+			ws.op = opANS
+		default:
+			ws.op = opBytes
+		}
 		w[id] = ws
 	}
 	return w
 }()
 
-// dataCap is the size of Message.data; TestDataCap checks dataSize fits.
-const dataCap = 1300
+// dataCap is the size of Message.data; TestDataCap checks dataSize plus the
+// slack the word-at-a-time loops need fits.
+const dataCap = 1312
+
+// dataSlack is how far past the end of a field the fast loops may read
+// Message.data (8-byte loads) or, in Unpack, write it (8 decoded digits at a
+// time; the bytes past the field land in the next slot, which Unpack fills
+// afterwards or leaves absent).
+const dataSlack = 8
+
+// maxPacked is the size of the largest frame the profile allows (every
+// field at its maximum), length prefix included. Pack's fast loop runs when
+// dst holds it plus packSlack, so it needs no per-field room check.
+var maxPacked = func() (n int) {
+	n = offFields
+	for id := 2; id <= 64; id++ {
+		ws := wire[id]
+		if ws.op != opNone {
+			n += int(ws.prefix) + int(ws.fixed)
+		}
+	}
+	return n
+}()
+
+// packSlack: Pack writes packed digits four bytes at a time, so the last
+// store of a field may run up to 3 bytes past it.
+const packSlack = 4
 
 // InProfile reports whether field id is defined by the acquirer profile.
 func InProfile(id int) bool {

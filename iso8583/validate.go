@@ -84,3 +84,88 @@ func spread4(x uint32) uint64 {
 	t = (t | t<<8) & 0x00FF00FF00FF00FF
 	return (t | t<<4) & 0x0F0F0F0F0F0F0F0F
 }
+
+// Table-driven SWAR character classes for the fast path. Every text class of
+// the profile is a union of at most three byte ranges of 7-bit ASCII (the
+// second one tested after OR-ing fold, which maps A-Z onto a-z):
+//
+//	n   '0'-'9'
+//	z   '0'-'9', '='           (track 2, CUP)
+//	an  '0'-'9', a-z after fold, ' '
+//	ans 0x20-0x7E
+//
+// A byte b < 0x80 is in [lo, hi] when b+(0x80-lo) has its high bit set and
+// b+(0x7F-hi) has not; neither sum carries out of the byte. A byte >= 0x80
+// is refused by clearing its own high bit in the result, whatever carries it
+// caused next door.
+type charRanges struct {
+	lo1, hi1, lo2, hi2, lo3, hi3, fold uint64
+}
+
+// zeros8 is eight '0' bytes: valid in every text class, used to fill the
+// bytes of a short word that are not part of the value.
+const zeros8 = 0x3030303030303030
+
+func rangeAddends(lo, hi byte) (uint64, uint64) {
+	if lo > hi { // empty range: equal addends cancel out
+		return ones, ones
+	}
+	return uint64(0x80-lo) * ones, uint64(0x7F-hi) * ones
+}
+
+func makeRanges(r1, r2, r3 [2]byte, fold byte) (c charRanges) {
+	c.lo1, c.hi1 = rangeAddends(r1[0], r1[1])
+	c.lo2, c.hi2 = rangeAddends(r2[0], r2[1])
+	c.lo3, c.hi3 = rangeAddends(r3[0], r3[1])
+	c.fold = uint64(fold) * ones
+	return c
+}
+
+var none = [2]byte{1, 0}
+
+// classOf is indexed by fieldOp; opBytes and opNone are never checked.
+var classOf = [...]charRanges{
+	opDigits: makeRanges([2]byte{'0', '9'}, none, none, 0),
+	opRight:  makeRanges([2]byte{'0', '9'}, none, none, 0),
+	opTrack:  makeRanges([2]byte{'0', '9'}, none, [2]byte{'=', '='}, 0),
+	opAN:     makeRanges([2]byte{'0', '9'}, [2]byte{'a', 'z'}, [2]byte{' ', ' '}, 0x20),
+	opANS:    makeRanges([2]byte{0x20, 0x7E}, none, none, 0),
+	opBytes:  {},
+}
+
+// wordBad returns a non-zero value when some byte of x is outside class c.
+func wordBad(x uint64, c *charRanges) uint64 {
+	y := x | c.fold
+	ok := (x+c.lo1)&^(x+c.hi1) | (y+c.lo2)&^(y+c.hi2) | (x+c.lo3)&^(x+c.hi3)
+	return highs &^ (ok &^ x)
+}
+
+// loadShort reads a value of fewer than 8 bytes into the low bytes of a word
+// without reading past it: two overlapping loads, OR-ed (the overlap holds
+// the same bytes twice).
+func loadShort(v []byte) uint64 {
+	n := len(v)
+	switch {
+	case n >= 4:
+		return uint64(binary.LittleEndian.Uint32(v)) | uint64(binary.LittleEndian.Uint32(v[n-4:]))<<(8*(n-4))
+	case n >= 2:
+		return uint64(binary.LittleEndian.Uint16(v)) | uint64(binary.LittleEndian.Uint16(v[n-2:]))<<(8*(n-2))
+	case n == 1:
+		return uint64(v[0])
+	}
+	return 0
+}
+
+// charsOK reports whether every byte of v is in class c, eight at a time;
+// it never reads outside v (Set's input belongs to the caller).
+func charsOK(v []byte, c *charRanges) bool {
+	n := len(v)
+	if n < 8 {
+		return wordBad(loadShort(v)|zeros8<<(8*n), c) == 0
+	}
+	bad := wordBad(load8(v, n-8), c) // the tail, overlapping the last full word
+	for k := 0; k+8 <= n; k += 8 {
+		bad |= wordBad(load8(v, k), c)
+	}
+	return bad == 0
+}

@@ -16,15 +16,32 @@ const usage = `hqctl — HQ tools for posagent terminals
 
 Usage:
   hqctl keygen --kid KID --out DIR      create an Ed25519 HQ signing key pair
+  hqctl unbind --broker URL --key DIR/KID.key --serial S [--serial S2 … | --serials-file F]
+               [--unsettled settle|refuse|force] [--reason TEXT] [--ttl 24h] [--wait 2m]
+               [--json] [--device-keys FILE]
+                                        unbind terminals and print their acks; exit 0 all
+                                        succeeded, 1 any failed/rejected, 2 usage, 3 timeout
+  hqctl status --broker URL [--json] [--wait 2s]
+                                        table of the terminals' retained status
+  hqctl sign --key DIR/KID.key --serial S --type unbind|status|provision [--args JSON] [--id ID] [--ttl 24h]
+                                        print one signed command envelope
+  hqctl send --broker URL --serial S [--in FILE|-] [--wait 2m] [--json]
+                                        publish an envelope as is and wait for its final ack
   hqctl broker [--listen ADDR]          run an embedded lab MQTT broker (not for production)
   hqctl version
 
+Broker flags of unbind, status and send: --broker URL, --ca-file, --cert-file,
+--key-file (TLS, ssl://), --username (default hq), --password (or $HQCTL_MQTT_PASSWORD).
 Run "hqctl COMMAND --help" for a command's flags.
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(runIO(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runIO(args, os.Stdin, stdout, stderr)
+}
+
+func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -32,6 +49,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
+	case "unbind":
+		return cmdUnbind(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "sign":
+		return cmdSign(args[1:], stdout, stderr)
+	case "send":
+		return cmdSend(args[1:], stdin, stdout, stderr)
 	case "broker":
 		return cmdBroker(args[1:], stdout, stderr)
 	case "version", "--version":

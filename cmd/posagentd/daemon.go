@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,7 +40,7 @@ type daemon struct {
 	next []terminal.Event
 	// lastStatus is the status the core last asked to publish.
 	lastStatus terminal.Status
-	sd    *sdNotifier         // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step

@@ -73,10 +73,10 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 		SetOrderMatters(false).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
-		SetConnectRetryInterval(2 * time.Second).
-		SetMaxReconnectInterval(30 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetConnectTimeout(10 * time.Second).
+		SetConnectRetryInterval(2*time.Second).
+		SetMaxReconnectInterval(30*time.Second).
+		SetKeepAlive(30*time.Second).
+		SetConnectTimeout(10*time.Second).
 		SetWill(remote.StatusTopic(id.Serial), string(will), 1, true).
 		SetDefaultPublishHandler(r.onMessage).
 		SetOnConnectHandler(r.onConnect).
