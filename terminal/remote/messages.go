@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -158,4 +159,24 @@ func objectOrEmpty(m json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	return m
+}
+
+// SealAck encodes a and signs it with the terminal's device key under
+// kid DeviceKID(a.Serial).
+func SealAck(priv ed25519.PrivateKey, a Ack) ([]byte, error) {
+	p, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("ack %s: %w", a.CmdID, err)
+	}
+	return Seal(DeviceKID(a.Serial), priv, p)
+}
+
+// SealEvent encodes e and signs it with the terminal's device key under
+// kid DeviceKID(e.Serial).
+func SealEvent(priv ed25519.PrivateKey, e Event) ([]byte, error) {
+	p, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	return Seal(DeviceKID(e.Serial), priv, p)
 }

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 	"time"
@@ -94,5 +95,33 @@ func TestTopics(t *testing.T) {
 		if ValidSerial(s) != want {
 			t.Errorf("ValidSerial(%q) != %v", s, want)
 		}
+	}
+}
+
+func TestSealAckEvent(t *testing.T) {
+	pub, priv := testKey(t, 7)
+	keys := map[string]ed25519.PublicKey{"dev-PA-0001": pub}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	raw, err := SealAck(priv, Rejection("c-1", "PA-0001", ReasonExpired, at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(raw, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ParseAck(e.Payload)
+	if err != nil || a.Reason != ReasonExpired || a.CmdID != "c-1" || a.State != AckRejected {
+		t.Fatalf("ack %+v %v", a, err)
+	}
+	raw, err = SealEvent(priv, Event{ID: "e-1", Serial: "PA-0001", Type: EvtTamper, At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err = Open(raw, keys); err != nil || e.KID != "dev-PA-0001" {
+		t.Fatalf("event envelope %+v %v", e, err)
+	}
+	if ev, err := ParseEvent(e.Payload); err != nil || ev.Type != EvtTamper {
+		t.Fatalf("event %+v %v", ev, err)
 	}
 }

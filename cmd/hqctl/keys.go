@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/posagent/posagent/terminal/remote"
+)
+
+// loadSigningKey reads KID.key as written by keygen: the base64 Ed25519
+// seed (a base64 64-byte private key is accepted too). The kid defaults to
+// the file name without ".key".
+func loadSigningKey(path, kid string) (string, ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("read key: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil {
+		return "", nil, fmt.Errorf("key %s: not base64", path)
+	}
+	var priv ed25519.PrivateKey
+	switch len(raw) {
+	case ed25519.SeedSize:
+		priv = ed25519.NewKeyFromSeed(raw)
+	case ed25519.PrivateKeySize:
+		priv = ed25519.PrivateKey(raw)
+	default:
+		return "", nil, fmt.Errorf("key %s: %d bytes, want a 32-byte Ed25519 seed", path, len(raw))
+	}
+	if kid == "" {
+		kid = strings.TrimSuffix(filepath.Base(path), ".key")
+	}
+	if !remote.ValidID(kid) {
+		return "", nil, fmt.Errorf("kid %q: want 1-64 of [A-Za-z0-9._-]", kid)
+	}
+	return kid, priv, nil
+}
+
+// loadDeviceKeys reads the terminals' public keys: either one JSON object
+// {"<serial>":"<ed25519_pub base64>",…} or the JSON lines that
+// posagentd factory-init prints ({"serial":…,"ed25519_pub":…,…} per line).
+func loadDeviceKeys(path string) (map[string]ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read device keys: %w", err)
+	}
+	pubs := map[string]string{}
+	if err := json.Unmarshal(data, &pubs); err != nil {
+		pubs = map[string]string{}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			var rec struct {
+				Serial     string `json:"serial"`
+				Ed25519Pub string `json:"ed25519_pub"`
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Serial == "" {
+				return nil, fmt.Errorf("device keys %s line %d: want a JSON object of serial -> key, or factory-init JSON lines", path, n)
+			}
+			pubs[rec.Serial] = rec.Ed25519Pub
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("device keys %s: %w", path, err)
+		}
+	}
+	keys := make(map[string]ed25519.PublicKey, len(pubs))
+	for serial, b64 := range pubs {
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("device keys %s: %s: want a base64 32-byte Ed25519 public key", path, serial)
+		}
+		keys[serial] = ed25519.PublicKey(raw)
+	}
+	return keys, nil
+}
+
+// readSerials reads one serial per line; blank lines and # comments are skipped.
+func readSerials(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read serials: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// mqttFlags are the broker connection flags shared by every command that
+// talks to the broker.
+type mqttFlags struct {
+	broker   string
+	caFile   string
+	certFile string
+	keyFile  string
+	username string
+	password string
+}
+
+func (m *mqttFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&m.broker, "broker", "tcp://127.0.0.1:1883", "broker URL: tcp://HOST:PORT, or ssl://HOST:PORT for TLS")
+	fs.StringVar(&m.caFile, "ca-file", "", "PEM CA bundle to verify the broker (default: system roots)")
+	fs.StringVar(&m.certFile, "cert-file", "", "PEM client certificate for brokers that require one")
+	fs.StringVar(&m.keyFile, "key-file", "", "PEM private key of --cert-file")
+	fs.StringVar(&m.username, "username", "hq", "MQTT username (the broker ACL's fleet-wide HQ user)")
+	fs.StringVar(&m.password, "password", "", "MQTT password (or $HQCTL_MQTT_PASSWORD)")
+}
+
+func (m *mqttFlags) tlsConfig() (*tls.Config, error) {
+	if m.caFile == "" && m.certFile == "" && m.keyFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if m.caFile != "" {
+		pem, err := os.ReadFile(m.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s: no PEM certificate", m.caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (m.certFile == "") != (m.keyFile == "") {
+		return nil, errors.New("--cert-file and --key-file go together")
+	}
+	if m.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(m.certFile, m.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+var clientSeq atomic.Int64
+
+// clientID is unique per run, hq-<host>-<pid>, so two operators (or two
+// runs in one test binary, which get a -N suffix) never take over each
+// other's connection.
+func clientID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, host)
+	id := fmt.Sprintf("hq-%s-%d", host, os.Getpid())
+	if n := clientSeq.Add(1); n > 1 {
+		id += fmt.Sprintf("-%d", n)
+	}
+	return id
+}
+
+// connect opens one MQTT connection. HQ uses CleanSession=true: it
+// subscribes before it publishes, so it needs no queue while away. The
+// default publish handler is set before Connect (a paho v1.5 pitfall:
+// messages arriving before Subscribe returns would otherwise be dropped).
+// handler must not block: paho calls it on its single router goroutine.
+func (m *mqttFlags) connect(handler paho.MessageHandler) (paho.Client, error) {
+	tlsCfg, err := m.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	pass := m.password
+	if pass == "" {
+		pass = os.Getenv("HQCTL_MQTT_PASSWORD")
+	}
+	o := paho.NewClientOptions().
+		AddBroker(m.broker).
+		SetClientID(clientID()).
+		SetCleanSession(true).
+		SetUsername(m.username).
+		SetPassword(pass).
+		SetConnectTimeout(10 * time.Second).
+		SetConnectRetry(false).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetDefaultPublishHandler(handler)
+	if tlsCfg != nil {
+		o.SetTLSConfig(tlsCfg)
+	}
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		return nil, fmt.Errorf("connect %s: timeout", m.broker)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", m.broker, err)
+	}
+	return c, nil
+}
+
+// waitToken waits for a paho token until deadline.
+func waitToken(tok paho.Token, deadline time.Time) error {
+	if !tok.WaitTimeout(time.Until(deadline)) {
+		return errors.New("timeout")
+	}
+	return tok.Error()
+}
