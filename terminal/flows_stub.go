@@ -5,10 +5,6 @@ package terminal
 
 func (m *Machine) notAvailable(title string) { m.result(title, "NOT AVAILABLE") }
 
-func (m *Machine) startActivation() {
-	m.askTech("ACTIVATE", func(m *Machine) { m.notAvailable("ACTIVATE") })
-}
-
 func (m *Machine) startTechnician() {
 	m.askTech("TECHNICIAN", func(m *Machine) { m.replace(m.technicianMenu()) })
 }

@@ -48,6 +48,15 @@ type State struct {
 
 	// Intent is the unbind in progress (identity store), if any.
 	Intent *UnbindIntent
+
+	// Binding is the settlement-card binding of an active terminal.
+	Binding *Binding
+	// DeviceX25519Pub is the device's key-delivery public key (base64),
+	// sent in activation requests.
+	DeviceX25519Pub string
+	// Incomplete: merchant parameters without a settlement-card binding,
+	// an activation cut short by a power cut; erased at boot.
+	Incomplete bool
 }
 
 // Machine is the terminal core: a deterministic state machine. It is not
@@ -65,6 +74,9 @@ type Machine struct {
 	onAlarm func(m *Machine) // a step waiting for its time (unbind retry)
 
 	unbindBackoff time.Duration
+
+	activation *activation      // the technician activation in progress
+	wipeAfter  func(m *Machine) // what a Wiped outside an unbind goes on with
 
 	nextID   uint64 // of the last Request
 	inflight *job   // the exchange in flight (one at a time)
@@ -96,6 +108,14 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	case CommandReceived:
 		m.onCommand(ev.Cmd)
 	case Wiped:
+		if f := m.wipeAfter; f != nil {
+			m.wipeAfter = nil
+			if ev.Err != nil {
+				m.log(slog.LevelError, "wipe failed", slog.String("err", ev.Err.Error()))
+			}
+			f(m)
+			break
+		}
 		m.onWiped(ev.Err)
 	case KeyPressed:
 		if len(m.views) > 0 {
@@ -120,9 +140,9 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 		m.log(slog.LevelError, "persist failed", slog.String("err", ev.Err.Error()))
 		m.result("ERROR", "STORAGE FAULT", "CALL SERVICE")
 	case TamperDetected:
-		// Handled fully with the secure element in the tamper flow; the
-		// lifecycle change is the part the core owns.
-		m.enter(Tampered, "tamper input fired")
+		m.onTamper()
+	case Provisioned:
+		m.onProvisioned(ev)
 	}
 	m.render()
 	return m.out
@@ -176,6 +196,13 @@ func (m *Machine) status() Status {
 // boot does what must happen before anything else: a pending reversal is
 // sent first (acquirer.md §Terminal rules), with the screen saying so.
 func (m *Machine) boot() {
+	if m.st.Incomplete {
+		// An activation cut short: erase what it stored.
+		m.log(slog.LevelWarn, "incomplete activation found at boot: erasing it")
+		m.wipeAfter = func(m *Machine) { m.st.Merchant, m.st.Incomplete = Merchant{}, false }
+		m.emit(Wipe{})
+		return
+	}
 	if m.st.Lifecycle == Unbinding {
 		if m.st.Intent == nil {
 			m.enter(Active, "unbinding without an intent")

@@ -18,6 +18,16 @@ type RemoteCommand struct {
 	// unbind
 	Unsettled string // settle | refuse | force
 	Reason    string
+	// provision
+	Provision *ProvisionCmd
+}
+
+// ProvisionCmd is the content of a provision command.
+type ProvisionCmd struct {
+	Activation string // the activation request it answers
+	Merchant   Merchant
+	Sealed     []byte // TMK, NaCl anonymous box to the device's X25519 key
+	KCV        string
 }
 
 // CommandReceived feeds a verified command to the machine.
@@ -65,6 +75,7 @@ type SendAck struct {
 // §Event payload) through the durable outbox.
 type PublishEvent struct {
 	Type string // activation_request, activated, unbound, tamper
+	ID   string // "" = the shell makes one
 	Data json.RawMessage
 }
 
@@ -159,6 +170,8 @@ func (m *Machine) onCommand(c RemoteCommand) {
 		m.emit(SendAck{CmdID: c.ID, State: AckAccepted, SetIntent: iv})
 		m.enter(Unbinding, "unbind command "+c.ID)
 		m.unbindStep()
+	case "provision":
+		m.onProvision(c)
 	default:
 		m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
 	}

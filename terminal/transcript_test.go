@@ -118,6 +118,22 @@ func runTranscript(t *testing.T, path string) string {
 			step(CommandReceived{Cmd: c})
 		case "wiped":
 			step(Wiped{})
+		case "provision":
+			// provision CMDID [wrong]: answer the pending activation request
+			f := strings.Fields(arg)
+			act := ""
+			if m.activation != nil {
+				act = m.activation.id
+			}
+			if len(f) > 1 {
+				act = "someone-else"
+			}
+			step(CommandReceived{Cmd: RemoteCommand{ID: f[0], Type: "provision", ExpiresAt: t0.Add(time.Hour),
+				Provision: &ProvisionCmd{Activation: act, KCV: "ABCDEF", Merchant: Merchant{TID: "87654321", MID: "876543210987654", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"}}}})
+		case "provisioned":
+			step(Provisioned{Reason: arg})
+		case "tamper":
+			step(TamperDetected{})
 		case "reply":
 			step(parseReply(t, arg, last))
 		case "serial":
@@ -240,6 +256,8 @@ func renderEffect(e Effect) string {
 		return fmt.Sprintf("ack %s %s reason=%q seen=%v set-intent=%v clear-intent=%v result=%s", e.CmdID, e.State, e.Reason, e.Seen, e.SetIntent != nil, e.ClearIntent, e.Result)
 	case PublishEvent:
 		return fmt.Sprintf("event %s %s", e.Type, e.Data)
+	case Provision:
+		return fmt.Sprintf("provision %s tid=%s kcv=%s", e.CmdID, e.Merchant.TID, e.KCV)
 	case Print:
 		return "print | " + strings.Join(e.Receipt.Lines, " | ")
 	case Show:

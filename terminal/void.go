@@ -38,8 +38,12 @@ func (v *menuLikeView) key(m *Machine, k hal.Key) {
 func (m *Machine) voidByVoucher() {
 	e := &entryView{title: "VOID", prompt: "VOUCHER NO", min: 1, max: 6}
 	e.enter = func(m *Machine, digits string) {
+		// Decimal, leading zeros and all: fmt.Sscan would read "000010"
+		// as octal (8). The entry holds digits only.
 		var n uint32
-		fmt.Sscan(digits, &n)
+		for i := 0; i < len(digits); i++ {
+			n = n*10 + uint32(digits[i]-'0')
+		}
 		m.voidCandidate(STAN(n))
 	}
 	m.replace(e)

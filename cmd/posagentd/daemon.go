@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,6 +152,7 @@ func (d *daemon) loadState() (terminal.State, error) {
 		return terminal.State{}, err
 	}
 	st := terminal.State{
+		DeviceX25519Pub:   base64.StdEncoding.EncodeToString(id.DeviceX25519Pub),
 		Serial:            id.Serial,
 		TechPwdHash:       id.TechPwdHash,
 		SupervisorPwdHash: id.SupervisorPwdHash,
@@ -180,6 +182,11 @@ func (d *daemon) loadState() (terminal.State, error) {
 		if active, err = d.loadMerchant(&st); err != nil {
 			return st, err
 		}
+	}
+	if active && st.Binding == nil && st.Intent == nil {
+		// Parameters without a binding: an activation a power cut stopped
+		// before the settlement card. The core erases it at boot.
+		active, st.Incomplete = false, true
 	}
 	switch {
 	case tampered:
@@ -236,6 +243,14 @@ func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
 				st.Journal = list
 			case terminal.BatchNo(b) > st.PrevBatch:
 				st.Prev, st.PrevBatch = list, terminal.BatchNo(b)
+			}
+		}
+		if raw, ok, err := tx.Binding(); err != nil {
+			return err
+		} else if ok {
+			st.Binding = new(terminal.Binding)
+			if err := json.Unmarshal(raw, st.Binding); err != nil {
+				return fmt.Errorf("settlement-card binding: %w", err)
 			}
 		}
 		rv, ok, err := tx.Reversal()
@@ -394,6 +409,12 @@ func (d *daemon) do(e terminal.Effect) error {
 		return d.publishEvent(e)
 	case terminal.Wipe:
 		d.next = append(d.next, terminal.Wiped{Err: d.wipe()})
+	case terminal.Provision:
+		d.next = append(d.next, d.provision(e))
+	case terminal.ZeroiseKeys:
+		if err := d.se.ZeroiseKeys(); err != nil {
+			d.log.Error("zeroise keys", slog.String("err", err.Error()))
+		}
 	case terminal.Persist:
 		return d.persist(e.Ops)
 	case terminal.Reboot:
@@ -430,6 +451,12 @@ func (d *daemon) persist(ops []terminal.Op) error {
 			}
 		case terminal.ClearIntentOp:
 			err = d.ident.ClearIntent()
+		case terminal.SetTampered:
+			var v []byte
+			if op.On {
+				v = []byte("1")
+			}
+			err = d.ident.Put(kvTampered, v)
 		default:
 			merchantOps = append(merchantOps, op)
 		}
@@ -474,6 +501,12 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 	case terminal.DeleteBatch:
 		_, err := tx.DeleteBatch(uint32(op.Batch))
 		return err
+	case terminal.PutBinding:
+		b, err := json.Marshal(op.Binding)
+		if err != nil {
+			return err
+		}
+		return tx.PutBinding(b)
 	}
 	return fmt.Errorf("unknown store op %T", op)
 }

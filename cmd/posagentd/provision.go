@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/posagent/posagent/hal/sesim"
 	"github.com/posagent/posagent/iso8583/mac"
@@ -33,13 +34,21 @@ type provisionFile struct {
 	TMK    string `json:"tmk"`     // 32 hex digits
 	TMKKCV string `json:"tmk_kcv"` // optional: checked when given
 	Batch  uint32 `json:"batch"`   // optional starting batch number, default 1
+	// SettlementPAN is the settlement card to bind (default: a test card);
+	// only its masked form and a hash are stored.
+	SettlementPAN string `json:"settlement_pan"`
 }
 
 var (
 	tidRE  = regexp.MustCompile(`^[\x20-\x7e]{8}$`)
 	midRE  = regexp.MustCompile(`^[\x20-\x7e]{15}$`)
 	tpduRE = regexp.MustCompile(`^60[0-9A-Fa-f]{8}$`)
+	panRE  = regexp.MustCompile(`^[0-9]{12,19}$`)
 )
+
+// defaultSettlementPAN is the lab settlement card bound by provision when
+// the file names none.
+const defaultSettlementPAN = "6222600000000000018"
 
 func (p *provisionFile) validate() error {
 	switch {
@@ -55,6 +64,8 @@ func (p *provisionFile) validate() error {
 		return errors.New("merchant_name: at most 40 characters")
 	case p.Batch > 999999:
 		return errors.New("batch: at most 999999")
+	case p.SettlementPAN != "" && !panRE.MatchString(p.SettlementPAN):
+		return errors.New("settlement_pan: want 12 to 19 digits")
 	}
 	if b, err := hex.DecodeString(p.TMK); err != nil || len(b) != 16 {
 		return errors.New("tmk: want 32 hex digits (a double-length 3DES key)")
@@ -134,8 +145,20 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	if batch == 0 {
 		batch = 1
 	}
+	id, err := ident.Identity()
+	if err != nil {
+		return fail("%v", err)
+	}
+	pan := p.SettlementPAN
+	if pan == "" {
+		pan = defaultSettlementPAN
+	}
+	binding, _ := json.Marshal(terminal.NewBinding(id.Serial, pan, time.Now().UTC()))
 	err = merch.Update(func(tx *storage.MerchantTx) error {
 		if err := tx.PutCounters(storage.Counters{Batch: batch}); err != nil {
+			return err
+		}
+		if err := tx.PutBinding(binding); err != nil {
 			return err
 		}
 		return tx.PutParams(params)

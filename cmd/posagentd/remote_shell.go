@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/crypto/nacl/box"
 	"log/slog"
 	"strconv"
 	"time"
@@ -77,6 +78,16 @@ func (d *daemon) handleCommand(payload []byte) {
 		}
 		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
 	}
+	if cmd.Type == "provision" {
+		a, err := cmd.Provision()
+		if err != nil {
+			d.log.Error("provision args", slog.String("err", err.Error()))
+			return
+		}
+		rc.Provision = &terminal.ProvisionCmd{Activation: a.Activation, Sealed: a.TMKSealed, KCV: a.TMKKCV,
+			Merchant: terminal.Merchant{TID: a.TID, MID: a.MID, Name: a.MerchantName,
+				AcquirerAddr: a.Acquirer.Addr, AcquirerTLS: a.Acquirer.TLS, TPDU: a.Acquirer.TPDU}}
+	}
 	d.step(terminal.CommandReceived{Cmd: rc})
 }
 
@@ -126,7 +137,11 @@ func (d *daemon) sendAck(a terminal.SendAck) error {
 // publishEvent signs an event and puts it in the outbox.
 func (d *daemon) publishEvent(e terminal.PublishEvent) error {
 	now := time.Now().UTC()
-	payload, err := json.Marshal(remote.Event{V: 1, ID: d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36),
+	id := e.ID
+	if id == "" {
+		id = d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36)
+	}
+	payload, err := json.Marshal(remote.Event{V: 1, ID: id,
 		Serial: d.id.Serial, Type: e.Type, At: now, Data: e.Data})
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
@@ -176,6 +191,51 @@ func (d *daemon) wipe() error {
 	if err != nil {
 		return fmt.Errorf("wipe merchant store: %w", err)
 	}
+	// A fresh, empty store: an activation that failed goes on without a
+	// reboot, and a new data key is made only when something is sealed.
+	_, path, _ := storage.Paths(d.cfg.DataDir)
+	if d.merch, err = storage.OpenMerchant(path, d.se); err != nil {
+		return fmt.Errorf("reopen merchant store: %w", err)
+	}
 	d.log.Info("merchant data wiped", slog.Int("txns", rep.Txns), slog.Bool("binding", rep.Binding), slog.Bool("keys", !d.se.HasKey(hal.TMK)))
 	return nil
+}
+
+// provision unseals the TMK of a provision command with the device's
+// X25519 key (NaCl anonymous box), installs it in the secure element with
+// its check value, and stores the merchant parameters. Nothing is stored
+// when the seal or the KCV is bad.
+func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
+	var pub, priv [32]byte
+	copy(pub[:], d.id.DeviceX25519Pub)
+	copy(priv[:], d.id.DeviceX25519Priv)
+	tmk, ok := box.OpenAnonymous(nil, p.Sealed, &pub, &priv)
+	clear(priv[:])
+	if !ok || len(tmk) != 16 {
+		d.log.Warn("provision: TMK seal does not open", slog.String("id", p.CmdID))
+		return terminal.Provisioned{Reason: remote.ReasonBadSeal}
+	}
+	defer clear(tmk)
+	if err := d.se.InstallTMK(tmk, p.KCV); err != nil {
+		d.log.Warn("provision: TMK refused", slog.String("id", p.CmdID), slog.String("err", err.Error()))
+		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
+	}
+	params, err := json.Marshal(p.Merchant)
+	if err == nil {
+		err = d.merch.Update(func(tx *storage.MerchantTx) error {
+			if err := tx.PutCounters(storage.Counters{Batch: 1}); err != nil {
+				return err
+			}
+			if err := tx.DeleteBinding(); err != nil {
+				return err
+			}
+			return tx.PutParams(params)
+		})
+	}
+	if err != nil {
+		_ = d.se.ZeroiseKeys()
+		d.log.Error("provision: store parameters", slog.String("err", err.Error()))
+		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
+	}
+	return terminal.Provisioned{}
 }

@@ -1,0 +1,235 @@
+package terminal
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/posagent/posagent/hal"
+)
+
+// ActivationTimeout is how long WAITING FOR HQ waits for the signed
+// provision command (spec/terminal.md §Activation).
+const ActivationTimeout = 120 * time.Second
+
+// Binding is the settlement-card binding: the card the merchant's money
+// settles to. Only the masked PAN and a hash are kept: enough to show it
+// and to recognise the card again, never the number.
+type Binding struct {
+	MaskedPAN string    `json:"masked_pan"`
+	PANHash   string    `json:"pan_hash"` // hex SHA-256 of the serial and the PAN
+	BankID    string    `json:"bank_id"`  // the BIN: the issuer's first 6 digits
+	BoundAt   time.Time `json:"bound_at"`
+}
+
+// NewBinding builds the binding of a swiped card. The hash is salted with
+// the terminal's serial so the same card hashes differently on two
+// terminals.
+func NewBinding(serial string, pan string, now time.Time) Binding {
+	h := sha256.Sum256([]byte("posagent/binding/v1\x00" + serial + "\x00" + pan))
+	bin := pan
+	if len(bin) > 6 {
+		bin = bin[:6]
+	}
+	return Binding{MaskedPAN: hal.MaskPAN(pan), PANHash: hex.EncodeToString(h[:]), BankID: bin, BoundAt: now}
+}
+
+// Provision asks the shell to unseal the TMK of a provision command with
+// the device's X25519 key, install it in the secure element (KCV checked)
+// and store the merchant parameters. It answers with Provisioned.
+type Provision struct {
+	CmdID    string
+	Merchant Merchant
+	Sealed   []byte
+	KCV      string
+}
+
+// Provisioned is the outcome of a Provision; Reason is bad-seal or
+// bad-kcv when it failed (nothing was stored then).
+type Provisioned struct {
+	Reason string
+	Err    error
+}
+
+// PutBinding stores the settlement-card binding (merchant store).
+type PutBinding struct{ Binding Binding }
+
+// SetTampered records, or clears, the tamper flag (identity store).
+type SetTampered struct{ On bool }
+
+// ZeroiseKeys asks the secure element to zeroise TMK, PIK and MAK.
+type ZeroiseKeys struct{}
+
+func (Provision) isEffect()   {}
+func (ZeroiseKeys) isEffect() {}
+func (Provisioned) isEvent()  {}
+func (PutBinding) isOp()      {}
+func (SetTampered) isOp()     {}
+
+// activation is the technician activation in progress.
+type activation struct {
+	id    string
+	cmdID string
+	hash  [32]byte
+}
+
+// startActivation: TECH PWD → ACTIVATION CODE → the signed
+// activation_request → WAITING FOR HQ.
+func (m *Machine) startActivation() {
+	m.askTech("ACTIVATE", func(m *Machine) {
+		e := &entryView{title: "ACTIVATE", prompt: "ACTIVATION CODE", min: 8, max: 8}
+		e.enter = func(m *Machine, code string) { m.requestActivation(code) }
+		m.replace(e)
+	})
+}
+
+func (m *Machine) requestActivation(code string) {
+	id := fmt.Sprintf("act-%s-%d", m.st.Serial, m.now.UnixNano())
+	m.activation = &activation{id: id}
+	data, _ := json.Marshal(map[string]string{"code": code, "x25519_pub": m.st.DeviceX25519Pub})
+	m.emit(PublishEvent{Type: "activation_request", ID: id, Data: data})
+	m.log(slog.LevelInfo, "activation requested", slog.String("id", id))
+	m.replace(&waitView{lines: []string{"ACTIVATE", "", "WAITING FOR HQ", "", "CANCEL TO STOP"}, until: m.now.Add(ActivationTimeout),
+		timeout: func(m *Machine) { m.activationFailed("NO ANSWER FROM HQ", false) },
+		cancel:  func(m *Machine) { m.activation = nil; m.cancelFlow() },
+	})
+}
+
+// waitView waits for something outside with a deadline; Cancel may stop it.
+type waitView struct {
+	lines   []string
+	until   time.Time
+	timeout func(m *Machine)
+	cancel  func(m *Machine) // nil: keys ignored
+}
+
+func (v *waitView) render(*Machine) hal.Screen { return lines(v.lines...) }
+func (v *waitView) key(m *Machine, k hal.Key) {
+	if k == hal.KeyCancel && v.cancel != nil {
+		v.cancel(m)
+	}
+}
+func (v *waitView) deadline() time.Time { return v.until }
+func (v *waitView) expire(m *Machine)   { v.timeout(m) }
+
+// onProvision handles a verified provision command: it must answer the
+// activation request pending on the screen.
+func (m *Machine) onProvision(c RemoteCommand) {
+	a := m.activation
+	if (m.st.Lifecycle != Unactivated && m.st.Lifecycle != Tampered) || a == nil || a.cmdID != "" || c.Provision == nil || c.Provision.Activation != a.id {
+		m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+		return
+	}
+	a.cmdID, a.hash = c.ID, c.PayloadHash
+	p := c.Provision
+	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "INSTALLING KEYS"}}}
+	m.emit(Provision{CmdID: c.ID, Merchant: p.Merchant, Sealed: p.Sealed, KCV: p.KCV})
+	m.st.Merchant = p.Merchant
+}
+
+func (m *Machine) onProvisioned(ev Provisioned) {
+	a := m.activation
+	if a == nil || a.cmdID == "" {
+		return
+	}
+	if ev.Reason != "" {
+		m.emit(SendAck{CmdID: a.cmdID, State: AckFailed, Reason: ev.Reason, Seen: true, PayloadHash: a.hash})
+		m.st.Merchant = Merchant{}
+		m.activationFailed(map[string]string{"bad-kcv": "BAD KCV", "bad-seal": "BAD SEAL"}[ev.Reason], false)
+		return
+	}
+	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
+	m.st.Counters = Counters{Batch: 1}
+	m.st.Journal, m.st.Prev, m.st.PrevBatch = nil, nil, 0
+	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "SIGNING IN"}}}
+	m.signIn(func(m *Machine, reason string) {
+		if reason != "" {
+			m.activationFailed("SIGN IN "+reason, true)
+			return
+		}
+		m.views = []view{m.rootView(), &bindView{}}
+	})
+}
+
+// bindView asks for the settlement card.
+type bindView struct{ note string }
+
+func (v *bindView) render(*Machine) hal.Screen {
+	l := []string{"ACTIVATE", "", "SWIPE SETTLEMENT CARD"}
+	if v.note != "" {
+		l = append(l, "", v.note)
+	}
+	return lines(l...)
+}
+
+func (v *bindView) key(m *Machine, k hal.Key) {
+	if k == hal.KeyCancel {
+		m.activationFailed("CANCELLED", true)
+	}
+}
+
+func (v *bindView) card(m *Machine, c hal.Track2, err error) {
+	if err != nil {
+		m.log(slog.LevelWarn, "settlement card unreadable", slog.String("err", err.Error()))
+		m.activationFailed("CARD UNREADABLE", true)
+		return
+	}
+	b := NewBinding(m.st.Serial, c.PAN, m.now)
+	m.st.Binding = &b
+	m.emit(Persist{Ops: []Op{PutBinding{Binding: b}, PutCounters{Counters: m.st.Counters}}})
+	if m.st.Lifecycle == Tampered {
+		m.emit(Persist{Ops: []Op{SetTampered{On: false}}})
+	}
+	m.activation = nil
+	data, _ := json.Marshal(map[string]string{"tid": m.st.Merchant.TID, "bank_id": b.BankID, "card": b.MaskedPAN})
+	m.emit(PublishEvent{Type: "activated", Data: data})
+	m.enter(Active, "activated")
+	m.push(&resultView{lines: []string{"ACTIVATED", "", "TID " + m.st.Merchant.TID}, back: 1, until: m.now.Add(ActivatedTimeout)})
+}
+
+// activationFailed shows why and leaves the terminal unactivated and clean:
+// with wipe, whatever the provision stored (parameters, TMK, working keys)
+// is erased first.
+func (m *Machine) activationFailed(why string, wipe bool) {
+	m.log(slog.LevelWarn, "activation failed", slog.String("why", why))
+	m.activation = nil
+	if wipe {
+		m.wipeAfter = func(m *Machine) { m.activationFailedScreen(why) }
+		m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "CLEANING UP"}}}
+		m.emit(Wipe{})
+		return
+	}
+	m.activationFailedScreen(why)
+}
+
+func (m *Machine) activationFailedScreen(why string) {
+	m.st.Merchant, m.st.Binding, m.st.Counters = Merchant{}, nil, Counters{}
+	m.views = []view{m.rootView()}
+	m.push(&resultView{lines: append([]string{"ACTIVATION FAILED"}, wrap(why)...), back: 1, until: m.now.Add(ResultTimeout)})
+}
+
+// onTamper zeroises every key at once, keeps the merchant data (a pending
+// reversal survives and is reported), and refuses transactions until a
+// technician activates the terminal again.
+func (m *Machine) onTamper() {
+	if m.st.Lifecycle == Tampered {
+		return
+	}
+	m.emit(ZeroiseKeys{}, Persist{Ops: []Op{SetTampered{On: true}}})
+	m.st.NeedSignIn = true
+	data := map[string]any{"state_before": m.st.Lifecycle.String()}
+	if rv := m.st.Reversal; rv != nil {
+		data["pending_reversal"] = map[string]any{"stan": rv.Txn.STAN.String(), "type": rv.Txn.Type.String(),
+			"amount": int64(rv.Txn.Amount), "pan": rv.Txn.PAN.String(), "reason": rv.Reason}
+	}
+	if n := len(m.approvedTxns()); n > 0 {
+		data["open_batch_count"] = n
+	}
+	b, _ := json.Marshal(data)
+	m.emit(PublishEvent{Type: "tamper", Data: b})
+	m.inflight, m.waiting = nil, nil
+	m.enter(Tampered, "tamper input fired")
+}
