@@ -87,3 +87,23 @@ demo: deps build
 
 clean:
 	rm -rf $(OUT) .demo
+
+## package: .deb and .ipk for armhf (arm7), arm64 and amd64 into build/out/,
+## with nfpm v2.45.2 run as a tool (see build/README-packaging.md)
+package:
+	VERSION=$(VERSION) GO=$(GO) OUT=$(OUT) build/package.sh
+	@ls -l $(OUT)/*.deb $(OUT)/*.ipk
+
+## test-package: build the amd64 .deb/.ipk, inspect them, install, upgrade and
+## purge in a scratch root with dpkg, systemd-analyze verify the unit, and
+## check the maintainer scripts, Buildroot package and Yocto recipe
+test-package:
+	@build/install-tools.sh
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestPackage' -v ./cmd/posagentd
+
+## footprint: stripped ARMv7 binary size, idle RSS (amd64 and qemu-arm-static),
+## cold start to MAIN MENU with a 999-transaction batch
+footprint:
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
+
+.PHONY: package test-package footprint

@@ -10,6 +10,7 @@ command -v mosquitto_pub >/dev/null 2>&1 || missing="$missing mosquitto-clients"
 command -v qemu-arm-static >/dev/null 2>&1 || missing="$missing qemu-user-static"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "installing:$missing"

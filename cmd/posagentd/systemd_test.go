@@ -301,8 +301,14 @@ func TestSystemdNotifyProcess(t *testing.T) {
 	defer cmd.Process.Kill()
 
 	ready := sd.waitFor(t, "READY=1", 10*time.Second)
-	if !strings.Contains(stdout.String(), "NOT ACTIVATED") {
-		t.Errorf("READY=1 before the first screen; stdout %q", stdout.String())
+	// The screen is in the stdout pipe before READY=1 is sent (the
+	// in-process test pins that order); exec's copier may take a moment
+	// to move it into the buffer.
+	for deadline := time.Now().Add(time.Second); !strings.Contains(stdout.String(), "NOT ACTIVATED"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("READY=1 without the first screen; stdout %q", stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if !strings.Contains(ready.text, "STATUS=unactivated") {
 		t.Errorf("ready message %q", ready.text)
