@@ -47,11 +47,6 @@ type daemon struct {
 	stop bool // the loop ends after the current step
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level)) // validated with the config
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
 
 // runDaemon runs posagentd until a signal or a reboot request. Logs go to
 // stderr only: with console = "stdio", stdout carries screens and nothing
