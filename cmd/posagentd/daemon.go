@@ -47,7 +47,6 @@ type daemon struct {
 	stop bool // the loop ends after the current step
 }
 
-
 // runDaemon runs posagentd until a signal or a reboot request. Logs go to
 // stderr only: with console = "stdio", stdout carries screens and nothing
 // else.
