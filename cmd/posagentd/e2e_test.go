@@ -494,3 +494,28 @@ func TestE2ESignInAgain(t *testing.T) {
 		t.Errorf("host flagged sale %+v", tx)
 	}
 }
+
+// TestE2EVoidVoucherDecimal: voucher numbers are typed with their leading
+// zeros and read as decimal ("000010" is voucher 10, not octal 8).
+func TestE2EVoidVoucherDecimal(t *testing.T) {
+	sim := startAcqSim(t)
+	h := NewTerm(t, sim, TermOptions{})
+	amounts := map[string]int64{}
+	for i := range 9 { // STAN 1 is the sign-in: vouchers 000002-000010
+		fen := int64(1000 + i)
+		s := h.Sale(fen, track2A)
+		mustContain(t, "sale", s, "APPROVED")
+		amounts[voucherOf(t, s)] = fen
+		h.Keys("\r")
+	}
+	for _, v := range []string{"000009", "000010", "000008"} {
+		if _, ok := amounts[v]; !ok {
+			t.Fatalf("no sale with voucher %s: %v", v, amounts)
+		}
+		s := h.voidByVoucher(v)
+		mustContain(t, "confirm", s, "VOID?", "VOUCHER "+v, hostsim.MaskPAN(panA), fmt.Sprintf("%d.%02d", amounts[v]/100, amounts[v]%100))
+		h.Keys("x")
+		h.WaitScreen("TRANSACTION MGMT", waitTimeout)
+		h.Keys("x")
+	}
+}

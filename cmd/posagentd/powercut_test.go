@@ -22,10 +22,10 @@ import (
 	"github.com/posagent/posagent/terminal"
 )
 
-var soakFlag = flag.Int("soak", 0, "power-cut test: number of kill points (default 50; env POSAGENT_SOAK)")
+var soakFlag = flag.Int("soak", 0, "power-cut test: number of kill points (default 100; env POSAGENT_SOAK)")
 
 // killPoints is the number of kill -9s of the power-cut test: -soak, else
-// POSAGENT_SOAK, else 50.
+// POSAGENT_SOAK, else 100.
 func killPoints(t *testing.T) int {
 	if *soakFlag > 0 {
 		return *soakFlag
@@ -37,7 +37,7 @@ func killPoints(t *testing.T) int {
 		}
 		return n
 	}
-	return 50
+	return 100
 }
 
 // powerCut drives one terminal and counts what happened.
@@ -67,10 +67,15 @@ func (p *powerCut) maybeKill(prob float64) time.Duration {
 	if p.rng.Float64() >= prob {
 		return -1
 	}
-	if p.rng.IntN(5) == 0 {
+	// A flow takes a few milliseconds on a quiet machine: skew towards
+	// short delays, with a tail for a loaded one.
+	switch p.rng.IntN(6) {
+	case 0:
 		return 0
+	case 1:
+		return time.Duration(p.rng.Int64N(int64(40 * time.Millisecond)))
 	}
-	return time.Duration(p.rng.Int64N(int64(40 * time.Millisecond)))
+	return time.Duration(p.rng.Int64N(int64(6 * time.Millisecond)))
 }
 
 func (p *powerCut) kill(after time.Duration, what string) {
@@ -339,8 +344,21 @@ func TestPowerCut(t *testing.T) {
 	}
 	t.Logf("%d kill points in %v; %v", p.kills, time.Since(start).Round(time.Millisecond), p.stats)
 
-	dumpLogs(t, h)
 	p.quiesce()
+	logs := h.Logs()
+	undone, unknown := 0, 0
+	for _, b := range h.HostTerminal().Batches {
+		for _, r := range b.Reversals {
+			switch {
+			case r.Undone:
+				undone++
+			case !r.Found:
+				unknown++
+			}
+		}
+	}
+	t.Logf("reversals cleared on the terminal: %d; at the host: %d undid an approval, %d named a request that never arrived",
+		strings.Count(logs, `msg="reversal cleared"`), undone, unknown)
 	st := readTerminalStore(t, h.DataDir)
 	ledger := h.Ledger()
 	ht := ledger.Terminals[h.TID]

@@ -157,7 +157,7 @@ func BenchmarkVoidRoundTrip(b *testing.B) {
 		// Untimed: a fresh approved sale, then up to VOID?.
 		p.keys("1")
 		p.waitFor("AMOUNT")
-		p.keys(fmt.Sprintf("%d\r", 100+i%5000))
+		p.keys(fmt.Sprintf("%d\r", 100+10*(i%5000))) // ends in 0: approved
 		p.waitFor("SWIPE CARD")
 		p.fakes.CardReader.Swipe(track2A)
 		s := p.waitFor("APPROVED")

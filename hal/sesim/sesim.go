@@ -394,8 +394,24 @@ func writeFile(dir, name string, magic, body []byte) error {
 }
 
 // scrub overwrites a file with zeros, fsyncs it, removes it and fsyncs its
-// directory. A missing file is not an error.
+// directory. A missing file is not an error. The file is first renamed to
+// a temp name (and the directory fsynced): a power cut between the zeroing
+// and the removal would otherwise leave a zeroed keys file that Open
+// refuses as corrupt, and the terminal could never boot to finish its
+// wipe; a leftover temp file is scrubbed by the next Open.
 func scrub(path string) error {
+	if !strings.HasSuffix(path, tmpSuffix) {
+		tmp := path + tmpSuffix
+		if err := os.Rename(path, tmp); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return err
+		}
+		path = tmp
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
