@@ -41,6 +41,7 @@ var (
 	keyBinding  = []byte("binding")
 	keyCounters = []byte("counters")
 	keyReversal = []byte("reversal")
+	keySettling = []byte("settling")
 )
 
 // adPrefix versions the additional-data format.
@@ -303,6 +304,17 @@ func (t *MerchantTx) PutReversal(v []byte) error { return t.put(bktState, keyRev
 
 // ClearReversal removes the pending reversal (no error if none).
 func (t *MerchantTx) ClearReversal() error { return t.del(bktState, keyReversal) }
+
+// Settling returns the settlement-in-progress marker, if any.
+func (t *MerchantTx) Settling() ([]byte, bool, error) { return t.get(bktState, keySettling) }
+
+// PutSettling stores the settlement-in-progress marker: set with the
+// settlement's STAN, cleared when the batch closes, so a settlement cut
+// short (the host may have closed the batch) is resumed, not forgotten.
+func (t *MerchantTx) PutSettling(v []byte) error { return t.put(bktState, keySettling, v) }
+
+// ClearSettling removes the marker (no error if none).
+func (t *MerchantTx) ClearSettling() error { return t.del(bktState, keySettling) }
 
 // Single-operation helpers, each one fsynced transaction.
 

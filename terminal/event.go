@@ -140,3 +140,12 @@ func (PutCounters) isOp()   {}
 func (PutReversal) isOp()   {}
 func (ClearReversal) isOp() {}
 func (DeleteBatch) isOp()   {}
+
+// PutSettling marks a settlement of Batch in progress (merchant store).
+type PutSettling struct{ Batch BatchNo }
+
+// ClearSettling removes the settlement-in-progress marker (merchant store).
+type ClearSettling struct{}
+
+func (PutSettling) isOp()   {}
+func (ClearSettling) isOp() {}

@@ -42,6 +42,10 @@ type State struct {
 	Prev      []Txn     // the closed batch, readable until the next settlement
 	PrevBatch BatchNo   // 0 = none
 	Reversal  *Reversal // the pending reversal, if any
+	// Settling is the batch whose settlement started and did not finish:
+	// the host may have closed it already, so no sale or void may go on in
+	// it; the settlement resumes at boot and from the menu.
+	Settling BatchNo
 	// NeedSignIn: the host asked for a sign-in, or the working keys are
 	// missing; the next financial message signs in first.
 	NeedSignIn bool
@@ -211,7 +215,11 @@ func (m *Machine) boot() {
 		m.unbindStep()
 		return
 	}
-	if m.st.Lifecycle != Active || m.st.Reversal == nil {
+	if m.st.Lifecycle != Active {
+		return
+	}
+	if m.st.Reversal == nil {
+		m.resumeSettlement()
 		return
 	}
 	m.push(&infoView{lines: []string{"REVERSAL", "VOUCHER " + m.st.Reversal.Txn.STAN.String(), "", "PROCESSING"}})
@@ -219,7 +227,25 @@ func (m *Machine) boot() {
 		m.popTo(1)
 		if !ok {
 			m.showResult("REVERSAL PENDING", "HOST UNREACHABLE", "RETRY LATER")
+			return
 		}
+		m.resumeSettlement()
+	})
+}
+
+// resumeSettlement finishes a settlement a power cut interrupted.
+func (m *Machine) resumeSettlement() {
+	if m.st.Lifecycle != Active || m.st.Settling == 0 {
+		return
+	}
+	m.push(&infoView{lines: []string{"SETTLEMENT", "BATCH " + m.st.Counters.Batch.String(), "RESUMING", "PROCESSING"}})
+	m.settle(func(m *Machine, outcome, failure string) {
+		if failure != "" {
+			m.showResult(append([]string{"SETTLE FAILED"}, wrap(failure)...)...)
+			return
+		}
+		// Back to work: the settlement receipt says what happened.
+		m.popTo(1)
 	})
 }
 

@@ -18,6 +18,9 @@ func (m *Machine) startSale() {
 		m.result("SALE", "BUSY", "REVERSAL IN PROGRESS")
 		return
 	}
+	if m.settleFirst("SALE") {
+		return
+	}
 	e := &entryView{title: "SALE", prompt: "AMOUNT", amount: true, min: 1, max: maxAmountDigits}
 	e.enter = func(m *Machine, digits string) {
 		amt := parseAmount(digits)
@@ -219,3 +222,13 @@ func (m *Machine) findTxn(b BatchNo, s STAN) (Txn, bool) {
 
 // publishStatus re-publishes the retained status (batch count changed).
 func (m *Machine) publishStatus() { m.emit(PublishStatus{Status: m.status()}) }
+
+// settleFirst refuses a sale or void while a settlement of the batch is
+// unfinished: the host may already have closed the batch.
+func (m *Machine) settleFirst(title string) bool {
+	if m.st.Settling == 0 {
+		return false
+	}
+	m.showResult(title, "SETTLE FIRST", "BATCH "+m.st.Settling.String())
+	return true
+}

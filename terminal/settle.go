@@ -51,7 +51,8 @@ func (m *Machine) settle(done func(m *Machine, outcome, failure string)) {
 		batch := m.st.Counters.Batch
 		tot := totalsOf(m.st.Journal)
 		stan, op := m.allocSTAN()
-		m.emit(Persist{Ops: []Op{op}})
+		m.st.Settling = batch
+		m.emit(Persist{Ops: []Op{op, PutSettling{Batch: batch}}})
 		m.exchange(Request{Kind: MsgSettlement, STAN: stan, Batch: batch, Totals: tot}, func(m *Machine, r AcquirerReply) {
 			switch {
 			case r.Err != nil:
@@ -139,7 +140,8 @@ func (m *Machine) finishSettlement(batch BatchNo, outcome, failure string, done 
 	m.st.Prev, m.st.PrevBatch = m.st.Journal, batch
 	m.st.Journal = nil
 	m.st.Counters.Batch = batch.Next()
-	ops = append(ops, PutCounters{Counters: m.st.Counters})
+	m.st.Settling = 0
+	ops = append(ops, PutCounters{Counters: m.st.Counters}, ClearSettling{})
 	m.emit(Persist{Ops: ops})
 	m.log(slog.LevelInfo, "batch closed", slog.String("batch", batch.String()), slog.String("outcome", outcome))
 	m.emit(Print{Receipt: m.settlementReceipt(batch, totalsOf(m.st.Prev), outcome)})

@@ -9,6 +9,9 @@ import (
 // startVoid: SUPERVISOR PWD → VOID BY → VOUCHER NO or TIME → VOID? →
 // PROCESSING → result (spec/terminal.md §Void). Refusals send nothing.
 func (m *Machine) startVoid() {
+	if m.settleFirst("VOID") {
+		return
+	}
 	m.askSupervisor("VOID", func(m *Machine) {
 		m.replace(&menuLikeView{title: "VOID BY", items: []menuItem{
 			{hal.Key1, "VOUCHER NO", func(m *Machine) { m.voidByVoucher() }},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -90,8 +91,15 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 	if d.se, err = sesim.Open(sePath); err != nil {
 		return nil, fmt.Errorf("secure element %s: %w", sePath, err)
 	}
-	if d.merch, err = storage.OpenMerchant(merchPath, d.se); err != nil {
+	// A wipe in progress is only finished, never read: a power cut inside
+	// storage.Wipe leaves a zeroed file that bbolt refuses, and wipe()
+	// erases the file by path when d.merch is nil.
+	if wiping, err := d.wipeInProgress(); err != nil {
 		return nil, err
+	} else if !wiping {
+		if d.merch, err = storage.OpenMerchant(merchPath, d.se); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case d.dev != nil:
@@ -238,6 +246,15 @@ func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
 			case terminal.BatchNo(b) > st.PrevBatch:
 				st.Prev, st.PrevBatch = list, terminal.BatchNo(b)
 			}
+		}
+		if raw, ok, err := tx.Settling(); err != nil {
+			return err
+		} else if ok {
+			b, err := strconv.ParseUint(string(raw), 10, 32)
+			if err != nil {
+				return fmt.Errorf("settlement marker %q: %w", raw, err)
+			}
+			st.Settling = terminal.BatchNo(b)
 		}
 		if raw, ok, err := tx.Binding(); err != nil {
 			return err
@@ -495,6 +512,10 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 	case terminal.DeleteBatch:
 		_, err := tx.DeleteBatch(uint32(op.Batch))
 		return err
+	case terminal.PutSettling:
+		return tx.PutSettling([]byte(op.Batch.String()))
+	case terminal.ClearSettling:
+		return tx.ClearSettling()
 	case terminal.PutBinding:
 		b, err := json.Marshal(op.Binding)
 		if err != nil {
