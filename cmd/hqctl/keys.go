@@ -53,7 +53,9 @@ func loadDeviceKeys(path string) (map[string]ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("read device keys: %w", err)
 	}
 	pubs := map[string]string{}
-	if err := json.Unmarshal(data, &pubs); err != nil {
+	// A file of factory-init lines with a single terminal is also a valid
+	// JSON object, one with a "serial" key: read it as lines too.
+	if err := json.Unmarshal(data, &pubs); err != nil || pubs["serial"] != "" {
 		pubs = map[string]string{}
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -27,10 +27,20 @@ Usage:
                                         print one signed command envelope
   hqctl send --broker URL --serial S [--in FILE|-] [--wait 2m] [--json]
                                         publish an envelope as is and wait for its final ack
+  hqctl activation-code --state FILE --serial S --tid T --mid M --acquirer HOST:PORT
+               [--tpdu 6000030000] [--acquirer-tls] [--merchant-name N] [--ttl 24h] [--json]
+                                        issue a one-time 8-digit activation code for a terminal
+  hqctl serve --broker URL --key DIR/KID.key --state FILE --registry FILE --acquirer-keys FILE
+               [--kid KID] [--client-id hq-serve] [--provision-ttl 10m] [--max-request-age 10m]
+                                        activation service: answer activation requests with
+                                        signed provision commands; print events and acks
+  hqctl terminal-state --state FILE --serial S
+                                        print a terminal's last known state (active, unactivated,
+                                        tampered, provisioned, unknown)
   hqctl broker [--listen ADDR]          run an embedded lab MQTT broker (not for production)
   hqctl version
 
-Broker flags of unbind, status and send: --broker URL, --ca-file, --cert-file,
+Broker flags of unbind, status, send and serve: --broker URL, --ca-file, --cert-file,
 --key-file (TLS, ssl://), --username (default hq), --password (or $HQCTL_MQTT_PASSWORD).
 Run "hqctl COMMAND --help" for a command's flags.
 `
@@ -57,6 +67,12 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdSign(args[1:], stdout, stderr)
 	case "send":
 		return cmdSend(args[1:], stdin, stdout, stderr)
+	case "activation-code":
+		return cmdActivationCode(args[1:], stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "terminal-state":
+		return cmdTerminalState(args[1:], stdout, stderr)
 	case "broker":
 		return cmdBroker(args[1:], stdout, stderr)
 	case "version", "--version":

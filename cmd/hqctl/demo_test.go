@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo drives build/demo.sh (what `make demo` runs) the way a person
+// does: in a real terminal (tmux, 80x30), reading the screen and typing.
+// It activates the terminal with the code from the banner, makes a sale and
+// voids it, then stops the lab with Ctrl-C.
+func TestDemo(t *testing.T) {
+	tmuxBin, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Fatal("tmux is missing: run build/install-tools.sh (apt-get install tmux)")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	for _, c := range []string{"posagentd", "hqctl", "acquirer-sim"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, c), "./cmd/"+c)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", c, err, out)
+		}
+	}
+	lab := filepath.Join(tmp, "lab")
+	brokerPort, acqPort := freeTCPPort(t), freeTCPPort(t)
+	env := []string{"DEMO_DIR=" + lab, "DEMO_BIN=" + bin,
+		fmt.Sprintf("DEMO_BROKER_PORT=%d", brokerPort), fmt.Sprintf("DEMO_ACQ_PORT=%d", acqPort)}
+
+	// A private tmux server, so the test never touches anyone's sessions.
+	sock := fmt.Sprintf("posagent-demo-test-%d", os.Getpid())
+	tmux := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(tmuxBin, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	script := "env " + strings.Join(env, " ") + " " + filepath.Join(root, "build/demo.sh") + "; echo DEMO-EXIT $?; sleep 60"
+	tmux("new-session", "-d", "-s", "demo", "-x", "80", "-y", "30", script)
+	t.Cleanup(func() {
+		_ = exec.Command(tmuxBin, "-L", sock, "kill-server").Run()
+		if t.Failed() {
+			for _, l := range []string{"broker", "acquirer", "serve", "posagentd"} {
+				b, _ := os.ReadFile(filepath.Join(lab, l+".log"))
+				t.Logf("%s.log:\n%s", l, b)
+			}
+		}
+	})
+
+	pane := func() string { return tmux("capture-pane", "-p", "-t", "demo") }
+	// screen is the terminal's part of the pane, under the banner's rule.
+	screen := func() string {
+		p := pane()
+		if i := strings.Index(p, "-----\n"); i >= 0 {
+			return p[i+len("-----\n"):]
+		}
+		return ""
+	}
+	waitScreen := func(want string, d time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for {
+			s := screen()
+			if strings.Contains(s, want) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on the screen within %s; pane:\n%s", want, d, pane())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	keys := func(k ...string) { tmux(append([]string{"send-keys", "-t", "demo"}, k...)...) }
+	swipe := func(pan ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(root, "build/swipe.sh"), pan...)
+		cmd.Env = append(os.Environ(), "DEMO_DIR="+lab)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "swiped 622202") {
+			t.Fatalf("swipe.sh: %v: %s", err, out)
+		}
+	}
+
+	waitScreen("NOT ACTIVATED", 60*time.Second)
+	m := regexp.MustCompile(`activation code +(\d{8})`).FindStringSubmatch(pane())
+	if m == nil {
+		t.Fatalf("no activation code in the banner:\n%s", pane())
+	}
+	for _, want := range []string{"technician pwd    4321", "supervisor pwd    123456", "build/swipe.sh", "Ctrl-C"} {
+		if !strings.Contains(pane(), want) {
+			t.Fatalf("banner lacks %q:\n%s", want, pane())
+		}
+	}
+
+	keys("1")
+	waitScreen("TECH PWD", 5*time.Second)
+	keys("4321", "Enter")
+	waitScreen("ACTIVATION CODE", 5*time.Second)
+	keys(m[1], "Enter")
+	// WAITING FOR HQ lasts as long as HQ takes (milliseconds here); then the
+	// demo's acquirer signs the terminal in with the TMK serve gave it.
+	waitScreen("SWIPE SETTLEMENT CARD", 30*time.Second)
+	serveLog, _ := os.ReadFile(filepath.Join(lab, "serve.log"))
+	if !regexp.MustCompile(`DEMO-0001 activation_request act-DEMO-0001-\d+ -> provision prov-DEMO-0001-\d+ TID 10000001`).Match(serveLog) {
+		t.Fatalf("serve.log has no provision:\n%s", serveLog)
+	}
+	swipe()
+	waitScreen("ACTIVATED", 10*time.Second)
+	keys("Enter")
+	waitScreen("MAIN MENU", 10*time.Second)
+
+	// Sale: 1, amount in fen, Enter, swipe.
+	keys("1")
+	waitScreen("AMOUNT", 5*time.Second)
+	keys("1234", "Enter")
+	waitScreen("SWIPE CARD", 5*time.Second)
+	swipe("6222021234567890123")
+	s := waitScreen("APPROVED", 30*time.Second)
+	v := regexp.MustCompile(`VOUCHER (\d{6})`).FindStringSubmatch(s)
+	if v == nil || !strings.Contains(s, "12.34") {
+		t.Fatalf("sale APPROVED screen without voucher or amount:\n%s", s)
+	}
+	keys("Enter")
+	waitScreen("MAIN MENU", 5*time.Second)
+
+	// Void: 2 TRANSACTION MGMT, 1 VOID, supervisor password, 1 VOUCHER NO,
+	// the voucher, confirm.
+	keys("2")
+	waitScreen("TRANSACTION MGMT", 5*time.Second)
+	keys("1")
+	waitScreen("SUPERVISOR PWD", 5*time.Second)
+	keys("123456", "Enter")
+	waitScreen("VOID BY", 5*time.Second)
+	keys("1")
+	waitScreen("VOUCHER NO", 5*time.Second)
+	keys(v[1], "Enter")
+	s = waitScreen("VOID?", 5*time.Second)
+	if !strings.Contains(s, "12.34") || !strings.Contains(s, v[1]) {
+		t.Fatalf("void confirm screen:\n%s", s)
+	}
+	keys("Enter")
+	waitScreen("APPROVED", 30*time.Second)
+
+	// Ctrl-C stops the terminal cleanly and the script takes the lab down.
+	keys("C-c")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(pane(), "DEMO-EXIT 0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not stop with status 0 after Ctrl-C:\n%s", pane())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, port := range []int{brokerPort, acqPort} {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			t.Errorf("port %d still open after the demo stopped: a background process was left behind", port)
+		}
+	}
+}
+
+// freeTCPPort returns a loopback port that was free a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
