@@ -89,7 +89,7 @@ clean:
 	rm -rf $(OUT) .demo
 
 ## package: .deb and .ipk for armhf (arm7), arm64 and amd64 into build/out/,
-## with nfpm v2.45.2 run as a tool (see build/README-packaging.md)
+## with nfpm v2.45.2 run as a tool (see README.md, "Packaging")
 package:
 	VERSION=$(VERSION) GO=$(GO) OUT=$(OUT) build/package.sh
 	@ls -l $(OUT)/*.deb $(OUT)/*.ipk
