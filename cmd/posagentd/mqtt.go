@@ -23,9 +23,11 @@ import (
 //     CleanSession=false, queued commands arrive before Subscribe returns;
 //   - OrderMatters=false and handlers that never block: the command handler
 //     only verifies, makes the command durable and wakes the event loop;
-//   - the command is fsynced before the handler returns, because paho
-//     sends the PUBACK when it returns: a power cut after PUBACK never loses
-//     a command;
+//   - the command is fsynced before the PUBACK: automatic acks are off
+//     and the handler acks a message itself once it is stored (or once it
+//     is deliberately dropped), so a power cut after PUBACK never loses a
+//     command, and a command the store refused is left unacknowledged for
+//     the broker to deliver again on the next connect;
 //   - the subscription is renewed on every connect (a session the broker
 //     lost comes back without it);
 //   - acks and events go through a durable outbox flushed on every connect,
@@ -71,6 +73,7 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 		SetUsername(id.Serial).
 		SetCleanSession(false).
 		SetOrderMatters(false).
+		SetAutoAckDisabled(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(2*time.Second).
@@ -166,6 +169,7 @@ func (r *remoteLink) onConnect(c mqtt.Client) {
 // returns, that is before the PUBACK.
 func (r *remoteLink) onMessage(_ mqtt.Client, msg mqtt.Message) {
 	if msg.Topic() != remote.CmdTopic(r.serial) {
+		msg.Ack()
 		return
 	}
 	raw := msg.Payload()
@@ -173,14 +177,16 @@ func (r *remoteLink) onMessage(_ mqtt.Client, msg mqtt.Message) {
 	if err != nil {
 		r.Unverified.Add(1)
 		r.log.Warn("command dropped unverified", slog.String("err", err.Error()), slog.Int("bytes", len(raw)))
+		msg.Ack() // dropped on purpose: a re-delivery would change nothing
 		return
 	}
 	if err := r.inboxAdd(env.Payload); err != nil {
-		// Not durable: do not acknowledge. Panicking is not an option;
-		// returning acknowledges, so the best left is to log loudly.
-		r.log.Error("command not stored", slog.String("err", err.Error()))
+		// Not durable: no PUBACK, so the broker delivers it again when
+		// the session resumes.
+		r.log.Error("command not stored: left unacknowledged", slog.String("err", err.Error()))
 		return
 	}
+	msg.Ack()
 	r.wakeLoop()
 }
 

@@ -239,3 +239,18 @@ func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 	}
 	return terminal.Provisioned{}
 }
+
+// wipeInProgress reports whether the persisted unbind intent is at the
+// wiping stage (terminal.UnbindIntent.Stage), read before the merchant
+// store is opened.
+func (d *daemon) wipeInProgress() (bool, error) {
+	raw, ok, err := d.ident.Intent()
+	if err != nil || !ok {
+		return false, err
+	}
+	var iv terminal.UnbindIntent
+	if err := json.Unmarshal(raw, &iv); err != nil {
+		return false, fmt.Errorf("unbind intent: %w", err)
+	}
+	return iv.Stage == "wiping", nil
+}
