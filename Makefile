@@ -20,7 +20,7 @@ FUZZTIME      ?= 20s
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-unit test-arm bench fuzz arm demo lint clean deps tools soak
+.PHONY: all build test test-unit test-arm test-arm-core bench fuzz arm demo lint clean deps tools soak
 
 all: build
 
@@ -66,6 +66,18 @@ test-arm-core: arm
 	GOOS=linux GOARCH=arm GOARM=7 POSAGENT_EXEC_WRAPPER=qemu-arm-static \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -exec qemu-arm-static $(ARM_TEST_PKGS)
 	qemu-arm-static $(OUT)/posagentd-armv7 version
+
+## test-arm: the agent's end-to-end tests with the ARMv7 build of posagentd
+## under qemu-arm-static; the harness (and acquirer-sim, mosquitto) stay native
+ARM_E2E_TESTS ?= ^(TestE2E|TestRemoteUnbindTLSAndACL|TestRemoteRejections|TestRemoteOfflineDelivery)
+test-arm: arm
+	POSAGENT_TEST_DAEMON=$(OUT)/posagentd-armv7 POSAGENT_TEST_DAEMON_WRAPPER=qemu-arm-static \
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(ARM_E2E_TESTS)' ./cmd/posagentd
+
+## soak: the power-cut tests with many more kill points
+SOAK ?= 1000
+soak:
+	POSAGENT_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -run 'PowerCut' -v ./cmd/posagentd
 
 ## bench: codec fast path vs moov-io side by side, with ratios
 bench:

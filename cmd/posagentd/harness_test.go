@@ -78,10 +78,18 @@ func buildBinaries(t testing.TB) {
 		moduleRoot = filepath.Clean(filepath.Join(wd, "..", ".."))
 		daemonBin = filepath.Join(binDir, "posagentd")
 		acqSimBin = filepath.Join(binDir, "acquirer-sim")
-		for _, b := range []struct{ out, pkg string }{
-			{daemonBin, "./cmd/posagentd"},
-			{acqSimBin, "./cmd/acquirer-sim"},
-		} {
+		builds := []struct{ out, pkg string }{{acqSimBin, "./cmd/acquirer-sim"}}
+		if bin := os.Getenv("POSAGENT_TEST_DAEMON"); bin != "" {
+			// `make test-arm`: the harness stays native, the agent is the
+			// ARMv7 build run under qemu-arm-static.
+			if daemonBin, err = filepath.Abs(bin); err != nil {
+				buildErr = err
+				return
+			}
+		} else {
+			builds = append(builds, struct{ out, pkg string }{daemonBin, "./cmd/posagentd"})
+		}
+		for _, b := range builds {
 			cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
 			cmd.Dir = moduleRoot
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -93,6 +101,17 @@ func buildBinaries(t testing.TB) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
+}
+
+// daemonCommand runs the posagentd under test, under the emulator named by
+// POSAGENT_TEST_DAEMON_WRAPPER when set (qemu-arm-static for the ARMv7
+// build; qemu-user runs the program in its own process, so kill -9 of the
+// process is a power cut of the agent).
+func daemonCommand(args ...string) *exec.Cmd {
+	if w := os.Getenv("POSAGENT_TEST_DAEMON_WRAPPER"); w != "" {
+		return exec.Command(w, append([]string{daemonBin}, args...)...)
+	}
+	return exec.Command(daemonBin, args...)
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and
@@ -413,7 +432,7 @@ timeout = %q
 
 func (h *Term) runCLI(args ...string) {
 	h.t.Helper()
-	out, err := exec.Command(daemonBin, args...).CombinedOutput()
+	out, err := daemonCommand(args...).CombinedOutput()
 	if err != nil {
 		h.t.Fatalf("posagentd %s: %v\n%s", args[0], err, out)
 	}
@@ -438,7 +457,7 @@ func (h *Term) Start() {
 	if h.running() {
 		h.t.Fatal("Start: daemon already running")
 	}
-	cmd := exec.Command(daemonBin, "--config", h.Config)
+	cmd := daemonCommand("--config", h.Config)
 	logs := &syncBuffer{}
 	h.logs = append(h.logs, logs)
 	cmd.Stderr = logs

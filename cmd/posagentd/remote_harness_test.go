@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -438,7 +437,7 @@ timeout = %q
 	if err := os.WriteFile(pwdFile, []byte("8888\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(daemonBin, "factory-init", "--data-dir", h.DataDir, "--serial", o.Serial,
+	out, err := daemonCommand("factory-init", "--data-dir", h.DataDir, "--serial", o.Serial,
 		"--hq-key", hq.keyArg(), "--tech-pwd-file", pwdFile).Output()
 	if err != nil {
 		t.Fatalf("factory-init: %v", err)
