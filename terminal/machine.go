@@ -147,6 +147,8 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 		m.onTamper()
 	case Provisioned:
 		m.onProvisioned(ev)
+	case SupervisorPwdStored:
+		m.onSupervisorPwdStored(ev)
 	}
 	m.render()
 	return m.out

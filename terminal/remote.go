@@ -3,6 +3,7 @@ package terminal
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/posagent/posagent/terminal/remote"
 	"log/slog"
 	"time"
 )
@@ -41,18 +42,19 @@ type Wiped struct{ Err error }
 func (CommandReceived) isEvent() {}
 func (Wiped) isEvent()           {}
 
-// Ack states and reasons of spec/remote.md.
+// Ack states and reasons of spec/remote.md, from the wire package so the
+// words have one definition.
 const (
-	AckRejected   = "rejected"
-	AckAccepted   = "accepted"
-	AckInProgress = "in_progress"
-	AckSucceeded  = "succeeded"
-	AckFailed     = "failed"
+	AckRejected   = remote.AckRejected
+	AckAccepted   = remote.AckAccepted
+	AckInProgress = remote.AckInProgress
+	AckSucceeded  = remote.AckSucceeded
+	AckFailed     = remote.AckFailed
 
-	ReasonWrongState       = "wrong-state"
-	ReasonReplayed         = "replayed"
-	ReasonSettlementFailed = "settlement-failed"
-	ReasonUnsettledBatch   = "unsettled-batch"
+	ReasonWrongState       = remote.ReasonWrongState
+	ReasonReplayed         = remote.ReasonReplayed
+	ReasonSettlementFailed = remote.ReasonSettlementFailed
+	ReasonUnsettledBatch   = remote.ReasonUnsettledBatch
 )
 
 // SendAck asks the shell to sign an ack, put it in the durable outbox and

@@ -77,8 +77,13 @@ func runTranscript(t *testing.T, path string) string {
 	now := t0
 	var out strings.Builder
 	var last Request // the last Exchange asked for
-	step := func(ev Event) {
+	var step func(ev Event)
+	step = func(ev Event) {
 		for _, e := range m.Step(now, ev) {
+			if c, ok := e.(ChangeSupervisorPwd); ok {
+				// The shell's part: "hash" and store, then answer.
+				defer step(SupervisorPwdStored{Hash: c.New})
+			}
 			if x, ok := e.(Exchange); ok {
 				last = x.Req
 			}

@@ -422,6 +422,8 @@ func (d *daemon) do(e terminal.Effect) error {
 		d.next = append(d.next, terminal.Wiped{Err: d.wipe()})
 	case terminal.Provision:
 		d.next = append(d.next, d.provision(e))
+	case terminal.ChangeSupervisorPwd:
+		d.next = append(d.next, d.changeSupervisorPwd(e.New))
 	case terminal.ZeroiseKeys:
 		if err := d.se.ZeroiseKeys(); err != nil {
 			d.log.Error("zeroise keys", slog.String("err", err.Error()))
@@ -524,6 +526,19 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 		return tx.PutBinding(b)
 	}
 	return fmt.Errorf("unknown store op %T", op)
+}
+
+// changeSupervisorPwd hashes and stores a new supervisor password; the
+// lock is reset with it (a right password resets it anyway).
+func (d *daemon) changeSupervisorPwd(pwd string) terminal.SupervisorPwdStored {
+	hash, err := storage.HashPassword(pwd)
+	if err == nil {
+		err = d.ident.SetSupervisorPwdHash(hash)
+	}
+	if err == nil {
+		err = d.ident.SetPwdLock(storage.PwdLock{})
+	}
+	return terminal.SupervisorPwdStored{Hash: hash, Err: err}
 }
 
 // reboot ends the loop with exit status 3 for reboot = "exit" (a supervisor
