@@ -5,6 +5,13 @@
 //   - The fast path (Message): a table-driven codec over fixed storage that
 //     packs into a caller's buffer and decodes into a caller's Message
 //     without allocating. The terminal uses it on the wire.
+//     Pack and Unpack run one loop over the bitmap, switching on a
+//     per-field op code from the profile table (profile.go); they and Set
+//     check and move values eight bytes at a time (SWAR, validate.go,
+//     words.go). Unpack's loop
+//     only knows whether a frame is good; a bad one goes through the
+//     field-by-field decoder (slowpath.go) for the field and offset of the
+//     error, and the tests hold the two to the same verdicts.
 //   - The reference (ReferenceSpec, PackReference, UnpackReference): the same
 //     profile as a github.com/moov-io/iso8583 spec, used by the acquirer
 //     simulator and as the oracle of the differential and fuzz tests.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // fromFields fills m from semantic strings (hex for 62 and 64).
@@ -54,6 +55,25 @@ func toFields(m *Message) (string, map[int]string) {
 func TestDataCap(t *testing.T) {
 	if dataSize > dataCap {
 		t.Fatalf("profile needs %d bytes of field storage, Message.data has %d", dataSize, dataCap)
+	}
+	// The word loops store whole 8-byte words at offsets 0, 8, 16... of a
+	// slot: every slot must start on a multiple of 8 and have room for the
+	// last word of its longest value.
+	for id := 2; id <= 64; id++ {
+		if !InProfile(id) {
+			continue
+		}
+		ws := wire[id]
+		room := (int(ws.max) + 7) &^ 7
+		if ws.slot%8 != 0 || int(ws.slot)+room > dataCap {
+			t.Errorf("field %d: slot at %d, %d bytes, storage %d", id, ws.slot, room, dataCap)
+		}
+		if id < 64 && InProfile(id+1) && int(wire[id+1].slot) < int(ws.slot)+room {
+			t.Errorf("field %d: slot overlaps field %d", id, id+1)
+		}
+	}
+	if off := unsafe.Offsetof(Message{}.data); off%8 != 0 {
+		t.Errorf("Message.data at offset %d, not 8-aligned", off)
 	}
 }
 

@@ -33,6 +33,9 @@ func FuzzUnpack(f *testing.F) {
 	}
 	buf := make([]byte, MaxFrameSize)
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		// The word-at-a-time loop and the field-by-field decoder behind
+		// Unpack must agree on every frame (fastpath_test.go).
+		checkUnpackAgree(t, frame)
 		var m Message
 		fastErr := m.Unpack(frame)
 		rt, rh, rmti, rfields, refErr := unpackReferenceSafe(frame)

@@ -23,8 +23,8 @@ type Message struct {
 	MTI    uint16
 
 	present uint64        // wire bitmap: field id is bit 64-id
+	data    [dataCap]byte // field id lives at data[slotOff[id]:][:profile[id].max]; 8-aligned after present
 	length  [65]uint16    // semantic length of each present field
-	data    [dataCap]byte // field id lives at data[slotOff[id]:][:profile[id].max]
 }
 
 // Reset empties the message, keeping TPDU and Header.
@@ -46,10 +46,11 @@ func (m *Message) Fields() uint64 { return m.present }
 // slice points into m: it is valid until the next Set of that field, Unpack
 // or Reset, and must not be modified.
 func (m *Message) Get(id int) []byte {
-	if !m.Has(id) {
+	if id < 2 || id > 64 || m.present&(1<<63>>((id-1)&63)) == 0 {
 		return nil
 	}
-	return m.data[wire[id].slot:][:m.length[id]]
+	off := int(slotOff[id])
+	return m.data[off : off+int(m.length[id])]
 }
 
 // Unset removes field id.
@@ -76,15 +77,42 @@ func (m *Message) set(id int, v []byte) error {
 		return setFail(id, v)
 	}
 	ws := &wire[id]
+	n := len(v)
 	// One window test covers both length rules: exact for fixed fields
-	// (min = max), at most max for LL/LLL ones (min = 0).
-	if ws.op == opNone || uint(len(v)-int(ws.min)) > uint(ws.max-ws.min) ||
-		ws.op != opBytes && !charsOK(v, &classOf[ws.op]) {
+	// (min = max), at most max for LL/LLL ones (min = 0). Outside the
+	// profile, no length but 65535 fits and no character does.
+	if uint(n-int(ws.min)) > uint(ws.span) {
 		return setFail(id, v)
 	}
-	copy(m.data[ws.slot:], v)
-	m.length[id] = uint16(len(v))
-	m.present |= bit(id)
+	// Checked and stored a word at a time (words.go). Values of up to 16
+	// bytes, most of them, are handled here: a call to setWords would cost
+	// more than the rest of a short Set.
+	c := &classOf[ws.op]
+	off := int(ws.slot)
+	switch {
+	case n <= 8:
+		// Most fields: one word, read without going past v.
+		x := loadShort(v)
+		if wordBad(x|fillFrom[n], c) != 0 {
+			return setFail(id, v)
+		}
+		store8(m.data[:], off, x)
+	case n <= 16:
+		// Two words, the second overlapping the first; it is stored
+		// shifted down so that its bytes land at 8..n.
+		x0, x1 := load8(v, 0), load8(v, n-8)
+		if wordBad(x0, c)|wordBad(x1, c) != 0 {
+			return setFail(id, v)
+		}
+		store8(m.data[:], off, x0)
+		store8(m.data[:], off+8, x1>>(8*(16-n)&63))
+	default:
+		if !setWords(m.data[off:], v, c) {
+			return setFail(id, v)
+		}
+	}
+	m.length[id] = uint16(n)
+	m.present |= 1 << 63 >> ((id - 1) & 63) // bit(id); id is 2..64 here
 	return nil
 }
 
@@ -130,14 +158,16 @@ func (m *Message) Uint(id int) (v uint64, ok bool) {
 
 // Pack writes the whole frame (2-byte length, TPDU, header, MTI, bitmap,
 // fields in ascending order) into dst and returns its size. A dst of
-// MaxFrameSize bytes is always enough. Bytes of dst past the returned size
-// may be overwritten (scratch of the 4-byte stores).
+// MaxFrameSize bytes is always enough. Up to 7 bytes of dst past the
+// returned size may be overwritten (fields are moved in 8-byte words).
 //
 // The fast loop runs when dst can hold the largest frame of the profile: it
 // then needs no room check per field. A smaller dst, or a bad MTI, goes
-// through packSlow, which checks every field and reports what ran out.
+// through packSlow, which checks every field and reports what ran out; so
+// do right-aligned odd n fields (none in this profile), to keep calls out
+// of the loop.
 func (m *Message) Pack(dst []byte) (int, error) {
-	if len(dst) < maxPacked+packSlack || !validBCD16(m.MTI) {
+	if len(dst) < maxPacked+packSlack || !validBCD16(m.MTI) || m.present&rightMask != 0 {
 		return m.packSlow(dst)
 	}
 	*(*[5]byte)(dst[offTPDU:]) = m.TPDU
@@ -152,16 +182,13 @@ func (m *Message) Pack(dst []byte) (int, error) {
 		n := int(m.length[id])
 		switch ws.prefix {
 		case prefLL:
-			dst[p] = byte(n/10<<4 | n%10)
+			dst[p] = byte(lenBCD[n&1023])
 			p++
 		case prefLLL:
-			dst[p] = byte(n / 100)
-			dst[p+1] = byte(n/10%10<<4 | n%10)
+			binary.BigEndian.PutUint16(dst[p:], lenBCD[n&1023])
 			p += 2
 		}
-		// src runs past the field into Message.data's slack: the loads
-		// below read whole words and mask off what is not the value.
-		src := m.data[ws.slot:]
+		off := int(ws.slot)
 		switch ws.op {
 		case opDigits, opTrack:
 			// Left-aligned packed BCD, eight characters (four bytes) at a
@@ -169,20 +196,18 @@ func (m *Message) Pack(dst []byte) (int, error) {
 			// is D, the track-2 separator (CUP z), so one mask gives every
 			// nibble; the bytes past the value are cleared, which makes the
 			// pad nibble of an odd length 0.
-			for k := 0; k < n; k += 8 {
-				x := load8(src, k) & 0x0F0F0F0F0F0F0F0F
-				if rest := n - k; rest < 8 {
-					x &= 1<<((8*rest)&63) - 1
-				}
-				binary.LittleEndian.PutUint32(dst[p+k/2:], pack8(x))
+			end := p + (n+1)/2
+			for o, d := off, n; d > 0; p, o, d = p+4, o+8, d-8 {
+				x := load8(m.data[:], o) & 0x0F0F0F0F0F0F0F0F & keepTo[min(d, 8)]
+				binary.LittleEndian.PutUint32(dst[p:p+4], pack8(x))
 			}
-			p += (n + 1) / 2
-		case opRight:
-			size := int(ws.fixed)
-			packDigits(dst[p:p+size], src[:n], 1)
-			p += size
-		default: // an, ans, b: the bytes as they are
-			p += copy(dst[p:], src[:n])
+			p = end
+		default: // an, ans, b: the bytes as they are, a word at a time
+			end := p + n
+			for o := off; p < end; p, o = p+8, o+8 {
+				store8(dst, p, load8(m.data[:], o))
+			}
+			p = end
 		}
 	}
 	if p-2 > MaxFrame { // not with this profile (maxPacked is under it)
@@ -211,15 +236,6 @@ func (m *Message) Unpack(frame []byte) error {
 	return m.unpackSlow(frame)
 }
 
-// Per-format constants of the BCD check in unpackFast, on nibbles spread one
-// per byte: a nibble is bad when nibble+6 carries into bit 4 (it is over 9)
-// and, for z, it is not D either ((nibble^D)+0xF carries into bit 4 unless
-// the nibble is D). For n, bcdForce sets that second bit unconditionally.
-const (
-	bcdAltZ   = 0x0D0D0D0D0D0D0D0D
-	bcdForceN = 0x1010101010101010
-)
-
 // unpackFast decodes frame into m and reports whether it is valid. It
 // checks everything unpackSlow does, a word at a time, without saying what
 // is wrong; m holds no fields when it returns false.
@@ -232,8 +248,10 @@ func (m *Message) unpackFast(frame []byte) bool {
 	mti := binary.BigEndian.Uint16(frame[offMTI:])
 	bm := binary.BigEndian.Uint64(frame[offBitmap:])
 	// profileMask has neither bit 1 (secondary bitmap) nor any field
-	// outside the profile.
-	if !validBCD16(mti) || bm&^profileMask != 0 {
+	// outside the profile. Right-aligned odd n fields (none in this
+	// profile) are left to unpackSlow: a call in this loop would make the
+	// compiler keep its variables on the stack.
+	if !validBCD16(mti) || bm&^profileMask != 0 || bm&rightMask != 0 {
 		return false
 	}
 	p := offFields
@@ -268,82 +286,79 @@ func (m *Message) unpackFast(frame []byte) bool {
 			}
 			p += 2
 		}
-		dst := m.data[ws.slot:]
+		off := int(ws.slot)
 		m.length[id] = uint16(n)
 		switch ws.op {
 		case opDigits, opTrack:
-			size := (n + 1) / 2
-			if size > len(frame)-p {
+			// Left-aligned packed BCD. Every nibble must be a digit (or D in
+			// z), the pad nibble of an odd length 0; eight characters are
+			// stored at a time, at offsets that are multiples of 8 inside
+			// the slot.
+			end := p + (n+1)/2
+			if end > len(frame) {
 				return false
 			}
-			var alt, force uint64 = 0, bcdForceN
-			if ws.op == opTrack {
-				alt, force = bcdAltZ, 0
-			}
+			// q walks the frame, o the slot, d counts the digits left:
+			// few live values, so the loop stays in registers.
+			q, o, d := p, off, n
 			var bad uint64
-			// Four bytes (eight digits) at a time. A word may run past the
-			// field into the next one (masked off below) but never past
-			// the frame: the last word of a frame is read byte by byte.
-			for k := 0; k < size; k += 4 {
+			// Sixteen digits (eight bytes, inside the field) at a time while
+			// as many are left: no pad nibble, nothing to mask.
+			for ; d >= 16; q, o, d = q+8, o+16, d-16 {
+				x := binary.BigEndian.Uint64(frame[q : q+8])
+				hi, lo := spread4(uint32(x>>32)), spread4(uint32(x))
+				bad |= ((hi+0x0606060606060606)&((hi^ws.alt)+0x0F0F0F0F0F0F0F0F|ws.force) |
+					(lo+0x0606060606060606)&((lo^ws.alt)+0x0F0F0F0F0F0F0F0F|ws.force)) & 0x1010101010101010
+				binary.BigEndian.PutUint64(m.data[o:o+8], hi|zeros8)
+				binary.BigEndian.PutUint64(m.data[o+8:o+16], lo|zeros8)
+			}
+			// The rest, up to 15 digits, four bytes at a time.
+			for ; d > 0; q, o, d = q+4, o+8, d-8 {
 				var w uint32
-				if q := p + k; len(frame)-q >= 4 {
-					w = binary.BigEndian.Uint32(frame[q:])
-				} else {
-					w = loadTailBE(frame[q : p+size])
+				if len(frame)-q >= 4 {
+					// May run into the next field: masked off below.
+					w = binary.BigEndian.Uint32(frame[q : q+4])
+				} else { // the frame's last bytes: not read past its end
+					w = loadTailBE(frame[q:end])
 				}
 				t := spread4(w)
-				if d := n - 2*k; d < 8 {
+				if d < 8 {
 					if d&1 == 1 { // the pad nibble of an odd length
-						bad |= t >> ((8 * (7 - d)) & 63) & 0xF
+						bad |= t >> (8 * (7 - d) & 63) & 0xF
 					}
-					t &= ^uint64(0) << ((8 * (8 - d)) & 63)
+					t &= ^uint64(0) << (8 * (8 - d) & 63)
 				}
-				bad |= (t + 0x0606060606060606) & ((t ^ alt) + 0x0F0F0F0F0F0F0F0F | force) & 0x1010101010101010
-				// Eight characters into Message.data, past the value into
-				// its slack or the next slot (filled later or absent).
-				binary.BigEndian.PutUint64(dst[2*k:], t|zeros8)
+				bad |= (t + 0x0606060606060606) & ((t ^ ws.alt) + 0x0F0F0F0F0F0F0F0F | ws.force) & 0x1010101010101010
+				binary.BigEndian.PutUint64(m.data[o:o+8], t|zeros8)
 			}
 			if bad != 0 {
 				return false
 			}
-			p += size
-		case opRight:
-			var err error
-			if p, err = m.unpackField(frame, p, id); err != nil {
-				return false
-			}
-		case opBytes:
+			p = end
+		default: // an, ans, b: checked (b allows every byte) and moved a word at a time
 			if n > len(frame)-p {
 				return false
 			}
-			p += copy(dst[:n], frame[p:])
-		default: // an, ans: checked a word at a time, then copied
-			if n > len(frame)-p {
-				return false
-			}
-			// The words are read from the frame, not from m.data after the
-			// copy: an 8-byte load over bytes memmove has just stored
-			// misses store forwarding and stalls. Past the value they are
-			// masked to '0'; the frame's last word is read without going
-			// past its end.
 			c := &classOf[ws.op]
 			var bad uint64
 			for k := 0; k < n; k += 8 {
 				var x uint64
 				if q := p + k; len(frame)-q >= 8 {
 					x = load8(frame, q)
-				} else {
+				} else { // the frame's last bytes: not read past its end
 					x = loadShort(frame[q:])
 				}
-				if rest := n - k; rest < 8 {
-					x = x&(1<<((8*rest)&63)-1) | zeros8<<((8*rest)&63)
-				}
+				// Past the value, and past the field in the frame: '0',
+				// which every class allows.
+				rest := min(n-k, 8)
+				x = x&keepTo[rest] | fillFrom[rest]
 				bad |= wordBad(x, c)
+				store8(m.data[:], off+k, x)
 			}
 			if bad != 0 {
 				return false
 			}
-			p += copy(dst[:n], frame[p:])
+			p += n
 		}
 	}
 	if p != len(frame) {
@@ -353,15 +368,6 @@ func (m *Message) unpackFast(frame []byte) bool {
 	m.Header = [6]byte(frame[offHeader:])
 	m.MTI, m.present = mti, bm
 	return true
-}
-
-// loadTailBE reads 1 to 3 bytes big-endian into the high bytes of a word.
-func loadTailBE(b []byte) uint32 {
-	var w uint32
-	for i, c := range b {
-		w |= uint32(c) << (24 - 8*i)
-	}
-	return w
 }
 
 // MACBlock returns the bytes the CUP MAC covers: from the MTI to the end of

@@ -77,11 +77,15 @@ var profile = [65]fieldSpec{
 }
 
 // slotOff places every field at a fixed offset of Message.data, so a Set
-// never moves another field and storage never fragments.
+// never moves another field and storage never fragments. Slots start on a
+// multiple of 8 and are rounded up to one: the fast loops move values as
+// whole 8-byte words at offsets 0, 8, 16... of a slot, which stay inside it,
+// and a later 8-byte load of a word an 8-byte store wrote is forwarded from
+// the store buffer (a load spanning the smaller stores of a memmove stalls).
 var slotOff, dataSize = func() (off [65]uint16, total int) {
 	for id := 2; id <= 64; id++ {
 		off[id] = uint16(total)
-		total += profile[id].max
+		total += (profile[id].max + 7) &^ 7
 	}
 	return off, total
 }()
@@ -92,6 +96,7 @@ type wireSpec struct {
 	slot   uint16 // offset in Message.data
 	max    uint16
 	min    uint16 // max for a fixed field, 0 for LL/LLL: Set's length window
+	span   uint16 // max-min; 0 with min 0xFFFF outside the profile
 	fixed  uint16 // wire bytes of a fixed field (prefix kind fixed)
 	prefix prefixKind
 	format format
@@ -99,6 +104,8 @@ type wireSpec struct {
 	bcd    bool  // n or z: packed two per byte
 	lead   uint8 // 1: fixed odd n right-aligned, leading 0 nibble
 	mask   uint8 // charClass mask; 0 for b
+
+	alt, force uint64 // Unpack's BCD nibble check: bcdAltZ, 0 for z; 0, bcdForceN for n
 }
 
 // fieldOp is how the body of a field goes on the wire, the one switch of
@@ -116,6 +123,9 @@ const (
 )
 
 var wire = func() (w [65]wireSpec) {
+	for id := range w {
+		w[id].min = 0xFFFF // no length fits; and opNone's class refuses every byte
+	}
 	for id := 2; id <= 64; id++ {
 		fs := profile[id]
 		if fs.format == fmtNone {
@@ -125,6 +135,7 @@ var wire = func() (w [65]wireSpec) {
 		if fs.prefix == fixed {
 			ws.min = ws.max
 		}
+		ws.span = ws.max - ws.min
 		ws.bcd = fs.format == fmtN || fs.format == fmtZ
 		ws.fixed = uint16(fs.max)
 		if ws.bcd {
@@ -143,6 +154,7 @@ var wire = func() (w [65]wireSpec) {
 			ws.op = opDigits
 		case fs.format == fmtZ:
 			ws.op = opTrack
+			ws.alt = bcdAltZ
 		case fs.format == fmtAN:
 			ws.op = opAN
 		case fs.format == fmtANS:
@@ -150,20 +162,16 @@ var wire = func() (w [65]wireSpec) {
 		default:
 			ws.op = opBytes
 		}
+		if ws.op == opDigits {
+			ws.force = bcdForceN
+		}
 		w[id] = ws
 	}
 	return w
 }()
 
-// dataCap is the size of Message.data; TestDataCap checks dataSize plus the
-// slack the word-at-a-time loops need fits.
-const dataCap = 1312
-
-// dataSlack is how far past the end of a field the fast loops may read
-// Message.data (8-byte loads) or, in Unpack, write it (8 decoded digits at a
-// time; the bytes past the field land in the next slot, which Unpack fills
-// afterwards or leaves absent).
-const dataSlack = 8
+// dataCap is the size of Message.data; TestDataCap checks dataSize fits.
+const dataCap = 1328
 
 // maxPacked is the size of the largest frame the profile allows (every
 // field at its maximum), length prefix included. Pack's fast loop runs when
@@ -179,9 +187,9 @@ var maxPacked = func() (n int) {
 	return n
 }()
 
-// packSlack: Pack writes packed digits four bytes at a time, so the last
-// store of a field may run up to 3 bytes past it.
-const packSlack = 4
+// packSlack: Pack moves fields in 8-byte words, so the last store of a
+// field may run up to 7 bytes past it.
+const packSlack = 8
 
 // InProfile reports whether field id is defined by the acquirer profile.
 func InProfile(id int) bool {
@@ -192,6 +200,17 @@ func InProfile(id int) bool {
 var profileMask = func() (m uint64) {
 	for id := 2; id <= 64; id++ {
 		if profile[id].format != fmtNone {
+			m |= bit(id)
+		}
+	}
+	return m
+}()
+
+// rightMask has the bit of every right-aligned odd n field (opRight): the
+// fast loops leave them to the precise path. None in this profile.
+var rightMask = func() (m uint64) {
+	for id := 2; id <= 64; id++ {
+		if wire[id].op == opRight {
 			m |= bit(id)
 		}
 	}
@@ -262,6 +281,16 @@ func init() {
 		}
 	}
 }
+
+// lenBCD[n] is n as three BCD digits (0x0ddd), the LL and LLL prefixes
+// Pack writes (LL takes the low byte); 1024 entries so that n&1023 needs no
+// bounds check. Lengths never exceed 999.
+var lenBCD = func() (t [1024]uint16) {
+	for n := range 1000 {
+		t[n] = uint16(n/100<<8 | n/10%10<<4 | n%10)
+	}
+	return t
+}()
 
 // nibbleOK reports whether nibble x is valid in format f (n or z).
 func nibbleOK(f format, x byte) bool { return x <= 9 || f == fmtZ && x == 0xD }

@@ -13,7 +13,7 @@ const (
 )
 
 // load8 reads v[i:i+8] little-endian.
-func load8(v []byte, i int) uint64 { return binary.LittleEndian.Uint64(v[i:]) }
+func load8(v []byte, i int) uint64 { return binary.LittleEndian.Uint64(v[i : i+8]) }
 
 // digits8 reports whether all 8 bytes of x are '0'..'9': the high nibble is
 // 3 and adding 6 to the low nibble does not carry into it.
@@ -100,6 +100,8 @@ func spread4(x uint32) uint64 {
 // caused next door.
 type charRanges struct {
 	lo1, hi1, lo2, hi2, lo3, hi3, fold uint64
+	any                                uint64 // highs for b: every byte allowed
+	more                               bool   // ranges 2 and 3 are used (z, an)
 }
 
 // zeros8 is eight '0' bytes: valid in every text class, used to fill the
@@ -118,6 +120,7 @@ func makeRanges(r1, r2, r3 [2]byte, fold byte) (c charRanges) {
 	c.lo2, c.hi2 = rangeAddends(r2[0], r2[1])
 	c.lo3, c.hi3 = rangeAddends(r3[0], r3[1])
 	c.fold = uint64(fold) * ones
+	c.more = r2[0] <= r2[1] || r3[0] <= r3[1]
 	return c
 }
 
@@ -130,42 +133,49 @@ var classOf = [...]charRanges{
 	opTrack:  makeRanges([2]byte{'0', '9'}, none, [2]byte{'=', '='}, 0),
 	opAN:     makeRanges([2]byte{'0', '9'}, [2]byte{'a', 'z'}, [2]byte{' ', ' '}, 0x20),
 	opANS:    makeRanges([2]byte{0x20, 0x7E}, none, none, 0),
-	opBytes:  {},
+	opBytes:  {any: highs},
+	opNone:   {}, // refuses everything
 }
 
 // wordBad returns a non-zero value when some byte of x is outside class c.
+// n and ans are one range: the other two are skipped.
 func wordBad(x uint64, c *charRanges) uint64 {
-	y := x | c.fold
-	ok := (x+c.lo1)&^(x+c.hi1) | (y+c.lo2)&^(y+c.hi2) | (x+c.lo3)&^(x+c.hi3)
-	return highs &^ (ok &^ x)
+	ok := (x + c.lo1) &^ (x + c.hi1)
+	if c.more {
+		y := x | c.fold
+		ok |= (y+c.lo2)&^(y+c.hi2) | (x+c.lo3)&^(x+c.hi3)
+	}
+	return highs &^ (ok&^x | c.any)
 }
 
-// loadShort reads a value of fewer than 8 bytes into the low bytes of a word
+// keepTo[n] keeps the low n bytes of a word; fillFrom[n] is '0' in the
+// others (n = 0..8).
+var keepTo, fillFrom = func() (keep, fill [9]uint64) {
+	for n := 0; n <= 8; n++ {
+		keep[n] = 1<<(8*n) - 1 // 1<<64 is 0 in Go: keep[8] is all ones
+		fill[n] = zeros8 &^ keep[n]
+	}
+	return keep, fill
+}()
+
+// store8 writes x little-endian at v[i:i+8]. Like load8 it slices an
+// explicit [i:i+8] window: with the end given, the compiler checks the
+// bounds and takes the address without the extra work of an open-ended
+// slice.
+func store8(v []byte, i int, x uint64) { binary.LittleEndian.PutUint64(v[i:i+8], x) }
+
+// loadShort reads a value of at most 8 bytes into the low bytes of a word
 // without reading past it: two overlapping loads, OR-ed (the overlap holds
 // the same bytes twice).
 func loadShort(v []byte) uint64 {
 	n := len(v)
 	switch {
 	case n >= 4:
-		return uint64(binary.LittleEndian.Uint32(v)) | uint64(binary.LittleEndian.Uint32(v[n-4:]))<<(8*(n-4))
+		return uint64(binary.LittleEndian.Uint32(v)) | uint64(binary.LittleEndian.Uint32(v[n-4:]))<<(8*(n-4)&63)
 	case n >= 2:
-		return uint64(binary.LittleEndian.Uint16(v)) | uint64(binary.LittleEndian.Uint16(v[n-2:]))<<(8*(n-2))
+		return uint64(binary.LittleEndian.Uint16(v)) | uint64(binary.LittleEndian.Uint16(v[n-2:]))<<(8*(n-2)&63)
 	case n == 1:
 		return uint64(v[0])
 	}
 	return 0
-}
-
-// charsOK reports whether every byte of v is in class c, eight at a time;
-// it never reads outside v (Set's input belongs to the caller).
-func charsOK(v []byte, c *charRanges) bool {
-	n := len(v)
-	if n < 8 {
-		return wordBad(loadShort(v)|zeros8<<(8*n), c) == 0
-	}
-	bad := wordBad(load8(v, n-8), c) // the tail, overlapping the last full word
-	for k := 0; k+8 <= n; k += 8 {
-		bad |= wordBad(load8(v, k), c)
-	}
-	return bad == 0
 }

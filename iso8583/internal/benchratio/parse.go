@@ -8,7 +8,10 @@ import (
 	"strings"
 )
 
-type result struct{ ns, allocs float64 }
+type result struct {
+	ns, allocs float64
+	runs       int // samples the medians are taken over
+}
 
 type pair struct {
 	name       string
@@ -81,8 +84,8 @@ func parse(r io.Reader) ([]pair, error) {
 		}
 		out = append(out, pair{
 			name: strings.TrimPrefix(base, "Benchmark"),
-			fast: result{median(f.ns), median(f.allocs)},
-			moov: result{median(m.ns), median(m.allocs)},
+			fast: result{median(f.ns), median(f.allocs), len(f.ns)},
+			moov: result{median(m.ns), median(m.allocs), len(m.ns)},
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })

@@ -17,7 +17,7 @@ BenchmarkOther-2                  	   26839	     20000 ns/op
 PASS
 `
 
-func TestParseAndReport(t *testing.T) {
+func TestParse(t *testing.T) {
 	rows, err := parse(strings.NewReader(sample))
 	if err != nil {
 		t.Fatal(err)
@@ -25,20 +25,55 @@ func TestParseAndReport(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("got %d pairs, want 2: %+v", len(rows), rows)
 	}
-	if rows[0].name != "Pack/void" || rows[0].fast.ns != 300 || rows[0].moov.ns != 120000 || rows[0].moov.allocs != 196 {
+	if rows[0].name != "Pack/void" || rows[0].fast.ns != 300 || rows[0].moov.ns != 120000 || rows[0].moov.allocs != 196 || rows[0].fast.runs != 3 {
 		t.Errorf("Pack/void = %+v", rows[0])
 	}
 	if rows[1].name != "Unpack/settlement" || rows[1].moov.ns/rows[1].fast.ns != 200 {
 		t.Errorf("Unpack/settlement = %+v", rows[1])
 	}
-	var out bytes.Buffer
-	if report(&out, rows, 300) {
-		t.Errorf("report passed with a 200x ratio under -min 300")
+}
+
+func TestReport(t *testing.T) {
+	rows, err := parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "400x") || !strings.Contains(out.String(), "BELOW TARGET") {
-		t.Errorf("report:\n%s", out.String())
+	allocating := append([]pair(nil), rows...)
+	allocating[0].fast.allocs = 1
+	tests := []struct {
+		name   string
+		rows   []pair
+		target float64
+		want   []string
+		ok     bool
+		lines  []string
+	}{
+		{"one under", rows, 300, nil, false, []string{"PASS Pack/void", "400x >= 300x", "FAIL Unpack/settlement", "200x < 300x"}},
+		{"both over", rows, 150, nil, true, []string{"PASS Pack/void", "PASS Unpack/settlement"}},
+		{"target missing", rows, 150, []string{"Pack/void", "Pack/settlement"}, false, []string{"FAIL Pack/settlement", "no fast/moov results"}},
+		{"fast allocates", allocating, 150, nil, false, []string{"FAIL Pack/void", "allocates 1/op"}},
 	}
-	if !report(&out, rows, 150) {
-		t.Errorf("report failed with ratios 400x and 200x over -min 150")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if got := report(&out, tt.rows, tt.target, tt.want); got != tt.ok {
+				t.Errorf("report = %v, want %v:\n%s", got, tt.ok, out.String())
+			}
+			for _, l := range tt.lines {
+				if !strings.Contains(out.String(), l) {
+					t.Errorf("report lacks %q:\n%s", l, out.String())
+				}
+			}
+			if !strings.Contains(out.String(), "fast ns/op") || !strings.Contains(out.String(), "ratio") {
+				t.Errorf("no table header:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func TestSplitTargets(t *testing.T) {
+	got := splitTargets(" Pack/void, ,Unpack/void ")
+	if len(got) != 2 || got[0] != "Pack/void" || got[1] != "Unpack/void" {
+		t.Errorf("splitTargets = %q", got)
 	}
 }
