@@ -10,8 +10,8 @@ import (
 func goldenFrame(t *testing.T, file string) []byte {
 	t.Helper()
 	for _, g := range goldenSets(t) {
-		if g.file == file {
-			return append([]byte(nil), g.frame...)
+		if g.File == file {
+			return append([]byte(nil), g.Frame...)
 		}
 	}
 	t.Fatalf("no golden %s", file)
@@ -86,9 +86,6 @@ func TestUnpackBadFrames(t *testing.T) {
 			}
 			if m.Fields() != 0 {
 				t.Errorf("failed Unpack left fields %064b", m.Fields())
-			}
-			if _, _, _, _, err := UnpackReference(frame); err == nil {
-				t.Errorf("UnpackReference accepted the bad frame")
 			}
 		})
 	}

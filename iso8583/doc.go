@@ -12,9 +12,12 @@
 //     only knows whether a frame is good; a bad one goes through the
 //     field-by-field decoder (slowpath.go) for the field and offset of the
 //     error, and the tests hold the two to the same verdicts.
-//   - The reference (ReferenceSpec, PackReference, UnpackReference): the same
-//     profile as a github.com/moov-io/iso8583 spec, used by the acquirer
-//     simulator and as the oracle of the differential and fuzz tests.
+//   - The reference (package iso8583/reference: Spec, Pack, Unpack): the
+//     same profile as a github.com/moov-io/iso8583 spec, used by the
+//     acquirer simulator and as the oracle of the differential and fuzz
+//     tests. It is a package of its own so the terminal's binary does not
+//     carry moov-io, which also does not compile for 32-bit ARM
+//     (v0.26.1 prefix/binary.go compares an int with math.MaxUint32).
 //
 // Frame: | length 2B big-endian | TPDU 5B | header 6B | MTI 2B BCD | bitmap 8B | fields |.
 // Offsets in errors count from the first byte of the length.

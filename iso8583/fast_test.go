@@ -81,26 +81,26 @@ func TestGoldenFast(t *testing.T) {
 	var m Message
 	buf := make([]byte, MaxFrameSize)
 	for _, g := range goldenSets(t) {
-		t.Run(strings.TrimSuffix(g.file, ".json"), func(t *testing.T) {
-			fromFields(t, &m, g.tpdu, g.header, g.MTI, g.fields)
+		t.Run(strings.TrimSuffix(g.File, ".json"), func(t *testing.T) {
+			fromFields(t, &m, g.TPDU, g.Header, g.MTI, g.Fields)
 			n, err := m.Pack(buf)
 			if err != nil {
 				t.Fatalf("Pack: %v", err)
 			}
-			if !bytes.Equal(buf[:n], g.frame) {
-				t.Fatalf("Pack:\n got %X\nwant %X", buf[:n], g.frame)
+			if !bytes.Equal(buf[:n], g.Frame) {
+				t.Fatalf("Pack:\n got %X\nwant %X", buf[:n], g.Frame)
 			}
 			var d Message
-			if err := d.Unpack(g.frame); err != nil {
+			if err := d.Unpack(g.Frame); err != nil {
 				t.Fatalf("Unpack: %v", err)
 			}
 			mti, fields := toFields(&d)
-			if d.TPDU != g.tpdu || d.Header != g.header || mti != g.MTI {
-				t.Errorf("frame: got %X %X %s, want %X %X %s", d.TPDU, d.Header, mti, g.tpdu, g.header, g.MTI)
+			if d.TPDU != g.TPDU || d.Header != g.Header || mti != g.MTI {
+				t.Errorf("frame: got %X %X %s, want %X %X %s", d.TPDU, d.Header, mti, g.TPDU, g.Header, g.MTI)
 			}
-			assertFields(t, fields, g.fields)
+			assertFields(t, fields, g.Fields)
 			if g.MACBlock != "" {
-				block, err := MACBlock(g.frame)
+				block, err := MACBlock(g.Frame)
 				if err != nil {
 					t.Fatalf("MACBlock: %v", err)
 				}
@@ -110,11 +110,11 @@ func TestGoldenFast(t *testing.T) {
 				if got := string(d.Get(64)); got != g.MACASCII {
 					t.Errorf("field 64 = %q, want mac_ascii %q", got, g.MACASCII)
 				}
-			} else if _, err := MACBlock(g.frame); err == nil {
+			} else if _, err := MACBlock(g.Frame); err == nil {
 				t.Errorf("MACBlock of a frame without 64 succeeded")
 			}
 			wantPR := byte(0)
-			if g.file == "sale-response-signin-again.json" {
+			if g.File == "sale-response-signin-again.json" {
 				wantPR = SignInAgain
 			}
 			if got := ProcessingRequirement(d.Header); got != wantPR {

@@ -217,7 +217,7 @@ func TestUnpackFastMatchesSlow(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var frames [][]byte
 	for _, g := range goldenSets(t) {
-		frames = append(frames, g.frame)
+		frames = append(frames, g.Frame)
 	}
 	var m Message
 	buf := make([]byte, MaxFrameSize)

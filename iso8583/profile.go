@@ -1,7 +1,7 @@
 package iso8583
 
 // The acquirer profile of spec/acquirer.md as data. The fast path is driven by
-// this table; the moov-io ReferenceSpec (reference.go) is written out
+// this table; the moov-io reference.Spec (reference/reference.go) is written out
 // independently in moov-io's own vocabulary, and TestProfileMatchesReference
 // checks that the two describe the same fields.
 
@@ -294,3 +294,23 @@ var lenBCD = func() (t [1024]uint16) {
 
 // nibbleOK reports whether nibble x is valid in format f (n or z).
 func nibbleOK(f format, x byte) bool { return x <= 9 || f == fmtZ && x == 0xD }
+
+// FieldFormat names field id's format ("n", "z", "an", "ans", "b") and
+// whether its length varies (LL/LLL); ok is false for a field the profile
+// lacks. Tests outside the package build random valid values from it.
+func FieldFormat(id int) (format string, variable, ok bool) {
+	if !InProfile(id) {
+		return "", false, false
+	}
+	fs := &profile[id]
+	return [...]string{fmtN: "n", fmtZ: "z", fmtAN: "an", fmtANS: "ans", fmtB: "b"}[fs.format], fs.prefix != fixed, true
+}
+
+// FieldMax is the maximum length of field id in the profile (digits for n
+// and z fields, bytes otherwise), 0 for a field the profile lacks.
+func FieldMax(id int) int {
+	if !InProfile(id) {
+		return 0
+	}
+	return profile[id].max
+}

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posagent/posagent/iso8583"
 	"github.com/posagent/posagent/iso8583/hostsim"
 	"github.com/posagent/posagent/iso8583/link"
 	"github.com/posagent/posagent/iso8583/mac"
+	"github.com/posagent/posagent/iso8583/reference"
 )
 
 func buildSim(t *testing.T) string {
@@ -79,7 +79,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("no listening/control line; stderr:\n%s", stderr.String())
 	}
 
-	req, err := iso8583.PackReference([5]byte{0x60, 0, 3, 0, 0}, [6]byte{0x60, 0x31, 0, 0x31, 0, 0}, "0800",
+	req, err := reference.Pack([5]byte{0x60, 0, 3, 0, 0}, [6]byte{0x60, 0x31, 0, 0x31, 0, 0}, "0800",
 		map[int]string{11: "000001", 41: "12345678", 42: "123456789012345", 60: "0000000100300", 63: "01 "})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestBinary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign-in exchange: %v", err)
 	}
-	_, _, mti, f, err := iso8583.UnpackReference(buf[:n])
+	_, _, mti, f, err := reference.Unpack(buf[:n])
 	if err != nil {
 		t.Fatal(err)
 	}

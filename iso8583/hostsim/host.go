@@ -1,5 +1,5 @@
 // Package hostsim is an acquirer host simulator for the profile of
-// spec/acquirer.md, built on the moov-io reference codec (iso8583.PackReference
+// spec/acquirer.md, built on the moov-io reference codec (reference.Pack
 // / UnpackReference), never on the terminal's fast path, so the two sides of a
 // test do not share a codec.
 //
@@ -30,6 +30,7 @@ import (
 
 	"github.com/posagent/posagent/iso8583"
 	"github.com/posagent/posagent/iso8583/link"
+	"github.com/posagent/posagent/iso8583/reference"
 )
 
 // DefaultTMK is the TMK of the golden testdata, the simulator's default.
@@ -255,7 +256,7 @@ func (h *Host) serveConn(c net.Conn) {
 // handleFrame decodes and processes one request; it returns the answer frame
 // (nil: hang up) and the faults to apply to it.
 func (h *Host) handleFrame(frame []byte, log *slog.Logger) ([]byte, Faults) {
-	tpdu, _, mti, f, err := iso8583.UnpackReference(frame)
+	tpdu, _, mti, f, err := reference.Unpack(frame)
 	if err != nil {
 		log.Warn("undecodable request", "err", err)
 		return nil, Faults{}
@@ -332,7 +333,7 @@ func (h *Host) pack(req *request, rsp *response, fl Faults) ([]byte, error) {
 	if rsp.mac != nil {
 		rsp.f[64] = "0000000000000000"
 	}
-	frame, err := iso8583.PackReference(tpdu, header, rsp.mti, rsp.f)
+	frame, err := reference.Pack(tpdu, header, rsp.mti, rsp.f)
 	if err != nil {
 		return nil, err
 	}

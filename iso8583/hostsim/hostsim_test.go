@@ -23,6 +23,7 @@ import (
 	"github.com/posagent/posagent/iso8583"
 	"github.com/posagent/posagent/iso8583/link"
 	"github.com/posagent/posagent/iso8583/mac"
+	"github.com/posagent/posagent/iso8583/reference"
 )
 
 const (
@@ -108,7 +109,7 @@ func (c *terminal) send(mti string, f map[int]string, withMAC bool) (*reply, err
 	if withMAC {
 		f[64] = "0000000000000000"
 	}
-	frame, err := iso8583.PackReference(reqTPDU, reqHeader, mti, f)
+	frame, err := reference.Pack(reqTPDU, reqHeader, mti, f)
 	if err != nil {
 		c.t.Fatalf("pack %s: %v", mti, err)
 	}
@@ -131,7 +132,7 @@ func (c *terminal) send(mti string, f map[int]string, withMAC bool) (*reply, err
 		return nil, err
 	}
 	r := &reply{frame: buf[:n]}
-	r.tpdu, r.header, r.mti, r.f, err = iso8583.UnpackReference(buf[:n])
+	r.tpdu, r.header, r.mti, r.f, err = reference.Unpack(buf[:n])
 	if err != nil {
 		c.t.Fatalf("unpack answer: %v", err)
 	}

@@ -1,9 +1,11 @@
-package iso8583
+package reference
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
 	"fmt"
+	"github.com/posagent/posagent/iso8583"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -24,24 +26,21 @@ func unpackReferenceSafe(frame []byte) (tpdu [5]byte, header [6]byte, mti string
 			err = fmt.Errorf("moov-io panic: %v", r)
 		}
 	}()
-	return UnpackReference(frame)
+	return Unpack(frame)
 }
 
 func FuzzUnpack(f *testing.F) {
-	for _, g := range loadGoldenDir(f, goldenCopy) {
-		f.Add(g.frame)
+	for _, g := range goldenSets(f) {
+		f.Add(g.Frame)
 	}
-	buf := make([]byte, MaxFrameSize)
+	buf := make([]byte, iso8583.MaxFrameSize)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		// The word-at-a-time loop and the field-by-field decoder behind
-		// Unpack must agree on every frame (fastpath_test.go).
-		checkUnpackAgree(t, frame)
-		var m Message
+		var m iso8583.Message
 		fastErr := m.Unpack(frame)
 		rt, rh, rmti, rfields, refErr := unpackReferenceSafe(frame)
 		if fastErr != nil {
-			if _, ok := fastErr.(*FieldError); !ok {
-				t.Fatalf("Unpack error %T %v is not a *FieldError", fastErr, fastErr)
+			if _, ok := fastErr.(*iso8583.FieldError); !ok {
+				t.Fatalf("Unpack error %T %v is not a *iso8583.FieldError", fastErr, fastErr)
 			}
 			return
 		}
@@ -85,7 +84,7 @@ func TestFuzzCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		var m Message
+		var m iso8583.Message
 		if m.Unpack(frame) == nil {
 			accepted++
 		}
@@ -126,20 +125,26 @@ func writeCorpus(t *testing.T) {
 		}
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, g := range loadGoldenDir(t, goldenCopy) {
-		base := g.file[:len(g.file)-len(".json")]
-		write(base, g.frame)
+	for _, g := range goldenSets(t) {
+		base := g.File[:len(g.File)-len(".json")]
+		write(base, g.Frame)
 		// Mutations: a flipped byte, a cut frame with its length fixed, an
 		// extra byte, a stray bitmap bit.
-		flip := bytes.Clone(g.frame)
+		flip := bytes.Clone(g.Frame)
 		i := offFields + r.IntN(len(flip)-offFields)
 		flip[i] ^= byte(1 + r.IntN(255))
 		write(base+"-flip", flip)
-		cut := fixLen(bytes.Clone(g.frame[:offFields+r.IntN(len(g.frame)-offFields)]))
+		cut := fixLength(bytes.Clone(g.Frame[:offFields+r.IntN(len(g.Frame)-offFields)]))
 		write(base+"-cut", cut)
-		write(base+"-extra", fixLen(append(bytes.Clone(g.frame), 0x00)))
-		bm := bytes.Clone(g.frame)
+		write(base+"-extra", fixLength(append(bytes.Clone(g.Frame), 0x00)))
+		bm := bytes.Clone(g.Frame)
 		bm[offBitmap+r.IntN(8)] ^= 1 << r.IntN(8)
 		write(base+"-bitmap", bm)
 	}
+}
+
+// fixLength sets a frame's 2-byte length prefix to what follows it.
+func fixLength(f []byte) []byte {
+	binary.BigEndian.PutUint16(f, uint16(len(f)-2))
+	return f
 }

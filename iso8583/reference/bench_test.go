@@ -1,7 +1,8 @@
-package iso8583
+package reference
 
 import (
 	"encoding/binary"
+	"github.com/posagent/posagent/iso8583"
 	"sort"
 	"strconv"
 	"testing"
@@ -24,7 +25,7 @@ type benchMsg struct {
 func loadBench(b *testing.B, name, file string) benchMsg {
 	b.Helper()
 	for _, g := range goldenSets(b) {
-		if g.file != file {
+		if g.File != file {
 			continue
 		}
 		bm := benchMsg{name: name, g: g}
@@ -33,12 +34,12 @@ func loadBench(b *testing.B, name, file string) benchMsg {
 			b.Fatal(err)
 		}
 		bm.mti = uint16(v)
-		for id := range g.fields {
+		for id := range g.Fields {
 			bm.ids = append(bm.ids, id)
 		}
 		sort.Ints(bm.ids)
 		for _, id := range bm.ids {
-			s := g.fields[id]
+			s := g.Fields[id]
 			bm.str = append(bm.str, s)
 			if isBinaryField(id) {
 				r, err := hexDecode(s)
@@ -75,7 +76,7 @@ func benchMessages(b *testing.B) []benchMsg {
 //   - Unpack: decode a whole frame and read every field's value. moov-io:
 //     NewMessage, Unpack, GetString per field (GetBytes for the b fields 62
 //     and 64), as its README reads fields (moovUnpack). Fast path: Unpack
-//     into a reused Message, Get per field (fastUnpack).
+//     into a reused iso8583.Message, Get per field (fastUnpack).
 //
 // Neither side is timed without the setting or the reading: a decoder that
 // defers work to the getters would look faster than it is otherwise.
@@ -83,7 +84,7 @@ func benchMessages(b *testing.B) []benchMsg {
 // moovPack is moov-io used as its README shows: NewMessage, MTI, Field /
 // BinaryField, Pack; then the frame (length, TPDU, header) around it.
 func moovPack(bm *benchMsg) ([]byte, error) {
-	msg := moov.NewMessage(ReferenceSpec)
+	msg := moov.NewMessage(Spec)
 	msg.MTI(bm.g.MTI)
 	for i, id := range bm.ids {
 		var err error
@@ -102,15 +103,15 @@ func moovPack(bm *benchMsg) ([]byte, error) {
 	}
 	frame := make([]byte, 0, offMTI+len(body))
 	frame = binary.BigEndian.AppendUint16(frame, uint16(11+len(body)))
-	frame = append(frame, bm.g.tpdu[:]...)
-	frame = append(frame, bm.g.header[:]...)
+	frame = append(frame, bm.g.TPDU[:]...)
+	frame = append(frame, bm.g.Header[:]...)
 	return append(frame, body...), nil
 }
 
 // fastPack sets every field and packs: the whole job of building a request.
-func fastPack(m *Message, bm *benchMsg, dst []byte) (int, error) {
+func fastPack(m *iso8583.Message, bm *benchMsg, dst []byte) (int, error) {
 	m.Reset()
-	m.TPDU, m.Header, m.MTI = bm.g.tpdu, bm.g.header, bm.mti
+	m.TPDU, m.Header, m.MTI = bm.g.TPDU, bm.g.Header, bm.mti
 	for i, id := range bm.ids {
 		if err := m.SetString(id, bm.rawStr[i]); err != nil {
 			return 0, err
@@ -123,7 +124,7 @@ func fastPack(m *Message, bm *benchMsg, dst []byte) (int, error) {
 // README does (GetString, GetBytes for binary fields). It returns the total
 // size of the values read, so nothing is optimised away.
 func moovUnpack(bm *benchMsg, frame []byte) (int, error) {
-	msg := moov.NewMessage(ReferenceSpec)
+	msg := moov.NewMessage(Spec)
 	if err := msg.Unpack(frame[offMTI:]); err != nil {
 		return 0, err
 	}
@@ -147,7 +148,7 @@ func moovUnpack(bm *benchMsg, frame []byte) (int, error) {
 }
 
 // fastUnpack decodes a frame into m and reads every field with Get.
-func fastUnpack(m *Message, bm *benchMsg, frame []byte) (int, error) {
+func fastUnpack(m *iso8583.Message, bm *benchMsg, frame []byte) (int, error) {
 	if err := m.Unpack(frame); err != nil {
 		return 0, err
 	}
@@ -170,8 +171,8 @@ func wantTotal(bm *benchMsg) (n int) {
 func BenchmarkPack(b *testing.B) {
 	for _, bm := range benchMessages(b) {
 		b.Run(bm.name+"/fast", func(b *testing.B) {
-			var m Message
-			dst := make([]byte, MaxFrameSize)
+			var m iso8583.Message
+			dst := make([]byte, iso8583.MaxFrameSize)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := fastPack(&m, &bm, dst); err != nil {
@@ -192,10 +193,10 @@ func BenchmarkPack(b *testing.B) {
 
 func BenchmarkUnpack(b *testing.B) {
 	for _, bm := range benchMessages(b) {
-		frame := bm.g.frame
+		frame := bm.g.Frame
 		want := wantTotal(&bm)
 		b.Run(bm.name+"/fast", func(b *testing.B) {
-			var m Message
+			var m iso8583.Message
 			b.ReportAllocs()
 			for b.Loop() {
 				if n, err := fastUnpack(&m, &bm, frame); err != nil || n != want {
@@ -217,13 +218,13 @@ func BenchmarkUnpack(b *testing.B) {
 // TestZeroAllocs pins the fast path's contract: no allocation to build,
 // pack or decode any golden message (benchmarks report the same).
 func TestZeroAllocs(t *testing.T) {
-	var m Message
-	dst := make([]byte, MaxFrameSize)
+	var m iso8583.Message
+	dst := make([]byte, iso8583.MaxFrameSize)
 	for _, g := range goldenSets(t) {
 		bm := benchMsg{g: g}
 		v, _ := strconv.ParseUint(g.MTI, 16, 16)
 		bm.mti = uint16(v)
-		for id, s := range g.fields {
+		for id, s := range g.Fields {
 			bm.ids = append(bm.ids, id)
 			if isBinaryField(id) {
 				r, _ := hexDecode(s)
@@ -235,22 +236,22 @@ func TestZeroAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(50, func() {
 			_, packErr = fastPack(&m, &bm, dst)
 		}); a != 0 || packErr != nil {
-			t.Errorf("%s: SetString+Pack: %v allocs/op, err %v", g.file, a, packErr)
+			t.Errorf("%s: SetString+Pack: %v allocs/op, err %v", g.File, a, packErr)
 		}
 		if a := testing.AllocsPerRun(50, func() {
-			unpackErr = m.Unpack(g.frame)
+			unpackErr = m.Unpack(g.Frame)
 			for id := 2; id <= 64; id++ {
 				_ = m.Get(id)
 			}
 			_, _ = m.Uint(11)
 		}); a != 0 || unpackErr != nil {
-			t.Errorf("%s: Unpack: %v allocs/op, err %v", g.file, a, unpackErr)
+			t.Errorf("%s: Unpack: %v allocs/op, err %v", g.File, a, unpackErr)
 		}
 		if g.MACBlock == "" {
-			continue // MACBlock's error path may allocate
+			continue // iso8583.MACBlock's error path may allocate
 		}
-		if a := testing.AllocsPerRun(50, func() { _, _ = MACBlock(g.frame) }); a != 0 {
-			t.Errorf("%s: MACBlock: %v allocs/op", g.file, a)
+		if a := testing.AllocsPerRun(50, func() { _, _ = iso8583.MACBlock(g.Frame) }); a != 0 {
+			t.Errorf("%s: MACBlock: %v allocs/op", g.File, a)
 		}
 	}
 }

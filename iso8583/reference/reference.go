@@ -1,4 +1,4 @@
-package iso8583
+package reference
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/iso8583"
 	"sort"
 
 	moov "github.com/moov-io/iso8583"
@@ -14,7 +15,7 @@ import (
 	"github.com/moov-io/iso8583/prefix"
 )
 
-// ReferenceSpec is the acquirer profile (spec/acquirer.md) as a moov-io
+// Spec is the acquirer profile (spec/acquirer.md) as a moov-io
 // message spec. It is the slow, obviously-right codec the fast path must agree
 // with byte for byte, and what the acquirer simulator speaks.
 //
@@ -26,15 +27,15 @@ import (
 // ASCII encoder lets any byte under 0x80 through, the profile does not).
 //
 // The frame around the message (length, TPDU, header) is not part of the
-// spec: PackReference and UnpackReference add and strip it.
-var ReferenceSpec = &moov.MessageSpec{
+// spec: Pack and Unpack add and strip it.
+var Spec = &moov.MessageSpec{
 	Name: "posagent acquirer profile (CUP binary)",
 	Fields: map[int]field.Field{
 		0: field.NewString(&field.Spec{Length: 4, Description: "Message Type Indicator", Enc: encoding.BCD, Pref: prefix.BCD.Fixed}),
 		1: field.NewBitmap(&field.Spec{
 			Length: 8, Description: "Bitmap", Enc: encoding.Binary, Pref: prefix.Binary.Fixed,
 			// Only the primary bitmap is used (acquirer.md); bit 1 is refused
-			// by UnpackReference rather than read as a secondary bitmap.
+			// by Unpack rather than read as a secondary bitmap.
 			DisableAutoExpand: true,
 		}),
 		2:  field.NewString(&field.Spec{Length: 19, Description: "Primary Account Number", Enc: encoding.LBCD, Pref: prefix.BCD.LL}),
@@ -66,6 +67,24 @@ var ReferenceSpec = &moov.MessageSpec{
 	},
 }
 
+// Frame layout (acquirer.md §Frame): 2-byte length, TPDU, header, then the
+// message moov-io handles from the MTI on.
+const (
+	offTPDU   = 2
+	offHeader = 7
+	offMTI    = 13
+	offBitmap = 15
+	offFields = 23
+)
+
+// bit is field id's bit in the primary bitmap.
+func bit(id int) uint64 { return 1 << (64 - id) }
+
+// fieldErr is a decode error naming the field and the frame offset.
+func fieldErr(field, offset int, err error) error {
+	return &iso8583.FieldError{Field: field, Offset: offset, Err: err}
+}
+
 // trackZ is the CUP z format: track-2 characters packed two per byte,
 // left-aligned with a trailing 0 nibble, the separator '=' as nibble D.
 // moov-io's BCD tables know digits only.
@@ -83,7 +102,7 @@ func (trackZ) Encode(src []byte) ([]byte, error) {
 		case c == '=':
 			nib = 0xD
 		default:
-			return nil, fmt.Errorf("track 2: %w %q", ErrBadChar, c)
+			return nil, fmt.Errorf("track 2: %w %q", iso8583.ErrBadChar, c)
 		}
 		if i%2 == 0 {
 			dst[i/2] = nib << 4
@@ -100,7 +119,7 @@ func (trackZ) Decode(src []byte, length int) ([]byte, int, error) {
 	}
 	read := (length + 1) / 2
 	if len(src) < read {
-		return nil, 0, fmt.Errorf("track 2: %w: need %d bytes, have %d", ErrTruncated, read, len(src))
+		return nil, 0, fmt.Errorf("track 2: %w: need %d bytes, have %d", iso8583.ErrTruncated, read, len(src))
 	}
 	out := make([]byte, length)
 	for i := range out {
@@ -114,29 +133,39 @@ func (trackZ) Decode(src []byte, length int) ([]byte, int, error) {
 		case nib == 0xD:
 			out[i] = '='
 		default:
-			return nil, 0, fmt.Errorf("track 2: %w %X", ErrBadBCD, nib)
+			return nil, 0, fmt.Errorf("track 2: %w %X", iso8583.ErrBadBCD, nib)
 		}
 	}
 	if length%2 == 1 && src[read-1]&0x0F != 0 {
-		return nil, 0, fmt.Errorf("track 2: %w", ErrBadPad)
+		return nil, 0, fmt.Errorf("track 2: %w", iso8583.ErrBadPad)
 	}
 	return out, read, nil
 }
 
 // asciiClass is moov-io's ASCII encoding restricted to the characters an or
 // ans allows, in both directions.
-type asciiClass struct{ f format }
+type asciiClass struct{ ans bool }
 
 var (
 	_           encoding.Encoder = asciiClass{}
-	anEncoding                   = asciiClass{fmtAN}
-	ansEncoding                  = asciiClass{fmtANS}
+	anEncoding                   = asciiClass{ans: false}
+	ansEncoding                  = asciiClass{ans: true}
 )
+
+// allowed is written out here rather than shared with the fast path: the
+// reference stays an independent reading of acquirer.md. an: letters,
+// digits and the space that pads it; ans: printable ASCII.
+func (a asciiClass) allowed(c byte) bool {
+	if a.ans {
+		return c >= 0x20 && c <= 0x7e
+	}
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ' '
+}
 
 func (a asciiClass) check(b []byte) error {
 	for i, c := range b {
-		if !allowedChar(a.f, c) {
-			return fmt.Errorf("%w: %q at %d", ErrBadChar, c, i)
+		if !a.allowed(c) {
+			return fmt.Errorf("%w: %q at %d", iso8583.ErrBadChar, c, i)
 		}
 	}
 	return nil
@@ -163,19 +192,19 @@ func (a asciiClass) Decode(src []byte, length int) ([]byte, int, error) {
 // binaryFields hold raw bytes; their semantic strings are upper-case hex.
 func isBinaryField(id int) bool { return id == 62 || id == 64 }
 
-// PackReference builds a whole frame (2-byte length included) with the moov-io
+// Pack builds a whole frame (2-byte length included) with the moov-io
 // reference spec. Field values are the semantic strings of the golden
 // testdata: digits for n, exact characters for an/ans, '=' in track 2, hex for
 // 62 and 64.
-func PackReference(tpdu [5]byte, header [6]byte, mti string, fields map[int]string) ([]byte, error) {
-	msg := moov.NewMessage(ReferenceSpec)
+func Pack(tpdu [5]byte, header [6]byte, mti string, fields map[int]string) ([]byte, error) {
+	msg := moov.NewMessage(Spec)
 	if len(mti) != 4 {
-		return nil, fmt.Errorf("pack reference: MTI %q: %w", mti, ErrBadMTI)
+		return nil, fmt.Errorf("pack reference: MTI %q: %w", mti, iso8583.ErrBadMTI)
 	}
 	msg.MTI(mti)
 	for id, v := range fields {
-		if !InProfile(id) {
-			return nil, fmt.Errorf("pack reference: field %d: %w", id, ErrUnknownField)
+		if !iso8583.InProfile(id) {
+			return nil, fmt.Errorf("pack reference: field %d: %w", id, iso8583.ErrUnknownField)
 		}
 		var err error
 		if isBinaryField(id) {
@@ -197,8 +226,8 @@ func PackReference(tpdu [5]byte, header [6]byte, mti string, fields map[int]stri
 		return nil, fmt.Errorf("pack reference: %w", err)
 	}
 	n := 5 + 6 + len(body)
-	if n > MaxFrame {
-		return nil, fmt.Errorf("pack reference: %w (%d)", ErrFrameTooLong, n)
+	if n > iso8583.MaxFrame {
+		return nil, fmt.Errorf("pack reference: %w (%d)", iso8583.ErrFrameTooLong, n)
 	}
 	frame := make([]byte, 0, 2+n)
 	frame = binary.BigEndian.AppendUint16(frame, uint16(n))
@@ -208,37 +237,43 @@ func PackReference(tpdu [5]byte, header [6]byte, mti string, fields map[int]stri
 	return frame, nil
 }
 
-// UnpackReference decodes a whole frame (2-byte length included) with the
+// Unpack decodes a whole frame (2-byte length included) with the
 // moov-io reference spec. It is as strict as the fast path: moov-io tolerates
 // a non-zero pad nibble, a stray leading nibble in a BCD length and bytes after
 // the last field, so the decoded message is packed again and must give back
 // the very same bytes.
-func UnpackReference(frame []byte) (tpdu [5]byte, header [6]byte, mti string, fields map[int]string, err error) {
+func Unpack(frame []byte) (tpdu [5]byte, header [6]byte, mti string, fields map[int]string, err error) {
 	if len(frame) < offFields {
-		return tpdu, header, "", nil, fieldErr(0, 0, ErrShortFrame)
+		return tpdu, header, "", nil, fieldErr(0, 0, iso8583.ErrShortFrame)
 	}
 	n := int(binary.BigEndian.Uint16(frame))
-	if n > MaxFrame {
-		return tpdu, header, "", nil, fieldErr(0, 0, ErrFrameTooLong)
+	if n > iso8583.MaxFrame {
+		return tpdu, header, "", nil, fieldErr(0, 0, iso8583.ErrFrameTooLong)
 	}
 	if n != len(frame)-2 {
-		return tpdu, header, "", nil, fieldErr(0, 0, ErrLengthMismatch)
+		return tpdu, header, "", nil, fieldErr(0, 0, iso8583.ErrLengthMismatch)
 	}
 	copy(tpdu[:], frame[offTPDU:])
 	copy(header[:], frame[offHeader:])
 	bm := binary.BigEndian.Uint64(frame[offBitmap:])
 	if bm&bit(1) != 0 {
-		return tpdu, header, "", nil, fieldErr(1, offBitmap, ErrSecondaryBitmap)
+		return tpdu, header, "", nil, fieldErr(1, offBitmap, iso8583.ErrSecondaryBitmap)
+	}
+	var profileMask uint64
+	for id := 2; id <= 64; id++ {
+		if iso8583.InProfile(id) {
+			profileMask |= bit(id)
+		}
 	}
 	if extra := bm &^ profileMask; extra != 0 {
 		id := 1
 		for extra&bit(id) == 0 {
 			id++
 		}
-		return tpdu, header, "", nil, fieldErr(id, offBitmap, ErrUnknownField)
+		return tpdu, header, "", nil, fieldErr(id, offBitmap, iso8583.ErrUnknownField)
 	}
 	body := frame[offMTI:]
-	msg := moov.NewMessage(ReferenceSpec)
+	msg := moov.NewMessage(Spec)
 	if err := msg.Unpack(body); err != nil {
 		return tpdu, header, "", nil, fmt.Errorf("unpack reference: %w", err)
 	}
@@ -278,7 +313,7 @@ func errNotCanonical(again, body []byte) error {
 }
 
 // SortedFieldIDs returns the ids of fields in ascending order; handy for
-// logging a map[int]string from UnpackReference deterministically.
+// logging a map[int]string from Unpack deterministically.
 func SortedFieldIDs(fields map[int]string) []int {
 	ids := make([]int, 0, len(fields))
 	for id := range fields {
