@@ -52,7 +52,7 @@ lint:
 
 ## test: every test — lint, unit and integration tests (real mosquitto, TCP,
 ## ptys, bbolt, kill -9), then the core packages for ARMv7 under qemu.
-test: deps lint build test-unit test-arm-core
+test: deps lint build test-unit test-arm-core test-arm
 	@echo "make test: all passed"
 
 test-unit:
@@ -71,7 +71,7 @@ test-arm-core: arm
 ## under qemu-arm-static; the harness (and acquirer-sim, mosquitto) stay native
 ARM_E2E_TESTS ?= ^(TestE2E|TestRemoteUnbindTLSAndACL|TestRemoteRejections|TestRemoteOfflineDelivery)
 test-arm: arm
-	POSAGENT_TEST_DAEMON=$(OUT)/posagentd-armv7 POSAGENT_TEST_DAEMON_WRAPPER=qemu-arm-static \
+	POSAGENT_TEST_DAEMON=$(CURDIR)/$(OUT)/posagentd-armv7 POSAGENT_TEST_DAEMON_WRAPPER=qemu-arm-static \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(ARM_E2E_TESTS)' ./cmd/posagentd
 
 ## soak: the power-cut tests with many more kill points
