@@ -45,6 +45,10 @@ type Provision struct {
 	Merchant Merchant
 	Sealed   []byte
 	KCV      string
+	// KeepCounters: a tampered unit re-activated for its own TID keeps its
+	// open batch, journal and STAN counter (the host's batch is still
+	// open; restarting the STAN at 1 collides with it, answer 94).
+	KeepCounters bool
 }
 
 // Provisioned is the outcome of a Provision; Reason is bad-seal or
@@ -74,6 +78,7 @@ type activation struct {
 	id    string
 	cmdID string
 	hash  [32]byte
+	keep  bool // Provision.KeepCounters
 }
 
 // startActivation: TECH PWD → ACTIVATION CODE → the signed
@@ -125,8 +130,9 @@ func (m *Machine) onProvision(c RemoteCommand) {
 	}
 	a.cmdID, a.hash = c.ID, c.PayloadHash
 	p := c.Provision
+	a.keep = m.st.Lifecycle == Tampered && m.st.Merchant.TID != "" && m.st.Merchant.TID == p.Merchant.TID
 	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "INSTALLING KEYS"}}}
-	m.emit(Provision{CmdID: c.ID, Merchant: p.Merchant, Sealed: p.Sealed, KCV: p.KCV})
+	m.emit(Provision{CmdID: c.ID, Merchant: p.Merchant, Sealed: p.Sealed, KCV: p.KCV, KeepCounters: a.keep})
 	m.st.Merchant = p.Merchant
 }
 
@@ -142,8 +148,10 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 		return
 	}
 	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
-	m.st.Counters = Counters{Batch: 1}
-	m.st.Journal, m.st.Prev, m.st.PrevBatch = nil, nil, 0
+	if !a.keep {
+		m.st.Counters = Counters{Batch: 1}
+		m.st.Journal, m.st.Prev, m.st.PrevBatch = nil, nil, 0
+	}
 	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "SIGNING IN"}}}
 	m.signIn(func(m *Machine, reason string) {
 		if reason != "" {

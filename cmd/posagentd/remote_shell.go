@@ -223,8 +223,11 @@ func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 	params, err := json.Marshal(p.Merchant)
 	if err == nil {
 		err = d.merch.Update(func(tx *storage.MerchantTx) error {
-			if err := tx.PutCounters(storage.Counters{Batch: 1}); err != nil {
-				return err
+			// A tampered unit back on its own TID: batch and STAN go on.
+			if !p.KeepCounters {
+				if err := tx.PutCounters(storage.Counters{Batch: 1}); err != nil {
+					return err
+				}
 			}
 			if err := tx.DeleteBinding(); err != nil {
 				return err
