@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/posagent/posagent/hal"
@@ -38,21 +39,23 @@ func NewBinding(serial string, pan string, now time.Time) Binding {
 }
 
 // Provision asks the shell to unseal the TMK of a provision command with
-// the device's X25519 key, install it in the secure element (KCV checked)
-// and store the merchant parameters. It answers with Provisioned.
+// the device's X25519 key and install it in the secure element (KCV
+// checked). It answers with Provisioned. The merchant parameters are
+// stored by the core only when the activation succeeds, with the
+// settlement-card binding, so a failure has nothing to undo in the store.
 type Provision struct {
-	CmdID    string
-	Merchant Merchant
-	Sealed   []byte
-	KCV      string
-	// KeepCounters: a tampered unit re-activated for its own TID keeps its
-	// open batch, journal and STAN counter (the host's batch is still
-	// open; restarting the STAN at 1 collides with it, answer 94).
-	KeepCounters bool
+	CmdID  string
+	Sealed []byte
+	KCV    string
 }
 
+// PutParams stores the merchant parameters (merchant store).
+type PutParams struct{ Merchant Merchant }
+
+func (PutParams) isOp() {}
+
 // Provisioned is the outcome of a Provision; Reason is bad-seal or
-// bad-kcv when it failed (nothing was stored then).
+// bad-kcv when it failed (nothing was installed then).
 type Provisioned struct {
 	Reason string
 	Err    error
@@ -78,7 +81,14 @@ type activation struct {
 	id    string
 	cmdID string
 	hash  [32]byte
-	keep  bool // Provision.KeepCounters
+	// keep: a tampered unit re-activated for its own TID keeps its open
+	// batch, journal and STAN counter (the host's batch is still open;
+	// restarting the STAN at 1 collides with it, answer 94) and its pending
+	// reversal, which goes out after the sign-in.
+	keep bool
+	// saved is the merchant state before the provision, put back if the
+	// activation fails: a tampered unit loses nothing.
+	saved State
 }
 
 // startActivation: TECH PWD → ACTIVATION CODE → the signed
@@ -98,7 +108,7 @@ func (m *Machine) requestActivation(code string) {
 	m.emit(PublishEvent{Type: "activation_request", ID: id, Data: data})
 	m.log(slog.LevelInfo, "activation requested", slog.String("id", id))
 	m.replace(&waitView{lines: []string{"ACTIVATE", "", "WAITING FOR HQ", "", "CANCEL TO STOP"}, until: m.now.Add(ActivationTimeout),
-		timeout: func(m *Machine) { m.activationFailed("NO ANSWER FROM HQ", false) },
+		timeout: func(m *Machine) { m.activationFailed("NO ANSWER FROM HQ") },
 		cancel:  func(m *Machine) { m.activation = nil; m.cancelFlow() },
 	})
 }
@@ -131,8 +141,9 @@ func (m *Machine) onProvision(c RemoteCommand) {
 	a.cmdID, a.hash = c.ID, c.PayloadHash
 	p := c.Provision
 	a.keep = m.st.Lifecycle == Tampered && m.st.Merchant.TID != "" && m.st.Merchant.TID == p.Merchant.TID
+	a.saved = m.st
 	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "INSTALLING KEYS"}}}
-	m.emit(Provision{CmdID: c.ID, Merchant: p.Merchant, Sealed: p.Sealed, KCV: p.KCV, KeepCounters: a.keep})
+	m.emit(Provision{CmdID: c.ID, Sealed: p.Sealed, KCV: p.KCV})
 	m.st.Merchant = p.Merchant
 }
 
@@ -143,19 +154,18 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 	}
 	if ev.Reason != "" {
 		m.emit(SendAck{CmdID: a.cmdID, State: AckFailed, Reason: ev.Reason, Seen: true, PayloadHash: a.hash})
-		m.st.Merchant = Merchant{}
-		m.activationFailed(map[string]string{"bad-kcv": "BAD KCV", "bad-seal": "BAD SEAL"}[ev.Reason], false)
+		m.activationFailed(map[string]string{"bad-kcv": "BAD KCV", "bad-seal": "BAD SEAL"}[ev.Reason])
 		return
 	}
 	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
 	if !a.keep {
 		m.st.Counters = Counters{Batch: 1}
-		m.st.Journal, m.st.Prev, m.st.PrevBatch = nil, nil, 0
+		m.st.Journal, m.st.Prev, m.st.PrevBatch, m.st.Reversal, m.st.Settling = nil, nil, 0, nil, 0
 	}
 	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "SIGNING IN"}}}
 	m.signIn(func(m *Machine, reason string) {
 		if reason != "" {
-			m.activationFailed("SIGN IN "+reason, true)
+			m.activationFailed("SIGN IN " + reason)
 			return
 		}
 		m.views = []view{m.rootView(), &bindView{}}
@@ -175,19 +185,32 @@ func (v *bindView) render(*Machine) hal.Screen {
 
 func (v *bindView) key(m *Machine, k hal.Key) {
 	if k == hal.KeyCancel {
-		m.activationFailed("CANCELLED", true)
+		m.activationFailed("CANCELLED")
 	}
 }
 
 func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 	if err != nil {
 		m.log(slog.LevelWarn, "settlement card unreadable", slog.String("err", err.Error()))
-		m.activationFailed("CARD UNREADABLE", true)
+		m.activationFailed("CARD UNREADABLE")
 		return
 	}
 	b := NewBinding(m.st.Serial, c.PAN, m.now)
 	m.st.Binding = &b
-	m.emit(Persist{Ops: []Op{PutBinding{Binding: b}, PutCounters{Counters: m.st.Counters}}})
+	a := m.activation
+	ops := []Op{PutParams{Merchant: m.st.Merchant}, PutBinding{Binding: b}, PutCounters{Counters: m.st.Counters}}
+	if !a.keep {
+		// A new merchant: the previous one's batches and reversal (a
+		// tampered unit re-activated for another TID; its keys are gone,
+		// the tamper event reported them) do not carry over.
+		for _, old := range []BatchNo{a.saved.Counters.Batch, a.saved.PrevBatch} {
+			if old != 0 {
+				ops = append(ops, DeleteBatch{Batch: old})
+			}
+		}
+		ops = append(ops, ClearReversal{}, ClearSettling{})
+	}
+	m.emit(Persist{Ops: ops})
 	if m.st.Lifecycle == Tampered {
 		m.emit(Persist{Ops: []Op{SetTampered{On: false}}})
 	}
@@ -198,23 +221,20 @@ func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 	m.push(&resultView{lines: []string{"ACTIVATED", "", "TID " + m.st.Merchant.TID}, back: 1, until: m.now.Add(ActivatedTimeout)})
 }
 
-// activationFailed shows why and leaves the terminal unactivated and clean:
-// with wipe, whatever the provision stored (parameters, TMK, working keys)
-// is erased first.
-func (m *Machine) activationFailed(why string, wipe bool) {
+// activationFailed shows why and leaves the terminal as it was before
+// the provision: the keys the provision installed are zeroised, nothing of
+// it was stored, and a tampered unit keeps its merchant data (an owed
+// reversal, an open batch).
+func (m *Machine) activationFailed(why string) {
 	m.log(slog.LevelWarn, "activation failed", slog.String("why", why))
+	a := m.activation
 	m.activation = nil
-	if wipe {
-		m.wipeAfter = func(m *Machine) { m.activationFailedScreen(why) }
-		m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "CLEANING UP"}}}
-		m.emit(Wipe{})
-		return
+	if a != nil && a.cmdID != "" {
+		m.emit(ZeroiseKeys{})
+		lc := m.st.Lifecycle
+		m.st = a.saved
+		m.st.Lifecycle = lc
 	}
-	m.activationFailedScreen(why)
-}
-
-func (m *Machine) activationFailedScreen(why string) {
-	m.st.Merchant, m.st.Binding, m.st.Counters = Merchant{}, nil, Counters{}
 	m.views = []view{m.rootView()}
 	m.push(&resultView{lines: append([]string{"ACTIVATION FAILED"}, wrap(why)...), back: 1, until: m.now.Add(ResultTimeout)})
 }
@@ -230,7 +250,7 @@ func (m *Machine) onTamper() {
 	m.st.NeedSignIn = true
 	data := map[string]any{"state_before": m.st.Lifecycle.String()}
 	if rv := m.st.Reversal; rv != nil {
-		data["pending_reversal"] = map[string]any{"stan": rv.Txn.STAN.String(), "type": rv.Txn.Type.String(),
+		data["pending_reversal"] = map[string]any{"stan": rv.Txn.STAN.String(), "type": strings.ToLower(rv.Txn.Type.String()),
 			"amount": int64(rv.Txn.Amount), "pan": rv.Txn.PAN.String(), "reason": rv.Reason}
 	}
 	if n := len(m.approvedTxns()); n > 0 {

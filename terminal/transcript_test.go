@@ -262,7 +262,7 @@ func renderEffect(e Effect) string {
 	case PublishEvent:
 		return fmt.Sprintf("event %s %s", e.Type, e.Data)
 	case Provision:
-		return fmt.Sprintf("provision %s tid=%s kcv=%s", e.CmdID, e.Merchant.TID, e.KCV)
+		return fmt.Sprintf("provision %s kcv=%s", e.CmdID, e.KCV)
 	case Print:
 		return "print | " + strings.Join(e.Receipt.Lines, " | ")
 	case Show:

@@ -514,6 +514,12 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 	case terminal.DeleteBatch:
 		_, err := tx.DeleteBatch(uint32(op.Batch))
 		return err
+	case terminal.PutParams:
+		b, err := json.Marshal(op.Merchant)
+		if err != nil {
+			return err
+		}
+		return tx.PutParams(b)
 	case terminal.PutSettling:
 		return tx.PutSettling([]byte(op.Batch.String()))
 	case terminal.ClearSettling:

@@ -202,9 +202,9 @@ func (d *daemon) wipe() error {
 }
 
 // provision unseals the TMK of a provision command with the device's
-// X25519 key (NaCl anonymous box), installs it in the secure element with
-// its check value, and stores the merchant parameters. Nothing is stored
-// when the seal or the KCV is bad.
+// X25519 key (NaCl anonymous box) and installs it in the secure element
+// with its check value. Nothing is installed when the seal or the KCV is
+// bad; the core stores the merchant parameters when the activation ends.
 func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 	var pub, priv [32]byte
 	copy(pub[:], d.id.DeviceX25519Pub)
@@ -218,26 +218,6 @@ func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 	defer clear(tmk)
 	if err := d.se.InstallTMK(tmk, p.KCV); err != nil {
 		d.log.Warn("provision: TMK refused", slog.String("id", p.CmdID), slog.String("err", err.Error()))
-		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
-	}
-	params, err := json.Marshal(p.Merchant)
-	if err == nil {
-		err = d.merch.Update(func(tx *storage.MerchantTx) error {
-			// A tampered unit back on its own TID: batch and STAN go on.
-			if !p.KeepCounters {
-				if err := tx.PutCounters(storage.Counters{Batch: 1}); err != nil {
-					return err
-				}
-			}
-			if err := tx.DeleteBinding(); err != nil {
-				return err
-			}
-			return tx.PutParams(params)
-		})
-	}
-	if err != nil {
-		_ = d.se.ZeroiseKeys()
-		d.log.Error("provision: store parameters", slog.String("err", err.Error()))
 		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
 	}
 	return terminal.Provisioned{}
