@@ -163,18 +163,3 @@ func clone(v []byte) []byte {
 	}
 	return append(make([]byte, 0, len(v)), v...)
 }
-
-// syncDir fsyncs a directory so that a create, rename or unlink in it is
-// durable (POSIX leaves directory entries to the directory's own fsync).
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return serr
-	}
-	return cerr
-}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -183,7 +184,7 @@ func CreateIdentity(path string, id Identity) (err error) {
 	if err := os.Remove(tmpPath); err != nil {
 		return wrap(err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return wrap(err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func Wipe(path string) (WipeReport, error) {
 	if err := os.Remove(path); err != nil {
 		return r, wrap(err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 		return r, wrap(err)
 	}
 	return r, nil

@@ -89,6 +89,25 @@ func clientID() string {
 // messages arriving before Subscribe returns would otherwise be dropped).
 // handler must not block: paho calls it on its single router goroutine.
 func (m *mqttFlags) connect(handler paho.MessageHandler) (paho.Client, error) {
+	o, err := m.options(clientID(), handler)
+	if err != nil {
+		return nil, err
+	}
+	c := paho.NewClient(o.SetCleanSession(true).SetConnectRetry(false))
+	tok := c.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		return nil, fmt.Errorf("connect %s: timeout", m.broker)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", m.broker, err)
+	}
+	return c, nil
+}
+
+// options are the client options every HQ connection shares: broker,
+// credentials (--password or $HQCTL_MQTT_PASSWORD), TLS, timeouts,
+// auto-reconnect, and the default publish handler, set before Connect.
+func (m *mqttFlags) options(id string, handler paho.MessageHandler) (*paho.ClientOptions, error) {
 	tlsCfg, err := m.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -99,12 +118,10 @@ func (m *mqttFlags) connect(handler paho.MessageHandler) (paho.Client, error) {
 	}
 	o := paho.NewClientOptions().
 		AddBroker(m.broker).
-		SetClientID(clientID()).
-		SetCleanSession(true).
+		SetClientID(id).
 		SetUsername(m.username).
 		SetPassword(pass).
 		SetConnectTimeout(10 * time.Second).
-		SetConnectRetry(false).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
@@ -112,15 +129,7 @@ func (m *mqttFlags) connect(handler paho.MessageHandler) (paho.Client, error) {
 	if tlsCfg != nil {
 		o.SetTLSConfig(tlsCfg)
 	}
-	c := paho.NewClient(o)
-	tok := c.Connect()
-	if !tok.WaitTimeout(15 * time.Second) {
-		return nil, fmt.Errorf("connect %s: timeout", m.broker)
-	}
-	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("connect %s: %w", m.broker, err)
-	}
-	return c, nil
+	return o, nil
 }
 
 // waitToken waits for a paho token until deadline.

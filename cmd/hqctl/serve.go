@@ -434,34 +434,17 @@ func isDigits(s string, n int) bool {
 // persistent session does not strictly need but a broker that lost its
 // state (an embedded lab broker restarted) does.
 func (m *mqttFlags) newPersistentClient(id string, handler paho.MessageHandler, onConnect paho.OnConnectHandler, log *slog.Logger) (paho.Client, error) {
-	tlsCfg, err := m.tlsConfig()
+	o, err := m.options(id, handler)
 	if err != nil {
 		return nil, err
 	}
-	pass := m.password
-	if pass == "" {
-		pass = os.Getenv("HQCTL_MQTT_PASSWORD")
-	}
-	o := paho.NewClientOptions().
-		AddBroker(m.broker).
-		SetClientID(id).
-		SetCleanSession(false).
-		SetUsername(m.username).
-		SetPassword(pass).
-		SetConnectTimeout(10 * time.Second).
+	o.SetCleanSession(false).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(2 * time.Second).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetDefaultPublishHandler(handler). // before Connect: queued messages arrive before Subscribe returns
 		SetOnConnectHandler(onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("broker connection lost; reconnecting", "broker", m.broker, "err", err)
 		})
-	if tlsCfg != nil {
-		o.SetTLSConfig(tlsCfg)
-	}
 	return paho.NewClient(o), nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -382,7 +383,7 @@ func writeFile(dir, name string, magic, body []byte) error {
 		_ = scrub(tmp)
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	if old != nil {
@@ -407,7 +408,7 @@ func scrub(path string) error {
 		} else if err != nil {
 			return err
 		}
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 		path = tmp
@@ -430,7 +431,7 @@ func scrub(path string) error {
 	if err := os.Remove(path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 func zero(f *os.File) error {
@@ -442,17 +443,4 @@ func zero(f *os.File) error {
 		return err
 	}
 	return f.Sync()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return serr
-	}
-	return cerr
 }
