@@ -107,3 +107,40 @@ func TestMissingIdentityExits1(t *testing.T) {
 		t.Fatalf("exit %d stderr %q", code, errb.String())
 	}
 }
+
+// A truncated or corrupted store stops the daemon with one line that
+// names the file, not a panic.
+func TestCorruptStoreExits1(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	pwd := filepath.Join(dir, "pwd")
+	os.WriteFile(pwd, []byte("4321\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"factory-init", "--data-dir", data, "--serial", "PA-0001", "--hq-key", hqKeyArg(t), "--tech-pwd-file", pwd}, &out, &errb); code != 0 {
+		t.Fatalf("factory-init: %d %s", code, errb.String())
+	}
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte("data_dir = \""+data+"\"\n[hal]\nkind = \"sim\"\nconsole = \"stdio\"\ncard_reader = \""+dir+"/card\"\nprinter = \""+dir+"/printer.txt\"\n"), 0o600)
+	for name, corrupt := range map[string]func(p string) error{
+		"truncated": func(p string) error { return os.Truncate(p, 3000) },
+		"garbage":   func(p string) error { return os.WriteFile(p, bytes.Repeat([]byte{0xA5}, 32768), 0o600) },
+	} {
+		idPath := filepath.Join(data, "identity.db")
+		orig, err := os.ReadFile(idPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := corrupt(idPath); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		errb.Reset()
+		code := run([]string{"--config", cfg}, &out, &errb)
+		if code != 1 || !strings.Contains(errb.String(), idPath) || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q: want 1 and one line naming %s", name, code, errb.String(), idPath)
+		}
+		if err := os.WriteFile(idPath, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
