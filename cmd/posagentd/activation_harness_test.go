@@ -12,7 +12,6 @@ package main
 // that nothing was published.
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -468,60 +467,6 @@ func (l *actLab) sendProvision(r *rterm, p craftedProvision) string {
 		TMKSealed: p.Sealed, TMKKCV: p.KCV, Activation: p.Activation}
 	l.hq.publish(r.Serial, l.hq.seal(l.hq.command(r.Serial, remote.TypeProvision, id, args, 10*time.Minute)))
 	return id
-}
-
-// startAcqSimArgs is harness_test.go's startAcqSim with extra flags
-// (--keys here).
-func startAcqSimArgs(t testing.TB, extra ...string) *acqSim {
-	t.Helper()
-	buildBinaries(t)
-	s := &acqSim{Ledger: filepath.Join(t.TempDir(), "ledger.json"), stderr: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", s.Ledger, "-v"}, extra...)
-	s.cmd = exec.Command(acqSimBin, args...)
-	s.cmd.Stderr = s.stderr
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start acquirer-sim: %v", err)
-	}
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(waitTimeout):
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	deadline := time.After(waitTimeout)
-	for s.Addr == "" || s.Control == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("acquirer-sim exited before listening: %s", s.stderr.String())
-			}
-			if a, ok := strings.CutPrefix(l, "listening on "); ok {
-				s.Addr = a
-			}
-			if a, ok := strings.CutPrefix(l, "control on "); ok {
-				s.Control = a
-			}
-		case <-deadline:
-			t.Fatalf("acquirer-sim did not print its addresses: %s", s.stderr.String())
-		}
-	}
-	return s
 }
 
 // assertAbsent checks that none of the byte strings is in any file under

@@ -145,11 +145,15 @@ type acqSim struct {
 
 // startAcqSim starts acquirer-sim on 127.0.0.1:0 with the control API and
 // a ledger file, and stops it when the test ends.
-func startAcqSim(t testing.TB) *acqSim {
+func startAcqSim(t testing.TB) *acqSim { return startAcqSimArgs(t) }
+
+// startAcqSimArgs is startAcqSim with extra flags (--keys for activation).
+func startAcqSimArgs(t testing.TB, extra ...string) *acqSim {
 	t.Helper()
 	buildBinaries(t)
 	s := &acqSim{Ledger: filepath.Join(t.TempDir(), "ledger.json"), stderr: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(acqSimBin, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", s.Ledger, "-v")
+	args := append([]string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", s.Ledger, "-v"}, extra...)
+	s.cmd = exec.Command(acqSimBin, args...)
 	s.cmd.Stderr = s.stderr
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
