@@ -215,7 +215,10 @@ func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 		m.emit(Persist{Ops: []Op{SetTampered{On: false}}})
 	}
 	m.activation = nil
-	data, _ := json.Marshal(map[string]string{"tid": m.st.Merchant.TID, "bank_id": b.BankID, "card": b.MaskedPAN})
+	// HQ knows the TID it provisioned: the event names the activation
+	// request only, so the identity store (never wiped) keeps no merchant
+	// data in its outbox.
+	data, _ := json.Marshal(map[string]string{"activation": a.id})
 	m.emit(PublishEvent{Type: "activated", Data: data})
 	m.enter(Active, "activated")
 	m.push(&resultView{lines: []string{"ACTIVATED", "", "TID " + m.st.Merchant.TID}, back: 1, until: m.now.Add(ActivatedTimeout)})
