@@ -61,7 +61,12 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	defer d.close()
+	defer func() {
+		d.close()
+		if d.exit == exitReboot {
+			d.compactIdentity() // reboot = "exit": after the stores are closed
+		}
+	}()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -547,6 +552,17 @@ func (d *daemon) changeSupervisorPwd(pwd string) terminal.SupervisorPwdStored {
 	return terminal.SupervisorPwdStored{Hash: hash, Err: err}
 }
 
+// compactIdentity rewrites the closed identity store without its freed
+// pages before a reboot, so nothing an unbind removed (a provision
+// command's parameters in the inbox, delivered acks) stays readable in
+// the file. A failure is logged: the store itself is intact either way.
+func (d *daemon) compactIdentity() {
+	idPath, _, _ := storage.Paths(d.cfg.DataDir)
+	if err := storage.CompactIdentity(idPath); err != nil {
+		d.log.Warn("compact identity store", slog.String("err", err.Error()))
+	}
+}
+
 // reboot ends the loop with exit status 3 for reboot = "exit" (a supervisor
 // restarts us), or asks the HAL for a real reboot after closing the stores.
 func (d *daemon) reboot() {
@@ -560,6 +576,7 @@ func (d *daemon) reboot() {
 	r := d.dev.Rebooter
 	d.close() // stores closed and synced before the power goes
 	d.dev, d.merch, d.ident = nil, nil, nil
+	d.compactIdentity()
 	if err := r.Reboot(); err != nil {
 		d.log.Error("reboot", slog.String("err", err.Error()))
 	}
