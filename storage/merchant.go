@@ -177,6 +177,10 @@ func (t *MerchantTx) Params() ([]byte, bool, error) { return t.get(bktState, key
 // PutParams stores the merchant parameters record.
 func (t *MerchantTx) PutParams(v []byte) error { return t.put(bktState, keyParams, v) }
 
+// DeleteParams removes the merchant parameters (an activation that
+// failed on a terminal that had none).
+func (t *MerchantTx) DeleteParams() error { return t.del(bktState, keyParams) }
+
 // Binding returns the settlement-card binding record.
 func (t *MerchantTx) Binding() ([]byte, bool, error) { return t.get(bktState, keyBinding) }
 

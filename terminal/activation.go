@@ -40,9 +40,9 @@ func NewBinding(serial string, pan string, now time.Time) Binding {
 
 // Provision asks the shell to unseal the TMK of a provision command with
 // the device's X25519 key and install it in the secure element (KCV
-// checked). It answers with Provisioned. The merchant parameters are
-// stored by the core only when the activation succeeds, with the
-// settlement-card binding, so a failure has nothing to undo in the store.
+// checked). It answers with Provisioned; the core then stores the merchant
+// parameters before it acks `succeeded` (spec/remote.md), and puts the
+// previous ones back if the activation fails later.
 type Provision struct {
 	CmdID  string
 	Sealed []byte
@@ -52,7 +52,11 @@ type Provision struct {
 // PutParams stores the merchant parameters (merchant store).
 type PutParams struct{ Merchant Merchant }
 
-func (PutParams) isOp() {}
+// DeleteParams removes the merchant parameters (merchant store).
+type DeleteParams struct{}
+
+func (PutParams) isOp()    {}
+func (DeleteParams) isOp() {}
 
 // Provisioned is the outcome of a Provision; Reason is bad-seal or
 // bad-kcv when it failed (nothing was installed then).
@@ -89,6 +93,8 @@ type activation struct {
 	// saved is the merchant state before the provision, put back if the
 	// activation fails: a tampered unit loses nothing.
 	saved State
+	// stored: the provision's parameters are in the merchant store.
+	stored bool
 }
 
 // startActivation: TECH PWD → ACTIVATION CODE → the signed
@@ -157,11 +163,13 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 		m.activationFailed(map[string]string{"bad-kcv": "BAD KCV", "bad-seal": "BAD SEAL"}[ev.Reason])
 		return
 	}
-	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
 	if !a.keep {
 		m.st.Counters = Counters{Batch: 1}
 		m.st.Journal, m.st.Prev, m.st.PrevBatch, m.st.Reversal, m.st.Settling = nil, nil, 0, nil, 0
 	}
+	a.stored = true
+	m.emit(Persist{Ops: []Op{PutParams{Merchant: m.st.Merchant}, PutCounters{Counters: m.st.Counters}}})
+	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
 	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "SIGNING IN"}}}
 	m.signIn(func(m *Machine, reason string) {
 		if reason != "" {
@@ -198,7 +206,7 @@ func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 	b := NewBinding(m.st.Serial, c.PAN, m.now)
 	m.st.Binding = &b
 	a := m.activation
-	ops := []Op{PutParams{Merchant: m.st.Merchant}, PutBinding{Binding: b}, PutCounters{Counters: m.st.Counters}}
+	ops := []Op{PutBinding{Binding: b}, PutCounters{Counters: m.st.Counters}}
 	if !a.keep {
 		// A new merchant: the previous one's batches and reversal (a
 		// tampered unit re-activated for another TID; its keys are gone,
@@ -234,6 +242,13 @@ func (m *Machine) activationFailed(why string) {
 	m.activation = nil
 	if a != nil && a.cmdID != "" {
 		m.emit(ZeroiseKeys{})
+		if a.stored {
+			restore := []Op{PutCounters{Counters: a.saved.Counters}, DeleteParams{}}
+			if a.saved.Merchant.TID != "" {
+				restore[1] = PutParams{Merchant: a.saved.Merchant}
+			}
+			m.emit(Persist{Ops: restore})
+		}
 		lc := m.st.Lifecycle
 		m.st = a.saved
 		m.st.Lifecycle = lc

@@ -525,6 +525,8 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 			return err
 		}
 		return tx.PutParams(b)
+	case terminal.DeleteParams:
+		return tx.DeleteParams()
 	case terminal.PutSettling:
 		return tx.PutSettling([]byte(op.Batch.String()))
 	case terminal.ClearSettling:
