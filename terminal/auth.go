@@ -15,7 +15,7 @@ func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
 		lock := m.st.PwdLock
 		if !lock.LockedUntil.IsZero() {
 			if m.now.Before(lock.LockedUntil) {
-				m.result("LOCKED", "TRY AGAIN LATER")
+				m.showResult("LOCKED", "TRY AGAIN LATER")
 				return
 			}
 			// The lock has run out: a fresh start of three tries.
@@ -33,7 +33,7 @@ func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
 		if lock.Fails >= MaxPwdFails {
 			lock.LockedUntil = m.now.Add(LockDuration)
 			m.setPwdLock(lock)
-			m.result("LOCKED", "TRY AGAIN LATER")
+			m.showResult("LOCKED", "TRY AGAIN LATER")
 			return
 		}
 		m.setPwdLock(lock)

@@ -142,7 +142,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 		}
 	case PersistFailed:
 		m.log(slog.LevelError, "persist failed", slog.String("err", ev.Err.Error()))
-		m.result("ERROR", "STORAGE FAULT", "CALL SERVICE")
+		m.showResult("ERROR", "STORAGE FAULT", "CALL SERVICE")
 	case TamperDetected:
 		m.onTamper()
 	case Provisioned:
@@ -313,9 +313,13 @@ func (m *Machine) popTo(n int) {
 // replace swaps the top view (one step of a flow for the next).
 func (m *Machine) replace(v view) { m.views[len(m.views)-1] = v }
 
-// result shows a result screen that returns to the menu the current flow
-// started from on any key or after ResultTimeout.
-func (m *Machine) result(lines ...string) { m.showResult(lines...) }
+// showResult replaces the flow's waiting screen with a result that returns
+// to the menu the flow started from.
+func (m *Machine) showResult(l ...string) {
+	back := m.flowBase()
+	m.popTo(back)
+	m.push(&resultView{lines: l, back: back, until: m.now.Add(ResultTimeout)})
+}
 
 // flowBase is the depth of the menu the current flow started from: the
 // topmost menu on the stack.

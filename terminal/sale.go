@@ -15,7 +15,7 @@ const maxAmountDigits = 10
 
 func (m *Machine) startSale() {
 	if m.st.Reversal != nil && m.inflight != nil {
-		m.result("SALE", "BUSY", "REVERSAL IN PROGRESS")
+		m.showResult("SALE", "BUSY", "REVERSAL IN PROGRESS")
 		return
 	}
 	if m.settleFirst("SALE") {
@@ -177,14 +177,6 @@ func (m *Machine) owe(t Txn, reason, auth, shown string) {
 // flowError ends the current flow with ERROR <reason>.
 func (m *Machine) flowError(reason string) {
 	m.showResult("ERROR", reason)
-}
-
-// showResult replaces the flow's waiting screen with a result that returns
-// to the menu the flow started from.
-func (m *Machine) showResult(l ...string) {
-	back := m.flowBase()
-	m.popTo(back)
-	m.push(&resultView{lines: l, back: back, until: m.now.Add(ResultTimeout)})
 }
 
 // putTxn updates the in-memory journal of the current batch.

@@ -17,7 +17,7 @@ func (m *Machine) showInfo() {
 	if m.st.Lifecycle == Active {
 		l = append(l, "TID "+m.st.Merchant.TID, fmt.Sprintf("BATCH %s (%d)", m.st.Counters.Batch, len(m.approvedTxns())))
 	}
-	m.result(l...)
+	m.showResult(l...)
 }
 
 // minSupervisorPwd is the shortest supervisor password accepted: the
