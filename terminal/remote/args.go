@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -217,10 +217,27 @@ func isHex(s string, n int) bool {
 }
 
 // checkHostPort accepts host:port with a non-empty host and a port 1-65535.
+//
+// It splits like net.SplitHostPort (a bracketed IPv6 host, or a host
+// without colons) but stays free of package net: the core does no IO and
+// links none.
 func checkHostPort(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
+	var host, port string
+	if strings.HasPrefix(addr, "[") {
+		end := strings.Index(addr, "]:")
+		if end < 0 {
+			return errors.New("missing port in address")
+		}
+		host, port = addr[1:end], addr[end+2:]
+	} else {
+		i := strings.LastIndexByte(addr, ':')
+		if i < 0 {
+			return errors.New("missing port in address")
+		}
+		host, port = addr[:i], addr[i+1:]
+		if strings.IndexByte(host, ':') >= 0 {
+			return errors.New("too many colons in address")
+		}
 	}
 	if host == "" {
 		return errors.New("empty host")
