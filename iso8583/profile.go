@@ -233,9 +233,6 @@ var charClass = func() (t [256]uint8) {
 	return t
 }()
 
-// allowedChar reports whether c may appear in a field of format f.
-func allowedChar(f format, c byte) bool { return charClass[c]&(1<<f) != 0 }
-
 func allowedCharSlow(f format, c byte) bool {
 	switch f {
 	case fmtN:

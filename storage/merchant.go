@@ -245,7 +245,7 @@ func (t *MerchantTx) Txns(batch uint32) ([]TxnEntry, error) {
 	var out []TxnEntry
 	prefix := txnKey(batch, 0)[:4]
 	c := b.Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) == 8 && [4]byte(k[:4]) == [4]byte(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); len(k) == 8 && [4]byte(k[:4]) == [4]byte(prefix); k, v = c.Next() {
 		plain, err := t.se.Open(clone(v), additionalData(bktJournal, k))
 		if err != nil {
 			return nil, fmt.Errorf("unseal %s/%s: %w", bktJournal, printable(k), err)
@@ -288,7 +288,7 @@ func (t *MerchantTx) DeleteBatch(batch uint32) (int, error) {
 	prefix := txnKey(batch, 0)[:4]
 	var keys [][]byte
 	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && len(k) == 8 && [4]byte(k[:4]) == [4]byte(prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); len(k) == 8 && [4]byte(k[:4]) == [4]byte(prefix); k, _ = c.Next() {
 		keys = append(keys, clone(k))
 	}
 	// Deleting while iterating a bbolt cursor skips keys; collect first.

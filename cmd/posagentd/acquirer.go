@@ -36,9 +36,6 @@ type acquirerLink struct {
 	out, in   [iso8583.MaxFrameSize]byte
 }
 
-// errNoMAC is a financial answer approved without a usable field 64.
-var errNoMAC = errors.New("approved answer without a valid MAC")
-
 // do runs one exchange end to end and returns the reply event.
 func (a *acquirerLink) do(ctx context.Context, q terminal.Request) terminal.AcquirerReply {
 	r := terminal.AcquirerReply{ID: q.ID}

@@ -241,7 +241,7 @@ func TestE2ECashierDay(t *testing.T) {
 	h.Keys("x")
 	h.WaitScreen("MAIN MENU", waitTimeout)
 	h.Keys("3")
-	s = h.WaitScreen("SETTLE BATCH?", waitTimeout)
+	h.WaitScreen("SETTLE BATCH?", waitTimeout)
 	h.Keys("\r")
 	s, _ = h.WaitAny(waitTimeout, "SETTLED", "SETTLE FAILED")
 	if !strings.Contains(s, "SETTLED") || strings.Contains(s, "UPLOADED") {

@@ -29,7 +29,7 @@ func Encode(r hal.Receipt) []byte {
 	b := make([]byte, 0, n)
 	b = append(b, cmdInit...)
 	for _, l := range r.Lines {
-		for _, c := range []rune(l) {
+		for _, c := range l {
 			if c < 0x20 || c > 0x7E {
 				c = '?'
 			}

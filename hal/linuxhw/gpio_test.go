@@ -1,7 +1,6 @@
 package linuxhw
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -207,6 +206,6 @@ func TestTamperClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * edgePoll):
-		t.Fatal(fmt.Sprintf("Close did not return within %v", 5*edgePoll))
+		t.Fatalf("Close did not return within %v", 5*edgePoll)
 	}
 }
