@@ -94,6 +94,11 @@ func (m *Machine) upload(recs []Txn, from int, done func(m *Machine, failure str
 		return
 	}
 	to := min(from+uploadPerMessage, len(recs))
+	// A full batch is up to 125 messages: say how far it is.
+	if v, ok := m.top().(*infoView); ok && len(v.lines) > 0 && v.lines[0] == "SETTLEMENT" {
+		v.lines = []string{"SETTLEMENT", "BATCH " + m.st.Counters.Batch.String(), "BATCH UPLOAD",
+			fmt.Sprintf("%d-%d OF %d", from+1, to, len(recs)), "PROCESSING"}
+	}
 	stan, op := m.allocSTAN()
 	m.emit(Persist{Ops: []Op{op}})
 	m.exchange(Request{Kind: MsgBatchUpload, STAN: stan, Batch: m.st.Counters.Batch, Records: recs[from:to]}, func(m *Machine, r AcquirerReply) {
