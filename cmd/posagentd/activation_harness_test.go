@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +28,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/nacl/box"
 
@@ -324,38 +322,8 @@ func (l *actLab) waitEvent(r *rterm, mark int, typ string, d time.Duration) remo
 func (l *actLab) freshTerm(serial string) *rterm {
 	t := l.t
 	t.Helper()
-	dir := t.TempDir()
-	h := &Term{t: t, Sim: l.sim, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt")}
-	var err error
-	if h.ptyMaster, h.ptySlave, err = pty.Open(); err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	go io.Copy(io.Discard, h.ptyMaster)
-	t.Cleanup(func() { h.ptySlave.Close(); h.ptyMaster.Close() })
-	cfg := fmt.Sprintf(`data_dir = %q
-log_level = "debug"
-
-[hal]
-kind = "sim"
-console = "stdio"
-card_reader = %q
-printer = %q
-reboot = "exit"
-
-[mqtt]
-broker = %q
-
-[acquirer]
-timeout = "2s"
-`, h.DataDir, h.ptySlave.Name(), h.Printer, l.broker.URL())
-	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pwdFile := filepath.Join(dir, "techpwd")
-	if err := os.WriteFile(pwdFile, []byte("8888\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h := newTermFiles(t, l.sim, "", fmt.Sprintf("broker = %q\n", l.broker.URL()), "2s")
+	pwdFile := filepath.Join(h.Dir, "techpwd")
 	out, err := daemonCommand("factory-init", "--data-dir", h.DataDir, "--serial", serial,
 		"--hq-key", l.hq.keyArg(), "--tech-pwd-file", pwdFile).Output()
 	if err != nil {

@@ -358,6 +358,51 @@ type TermOptions struct {
 	TID     string // default 12345678
 }
 
+// newTermFiles lays out a terminal's files in a temp dir: data_dir, the
+// printer file, a pty pair for the card reader, the tech password file
+// ("8888"), and pos.toml for the simulator HAL with reboot = "exit".
+// mqtt is the body of the [mqtt] section ("" for none).
+func newTermFiles(t testing.TB, sim *acqSim, tid, mqtt, timeout string) *Term {
+	t.Helper()
+	if timeout == "" {
+		timeout = "2s"
+	}
+	dir := t.TempDir()
+	h := &Term{t: t, Sim: sim, Dir: dir, DataDir: filepath.Join(dir, "data"),
+		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt"), TID: tid}
+	var err error
+	if h.ptyMaster, h.ptySlave, err = pty.Open(); err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	// Drain whatever the line discipline echoes back before the daemon
+	// puts the slave in raw mode, so a write to the master never blocks.
+	go io.Copy(io.Discard, h.ptyMaster)
+	t.Cleanup(func() { h.ptySlave.Close(); h.ptyMaster.Close() })
+	if mqtt != "" {
+		mqtt = "\n[mqtt]\n" + mqtt
+	}
+	cfg := fmt.Sprintf(`data_dir = %q
+log_level = "debug"
+
+[hal]
+kind = "sim"
+console = "stdio"
+card_reader = %q
+printer = %q
+reboot = "exit"
+%s
+[acquirer]
+timeout = %q
+`, h.DataDir, h.ptySlave.Name(), h.Printer, mqtt, timeout)
+	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "techpwd"), []byte("8888\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // NewTerm factory-inits and provisions a terminal against sim and starts
 // its daemon. The daemon is stopped (SIGTERM, exit 0 expected) when the
 // test ends, and every log, receipt and store file is checked for clear
@@ -371,45 +416,14 @@ func NewTerm(t testing.TB, sim *acqSim, o TermOptions) *Term {
 	if o.TID == "" {
 		o.TID = "12345678"
 	}
-	dir := t.TempDir()
-	h := &Term{t: t, Sim: sim, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt"), TID: o.TID}
-
-	var err error
-	h.ptyMaster, h.ptySlave, err = pty.Open()
-	if err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	// Drain whatever the line discipline echoes back before the daemon
-	// puts the slave in raw mode, so a write to the master never blocks.
-	go io.Copy(io.Discard, h.ptyMaster)
-	t.Cleanup(func() { h.ptySlave.Close(); h.ptyMaster.Close() })
-
-	cfg := fmt.Sprintf(`data_dir = %q
-log_level = "debug"
-
-[hal]
-kind = "sim"
-console = "stdio"
-card_reader = %q
-printer = %q
-reboot = "exit"
-
-[acquirer]
-timeout = %q
-`, h.DataDir, h.ptySlave.Name(), h.Printer, o.Timeout)
-	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h := newTermFiles(t, sim, o.TID, "", o.Timeout)
+	dir := h.Dir
 
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pwdFile := filepath.Join(dir, "techpwd")
-	if err := os.WriteFile(pwdFile, []byte("8888\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	h.runCLI("factory-init", "--data-dir", h.DataDir, "--serial", "PA-E2E-"+o.TID,
 		"--hq-key", "hq-1="+base64.StdEncoding.EncodeToString(pub), "--tech-pwd-file", pwdFile)
 	prov := map[string]any{

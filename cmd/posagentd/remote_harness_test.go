@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posagent/posagent/internal/mosquittotest"
@@ -401,42 +399,12 @@ func newRemoteTerm(t testing.TB, host *remoteHost, hq *hqSide, o rtermOptions) *
 	if o.Timeout == "" {
 		o.Timeout = "2s"
 	}
-	dir := t.TempDir()
-	h := &Term{t: t, Sim: host.acqSim, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt"), TID: o.TID}
-	var err error
-	if h.ptyMaster, h.ptySlave, err = pty.Open(); err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	go io.Copy(io.Discard, h.ptyMaster)
-	t.Cleanup(func() { h.ptySlave.Close(); h.ptyMaster.Close() })
-
 	mq := fmt.Sprintf("broker = %q\n", o.Broker)
 	if o.CAFile != "" {
 		mq += fmt.Sprintf("ca_file = %q\ncert_file = %q\nkey_file = %q\n", o.CAFile, o.Cert, o.Key)
 	}
-	cfg := fmt.Sprintf(`data_dir = %q
-log_level = "debug"
-
-[hal]
-kind = "sim"
-console = "stdio"
-card_reader = %q
-printer = %q
-reboot = "exit"
-
-[mqtt]
-%s
-[acquirer]
-timeout = %q
-`, h.DataDir, h.ptySlave.Name(), h.Printer, mq, o.Timeout)
-	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pwdFile := filepath.Join(dir, "techpwd")
-	if err := os.WriteFile(pwdFile, []byte("8888\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h := newTermFiles(t, host.acqSim, o.TID, mq, o.Timeout)
+	pwdFile := filepath.Join(h.Dir, "techpwd")
 	out, err := daemonCommand("factory-init", "--data-dir", h.DataDir, "--serial", o.Serial,
 		"--hq-key", hq.keyArg(), "--tech-pwd-file", pwdFile).Output()
 	if err != nil {
