@@ -20,7 +20,7 @@ FUZZTIME      ?= 20s
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-unit test-arm test-arm-core bench fuzz arm demo lint clean deps tools soak
+.PHONY: test-standalone all build test test-unit test-arm test-arm-core bench fuzz arm demo lint clean deps tools soak
 
 all: build
 
@@ -44,15 +44,32 @@ arm:
 	done
 	@ls -l $(OUT)/*-armv7 $(OUT)/*-arm64
 
-## lint: gofmt and go vet
-lint:
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(OUT)/tools/staticcheck
+
+$(STATICCHECK):
+	@mkdir -p $(OUT)/tools
+	GOBIN=$(CURDIR)/$(OUT)/tools CGO_ENABLED=0 $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## lint: gofmt, go vet, staticcheck and `go mod tidy -diff`
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+## test-standalone: the repository stands alone: a clone of HEAD with
+## nothing beside it runs the tests that read testdata
+test-standalone:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	git clone -q . "$$tmp/posagent" && cd "$$tmp/posagent" && \
+	! grep -rn --include='*.go' -e '/work/' -e 'shared/spec' . && \
+	$(GO) test -count=1 ./iso8583/... ./hal/sesim && echo "standalone clone: ok"
 
 ## test: every test — lint, unit and integration tests (real mosquitto, TCP,
 ## ptys, bbolt, kill -9), then the core packages for ARMv7 under qemu.
-test: deps lint build test-unit test-arm-core test-arm
+test: deps lint build test-unit test-standalone test-arm-core test-arm
 	@echo "make test: all passed"
 
 test-unit:

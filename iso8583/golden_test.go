@@ -2,50 +2,64 @@ package iso8583
 
 import (
 	"bytes"
-	goldenpkg "github.com/posagent/posagent/iso8583/internal/golden"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
-)
 
-// goldenCopy is this package's own copy, so `go test` works from a bare
-// module; TestGoldenCopyInSync keeps it equal to the shared one.
-const goldenCopy = "testdata/golden"
+	goldenpkg "github.com/posagent/posagent/iso8583/internal/golden"
+)
 
 type golden = goldenpkg.Message
 
-// goldenSets returns the shared golden files, failing if they are missing.
-func goldenSets(t testing.TB) []golden { return goldenpkg.Shared(t) }
+// goldenSets returns the repository's golden files, failing if they are
+// missing.
+func goldenSets(t testing.TB) []golden { return goldenpkg.All(t) }
 
+// TestGoldenCopyInSync keeps the repository's copy equal to the contract's
+// testdata where a workspace has it beside the checkout; in a bare clone it
+// checks that the copy is complete (every file the contract's README
+// lists is there and loads).
 func TestGoldenCopyInSync(t *testing.T) {
-	sharedTestdata := goldenpkg.SharedDir(t)
-	shared, err := filepath.Glob(filepath.Join(sharedTestdata, "*"))
-	if err != nil || len(shared) == 0 {
-		t.Fatalf("shared testdata %s missing: %v", sharedTestdata, err)
+	local := goldenpkg.RepoDir(t)
+	shared, ok := goldenpkg.SharedDir(t)
+	if !ok {
+		t.Logf("no %s beside the checkout: checking the repository copy alone", shared)
+		readme, err := os.ReadFile(filepath.Join(local, "README.md"))
+		if err != nil {
+			t.Fatalf("repository golden copy: %v", err)
+		}
+		for _, name := range regexp.MustCompile(`[a-z0-9-]+\.json`).FindAllString(string(readme), -1) {
+			if _, err := os.Stat(filepath.Join(local, name)); err != nil {
+				t.Errorf("%s names %s, missing from the copy: %v", "README.md", name, err)
+			}
+		}
+		if n := len(goldenpkg.All(t)); n < 23 {
+			t.Errorf("repository copy loads %d messages, want 23", n)
+		}
+		return
 	}
-	local, _ := filepath.Glob(filepath.Join(goldenCopy, "*"))
-	if len(local) != len(shared) {
-		t.Errorf("%s has %d files, %s has %d: copy them again", goldenCopy, len(local), sharedTestdata, len(shared))
+	sharedFiles, err := filepath.Glob(filepath.Join(shared, "*"))
+	if err != nil || len(sharedFiles) == 0 {
+		t.Fatalf("shared testdata %s empty: %v", shared, err)
 	}
-	for _, p := range shared {
+	localFiles, _ := filepath.Glob(filepath.Join(local, "*"))
+	if len(localFiles) != len(sharedFiles) {
+		t.Errorf("%s has %d files, %s has %d: copy them again", local, len(localFiles), shared, len(sharedFiles))
+	}
+	for _, p := range sharedFiles {
 		want, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(filepath.Join(goldenCopy, filepath.Base(p)))
+		got, err := os.ReadFile(filepath.Join(local, filepath.Base(p)))
 		if err != nil {
 			t.Errorf("copy of %s: %v", filepath.Base(p), err)
 			continue
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s/%s differs from the shared copy", goldenCopy, filepath.Base(p))
+			t.Errorf("%s/%s differs from the shared copy", local, filepath.Base(p))
 		}
-	}
-}
-
-func TestGoldenLocalCopyLoads(t *testing.T) {
-	if got, want := len(goldenpkg.Load(t, goldenCopy)), len(goldenSets(t)); got != want {
-		t.Fatalf("local golden copy has %d messages, shared has %d", got, want)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 
 type golden = goldenpkg.Message
 
-func goldenSets(t testing.TB) []golden { return goldenpkg.Shared(t) }
+func goldenSets(t testing.TB) []golden { return goldenpkg.All(t) }
 
 func TestGoldenReference(t *testing.T) {
 	for _, g := range goldenSets(t) {

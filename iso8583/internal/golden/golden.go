@@ -1,5 +1,6 @@
-// Package golden loads the golden messages of ../shared/testdata (made by
-// an independent moov-io encoder) for the tests of both codecs.
+// Package golden loads the golden messages (made by an independent moov-io
+// encoder, copied from the contract's testdata into iso8583/testdata/golden)
+// for the tests of both codecs.
 package golden
 
 import (
@@ -39,9 +40,8 @@ type file struct {
 	MACASCII  string            `json:"mac_ascii"`
 }
 
-// SharedDir is the project's golden directory: shared/ sits beside the
-// module checkout (/work/main + /work/shared, or <clone>/../shared in CI).
-func SharedDir(t testing.TB) string {
+// ModuleRoot is the directory holding go.mod above the test's directory.
+func ModuleRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -49,7 +49,7 @@ func SharedDir(t testing.TB) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata")
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -59,9 +59,23 @@ func SharedDir(t testing.TB) string {
 	}
 }
 
-// Shared loads the shared golden files, failing (never skipping) when the
-// directory is missing.
-func Shared(t testing.TB) []Message { return Load(t, SharedDir(t)) }
+// RepoDir is the repository's own copy of the golden files: the tests
+// read it, so a clone with nothing beside it runs every test.
+func RepoDir(t testing.TB) string {
+	return filepath.Join(ModuleRoot(t), "iso8583", "testdata", "golden")
+}
+
+// SharedDir is the contract's golden directory, ../shared/testdata beside
+// the checkout, where a workspace has one; ok is false in a bare clone.
+func SharedDir(t testing.TB) (dir string, ok bool) {
+	dir = filepath.Join(ModuleRoot(t), "..", "shared", "testdata")
+	st, err := os.Stat(dir)
+	return dir, err == nil && st.IsDir()
+}
+
+// All loads the repository's golden files, failing (never skipping) when
+// they are missing.
+func All(t testing.TB) []Message { return Load(t, RepoDir(t)) }
 
 // Load loads every golden file of this profile in dir.
 func Load(t testing.TB, dir string) []Message {
@@ -69,7 +83,7 @@ func Load(t testing.TB, dir string) []Message {
 	st, err := os.Stat(dir)
 	if err != nil || !st.IsDir() {
 		abs, _ := filepath.Abs(dir)
-		t.Fatalf("golden testdata directory %s is missing: the shared/ checkout must sit beside the module: %v", abs, err)
+		t.Fatalf("golden testdata directory %s is missing: %v", abs, err)
 	}
 	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
