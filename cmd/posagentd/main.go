@@ -1,7 +1,7 @@
 // Command posagentd is the firmware-side agent of an ARM POS payment
 // terminal: it drives the operator menu, talks ISO 8583 to the acquirer and
-// takes signed commands from HQ over MQTT. See README.md and (the contract: spec/terminal.md, summarised
-// in README.md).
+// takes signed commands from HQ over MQTT. README.md summarises its CLI
+// contract (spec/terminal.md).
 package main
 
 import (
