@@ -1,7 +1,7 @@
 // Command hqctl is the HQ side of posagent: command-signing keys, signed
 // commands to terminals, the activation service, fleet status, and an
-// embedded lab broker for demos and tests. See README.md and (the contract: spec/remote.md, summarised
-// in README.md).
+// embedded lab broker for demos and tests. README.md summarises the remote
+// contract (spec/remote.md) it speaks.
 package main
 
 import (
