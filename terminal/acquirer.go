@@ -38,8 +38,8 @@ func (k MsgKind) String() string {
 }
 
 // Request is one message to the acquirer, described at the terminal's
-// level; the shell maps it to ISO 8583 fields (iso8583 fast path), MACs it
-// in the secure element and sends it.
+// level; iso8583/acqmsg maps it to ISO 8583 fields and MACs it through the
+// secure element, the shell sends it.
 type Request struct {
 	ID       uint64 // matches the AcquirerReply
 	Kind     MsgKind
@@ -84,11 +84,13 @@ type Response struct {
 	STAN        STAN    // field 11
 	TID         string  // field 41
 	Batch       BatchNo // field 60.2
+	LocalDate   string  // field 13, MMDD as sent by the host ("" when absent)
+	LocalTime   string  // field 12, hhmmss as sent by the host ("" when absent)
 	MACBad      bool    // 39=00 but field 64 did not verify (or was missing)
 	SignInAgain bool    // header processing requirement 3
 	// KeysErr is set on a sign-in whose working keys (field 62) did not
 	// install: bad check value or missing field. The keys themselves never
-	// reach the core: the shell hands field 62 to the secure element.
+	// reach the core: the shell hands the key block to the secure element.
 	KeysErr error
 	// SettleFlag is the domestic flag of a settlement answer (digit 30 of
 	// field 48): '1' balanced, '2' not balanced, '3' error.
