@@ -33,7 +33,7 @@ type daemon struct {
 	se    hal.SecureElement
 	dev   *hal.Devices
 	m     *terminal.Machine
-	acq   *acquirerLink
+	acq   *acquirerWorker     // the one goroutine that talks to the acquirer
 	async chan terminal.Event // results of work done off the loop
 	id    storage.Identity
 	rl    *remoteLink
@@ -127,8 +127,8 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
-	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
 	d.async = make(chan terminal.Event, 16)
+	d.acq = startAcquirer(d.se, cfg.Acquirer.Timeout.Duration, log, d.async)
 	return d, nil
 }
 
@@ -294,6 +294,10 @@ func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
 const kvTampered = "tampered"
 
 func (d *daemon) close() {
+	if d.acq != nil {
+		d.acq.stop() // before the stores and the secure element go
+		d.acq = nil
+	}
 	if d.rl != nil {
 		var offline []byte
 		if d.ident != nil {
@@ -439,8 +443,9 @@ func (d *daemon) do(e terminal.Effect) error {
 		d.reboot()
 	case terminal.Exchange:
 		// Off the loop: an exchange can take the whole acquirer timeout.
-		// The core keeps one in flight, so acquirerLink's buffers are free.
-		go func(q terminal.Request) { d.async <- d.acq.do(context.Background(), q) }(e.Req)
+		if !d.acq.submit(e.Req) {
+			d.next = append(d.next, terminal.AcquirerReply{ID: e.Req.ID, Err: errAcquirerBusy})
+		}
 	default:
 		d.log.Error("unknown effect", slog.String("type", fmt.Sprintf("%T", e)))
 	}
