@@ -83,9 +83,9 @@ func answerFrame(t testing.TB, mti string, header [6]byte, fields map[int]string
 	m.MTI = uint16(v)
 	for id, val := range f {
 		if id == 62 || id == 64 {
-			b, err := hex.DecodeString(val)
-			if err != nil {
-				t.Fatalf("field %d: %v", id, err)
+			b, herr := hex.DecodeString(val)
+			if herr != nil {
+				t.Fatalf("field %d: %v", id, herr)
 			}
 			err = m.Set(id, b)
 		} else {
