@@ -149,6 +149,15 @@ func (s *Store) Acks(ctx context.Context, cmdID string) ([]AckRecord, error) {
 	return out, rows.Err()
 }
 
+// WrongTargetError: a verified ack names a command HQ sent to another
+// terminal. The caller refuses the message; the transaction may go on (the
+// stored ack row is rolled back with it only if the caller aborts).
+type WrongTargetError struct{ CmdID, From, Target string }
+
+func (e *WrongTargetError) Error() string {
+	return fmt.Sprintf("ack of %s from %s: the command was for %s", e.CmdID, e.From, e.Target)
+}
+
 // AckOutcome says what a verified ack changed.
 type AckOutcome struct {
 	Duplicate bool   // the same envelope was stored before: nothing changed
@@ -165,6 +174,21 @@ type AckOutcome struct {
 // order) changes nothing.
 func (tx *Tx) ApplyAck(ctx context.Context, cmdID, serial, state, reason, result string, at time.Time, envelope []byte, now time.Time) (AckOutcome, error) {
 	var out AckOutcome
+	var job sql.NullString
+	var cmdSerial string
+	err := tx.tx.QueryRowContext(ctx, "SELECT serial, state, job_id, type FROM commands WHERE id = $1"+tx.s.forUpdate(), cmdID).
+		Scan(&cmdSerial, &out.From, &job, &out.Type)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// A command HQ did not record (hqctl send): the ack is kept,
+		// nothing else moves.
+	case err != nil:
+		return out, fmt.Errorf("ack of %s: %w", cmdID, err)
+	case cmdSerial != serial:
+		return out, &WrongTargetError{CmdID: cmdID, From: serial, Target: cmdSerial}
+	default:
+		out.Known, out.JobID, out.To = true, job.String, out.From
+	}
 	sum := sha256.Sum256(envelope)
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO command_acks (cmd_id, serial, state, reason, at, received_at, env_sha256, envelope)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cmd_id, env_sha256) DO NOTHING`,
@@ -176,21 +200,7 @@ func (tx *Tx) ApplyAck(ctx context.Context, cmdID, serial, state, reason, result
 		out.Duplicate = true
 		return out, nil
 	}
-	var job sql.NullString
-	var cmdSerial string
-	err = tx.tx.QueryRowContext(ctx, "SELECT serial, state, job_id, type FROM commands WHERE id = $1"+tx.s.forUpdate(), cmdID).
-		Scan(&cmdSerial, &out.From, &job, &out.Type)
-	if errors.Is(err, sql.ErrNoRows) {
-		return out, nil // a command HQ did not record (hqctl send): the ack is kept, nothing else moves
-	}
-	if err != nil {
-		return out, fmt.Errorf("ack of %s: %w", cmdID, err)
-	}
-	if cmdSerial != serial {
-		return out, fmt.Errorf("ack of %s from %s: the command was for %s", cmdID, serial, cmdSerial)
-	}
-	out.Known, out.JobID, out.To = true, job.String, out.From
-	if CmdFinal(out.From) {
+	if !out.Known || CmdFinal(out.From) {
 		return out, nil
 	}
 	out.To = state
