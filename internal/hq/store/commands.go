@@ -298,3 +298,15 @@ func (tx *Tx) MarkSent(ctx context.Context, id string, envelope []byte, now, nex
 	}
 	return nil
 }
+
+// Command returns one command inside the transaction, or ErrNotFound.
+func (tx *Tx) Command(ctx context.Context, id string) (Command, error) {
+	c, err := scanCommand(tx.tx.QueryRowContext(ctx, "SELECT "+commandCols+" FROM commands WHERE id = $1", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Command{}, ErrNotFound
+	}
+	if err != nil {
+		return Command{}, fmt.Errorf("command %s: %w", id, err)
+	}
+	return c, nil
+}
