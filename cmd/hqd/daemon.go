@@ -156,7 +156,9 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 				return
 			}
 			log.Info("connected and subscribed", "broker", cfg.MQTT.Broker, "share_group", cfg.MQTT.ShareGroup)
-			subscribed.Do(func() { fmt.Fprintf(stdout, "hqd %s: subscribed to %s{ack,evt,status} on %s\n", id, share+"pos/v1/+/", cfg.MQTT.Broker) })
+			subscribed.Do(func() {
+				fmt.Fprintf(stdout, "hqd %s: subscribed to %s{ack,evt,status} on %s\n", id, share+"pos/v1/+/", cfg.MQTT.Broker)
+			})
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("broker connection lost; reconnecting", "err", err)

@@ -129,7 +129,7 @@ func (s *Service) provision(serial string, c store.Code, reqID, provID string, x
 		return nil, nil, cmd, fmt.Errorf("seal TMK: %w", err)
 	}
 	args, err := json.Marshal(remote.ProvisionArgs{TID: c.TID, MID: c.MID, MerchantName: c.MerchantName,
-		Acquirer: remote.Acquirer{Addr: c.AcquirerAddr, TLS: c.AcquirerTLS, TPDU: c.AcquirerTPDU},
+		Acquirer:  remote.Acquirer{Addr: c.AcquirerAddr, TLS: c.AcquirerTLS, TPDU: c.AcquirerTPDU},
 		TMKSealed: sealed, TMKKCV: mac.TMKKCV(tmk), Activation: reqID})
 	if err != nil {
 		return nil, nil, cmd, fmt.Errorf("provision args: %w", err)

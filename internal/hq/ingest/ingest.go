@@ -61,10 +61,10 @@ type Ingester struct {
 	opts     Options
 	in       chan Message
 
-	healthy                                                         atomic.Bool
+	healthy                                                        atomic.Bool
 	acks, events, statuses, rejected, duplicates, batches, retries atomic.Int64
-	lastErrMu                                                       sync.Mutex
-	lastErr                                                         error
+	lastErrMu                                                      sync.Mutex
+	lastErr                                                        error
 }
 
 // New makes an Ingester; Run does the work.
