@@ -7,7 +7,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 OUT       := build/out
-CMDS      := posagentd hqctl acquirer-sim
+CMDS      := posagentd hqctl hqd acquirer-sim
 # acquirer-sim is a host-side tool on the moov-io reference codec, which
 # does not compile for 32-bit ARM (moov-io/iso8583 v0.26.1 prefix/binary.go
 # overflows int): only the terminal-side binaries are cross-built.
