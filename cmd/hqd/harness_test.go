@@ -199,16 +199,6 @@ func (in *instance) kill() {
 	}
 }
 
-// stop is a clean stop (SIGTERM).
-func (in *instance) stop() {
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-in.done:
-	case <-time.After(20 * time.Second):
-		in.t.Fatalf("hqd %s did not stop on SIGTERM", in.name)
-	}
-}
-
 // api calls hqd's API with the admin token; out may be nil.
 func (in *instance) api(method, path string, body any, out any) int {
 	in.t.Helper()
