@@ -136,3 +136,13 @@ footprint:
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
 
 .PHONY: package test-package footprint
+
+## bench-hq: HQ figures: code issue and job creation at 100,000 terminals
+## (SQLite, PostgreSQL), acks/s ingested by two hqd instances on PostgreSQL,
+## a 10,000-terminal unbind job end to end with its settlement peak
+bench-hq:
+	@mkdir -p $(OUT)
+	$(GO) test -run '^$$' -bench 'IssueCode|CreateJob' -benchtime 2000x -timeout 30m ./internal/hq/store/ | tee $(OUT)/bench-hq.txt
+	$(GO) test -run '^$$' -bench 'IngestAcks|UnbindJob10k' -benchtime 1x -timeout 60m -v ./cmd/hqd/ | grep -E 'Benchmark|bench_test|ok|FAIL' | tee -a $(OUT)/bench-hq.txt
+
+.PHONY: bench-hq
