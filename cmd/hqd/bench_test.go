@@ -134,7 +134,7 @@ func BenchmarkUnbindJob10k(b *testing.B) {
 			b.ReportMetric(el.Seconds(), "s/job")
 			b.ReportMetric(float64(acq.Peak()), "peak-settling")
 			b.Logf("%s: %d terminals unbound (each settled) in %s at %d/min set (floor %s), cap %d, peak concurrent settlements %d",
-				d, n, el.Round(time.Millisecond), rate, (time.Duration(n) * time.Minute / rate).Round(time.Second), cap, acq.Peak())
+				d, n, el.Round(time.Millisecond), rate, (time.Duration(n) * time.Minute / rate).Round(time.Second), maxSettling, acq.Peak())
 		})
 	}
 }
