@@ -29,9 +29,11 @@ type CardSwiped struct {
 // second); timeouts are deadlines compared with the time given to Step.
 type Tick struct{}
 
-// PersistFailed reports that a Persist effect could not be written. The
-// shell executes no effect after a failed Persist, so nothing that depends
-// on it happened.
+// PersistFailed reports that a write could not be made: a Persist, or the
+// outbox write of a SendAck or PublishEvent. The shell executes no effect
+// after it, so nothing that depends on it happened. The machine fails
+// stop: it shows why, asks for a Reboot and decides nothing more; the
+// next boot rebuilds its state from the stores.
 type PersistFailed struct{ Err error }
 
 // TamperDetected is the tamper input firing.

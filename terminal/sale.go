@@ -66,7 +66,12 @@ func (v *swipeView) card(m *Machine, c hal.Track2, err error) {
 	}
 	m.replace(&infoView{lines: []string{"SALE", "AMOUNT " + v.amount.String(), "", "PROCESSING"}})
 	amount := v.amount
-	m.beforeFinancial(func(m *Machine) { m.sendSale(amount, c) }, func(m *Machine, reason string) {
+	m.beforeFinancial(func(m *Machine) {
+		if m.st.Lifecycle != Active {
+			return // an unbind came while a reversal went first: nothing was sent for this sale
+		}
+		m.sendSale(amount, c)
+	}, func(m *Machine, reason string) {
 		m.flowError(reason)
 	})
 }

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/posagent/posagent/hal/sesim"
 	"github.com/posagent/posagent/hal/simhw"
 	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
 )
 
@@ -28,8 +25,8 @@ import (
 type daemon struct {
 	cfg   Config
 	log   *slog.Logger
-	ident *storage.IdentityStore
-	merch *storage.MerchantStore
+	store *termstore.Store       // the core's state: identity and merchant stores
+	ident *storage.IdentityStore // the remote channel's inbox, outbox and seen ids (store.Ident())
 	se    hal.SecureElement
 	dev   *hal.Devices
 	m     *terminal.Machine
@@ -89,23 +86,14 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 			d.close()
 		}
 	}()
-	idPath, merchPath, sePath := storage.Paths(cfg.DataDir)
-	if d.ident, err = storage.OpenIdentity(idPath); err != nil {
-		return nil, err
-	}
+	_, _, sePath := storage.Paths(cfg.DataDir)
 	if d.se, err = sesim.Open(sePath); err != nil {
 		return nil, fmt.Errorf("secure element %s: %w", sePath, err)
 	}
-	// A wipe in progress is only finished, never read: a power cut inside
-	// storage.Wipe leaves a zeroed file that bbolt refuses, and wipe()
-	// erases the file by path when d.merch is nil.
-	if wiping, err := d.wipeInProgress(); err != nil {
+	if d.store, err = termstore.Open(cfg.DataDir, d.se); err != nil {
 		return nil, err
-	} else if !wiping {
-		if d.merch, err = storage.OpenMerchant(merchPath, d.se); err != nil {
-			return nil, err
-		}
 	}
+	d.ident = d.store.Ident()
 	switch {
 	case d.dev != nil:
 	case cfg.HAL.Kind == hal.KindSim:
@@ -119,10 +107,11 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 	if d.id, err = d.ident.Identity(); err != nil {
 		return nil, err
 	}
-	st, err := d.loadState()
+	st, err := d.store.Load()
 	if err != nil {
 		return nil, err
 	}
+	st.WorkingKeys = d.se.HasKey(hal.MAK)
 	d.m = terminal.New(st, checkPassword)
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
@@ -147,152 +136,6 @@ func (d *daemon) serial() string {
 	return id.Serial
 }
 
-// loadState works out the machine's starting state from the stores, in one
-// place: tampered beats an unbind in progress, which beats active.
-func (d *daemon) loadState() (terminal.State, error) {
-	id, err := d.ident.Identity()
-	if err != nil {
-		return terminal.State{}, err
-	}
-	lock, err := d.ident.PwdLock()
-	if err != nil {
-		return terminal.State{}, err
-	}
-	st := terminal.State{
-		DeviceX25519Pub:   base64.StdEncoding.EncodeToString(id.DeviceX25519Pub),
-		Serial:            id.Serial,
-		TechPwdHash:       id.TechPwdHash,
-		SupervisorPwdHash: id.SupervisorPwdHash,
-		PwdLock:           terminal.PwdLock{Fails: lock.Failures},
-	}
-	if lock.LockedUntil != 0 {
-		st.PwdLock.LockedUntil = time.Unix(lock.LockedUntil, 0)
-	}
-	_, tampered, err := d.ident.Get(kvTampered)
-	if err != nil {
-		return st, err
-	}
-	rawIntent, unbinding, err := d.ident.Intent()
-	if err != nil {
-		return st, err
-	}
-	if unbinding {
-		st.Intent = new(terminal.UnbindIntent)
-		if err := json.Unmarshal(rawIntent, st.Intent); err != nil {
-			return st, fmt.Errorf("unbind intent: %w", err)
-		}
-	}
-	var active bool
-	if st.Intent == nil || st.Intent.Stage != "wiping" {
-		// A wipe in progress may have destroyed the data key already:
-		// the merchant data is not read again, only erased.
-		if active, err = d.loadMerchant(&st); err != nil {
-			return st, err
-		}
-	}
-	if active && st.Binding == nil && st.Intent == nil {
-		// Parameters without a binding: an activation a power cut stopped
-		// before the settlement card. The core erases it at boot.
-		active, st.Incomplete = false, true
-	}
-	switch {
-	case tampered:
-		st.Lifecycle = terminal.Tampered
-	case unbinding:
-		st.Lifecycle = terminal.Unbinding
-	case active:
-		st.Lifecycle = terminal.Active
-	default:
-		st.Lifecycle = terminal.Unactivated
-	}
-	return st, nil
-}
-
-// loadMerchant reads the merchant data into st; active is false when the
-// terminal has no merchant parameters.
-func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
-	err = d.merch.View(func(tx *storage.MerchantTx) error {
-		p, ok, err := tx.Params()
-		if err != nil || !ok {
-			return err
-		}
-		active = true
-		if err := json.Unmarshal(p, &st.Merchant); err != nil {
-			return fmt.Errorf("merchant parameters: %w", err)
-		}
-		c, err := tx.Counters()
-		if err != nil {
-			return err
-		}
-		st.Counters = terminal.Counters{STAN: terminal.STAN(c.STAN), Batch: terminal.BatchNo(c.Batch)}
-		if st.Counters.Batch == 0 {
-			st.Counters.Batch = 1
-		}
-		batches, err := tx.Batches()
-		if err != nil {
-			return err
-		}
-		for _, b := range batches {
-			entries, err := tx.Txns(b)
-			if err != nil {
-				return err
-			}
-			var list []terminal.Txn
-			for _, e := range entries {
-				var t terminal.Txn
-				if err := json.Unmarshal(e.Rec, &t); err != nil {
-					return fmt.Errorf("journal record %d/%d: %w", b, e.STAN, err)
-				}
-				list = append(list, t)
-			}
-			switch {
-			case terminal.BatchNo(b) == st.Counters.Batch:
-				st.Journal = list
-			case terminal.BatchNo(b) > st.PrevBatch:
-				st.Prev, st.PrevBatch = list, terminal.BatchNo(b)
-			}
-		}
-		if raw, ok, err := tx.Settling(); err != nil {
-			return err
-		} else if ok {
-			b, err := strconv.ParseUint(string(raw), 10, 32)
-			if err != nil {
-				return fmt.Errorf("settlement marker %q: %w", raw, err)
-			}
-			st.Settling = terminal.BatchNo(b)
-		}
-		if raw, ok, err := tx.Binding(); err != nil {
-			return err
-		} else if ok {
-			st.Binding = new(terminal.Binding)
-			if err := json.Unmarshal(raw, st.Binding); err != nil {
-				return fmt.Errorf("settlement-card binding: %w", err)
-			}
-		}
-		rv, ok, err := tx.Reversal()
-		if err != nil {
-			return err
-		}
-		if ok {
-			st.Reversal = new(terminal.Reversal)
-			if err := json.Unmarshal(rv, st.Reversal); err != nil {
-				return fmt.Errorf("reversal slot: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("load merchant store: %w", err)
-	}
-	// Without a MAK the first financial message signs in first.
-	st.NeedSignIn = active && !d.se.HasKey(hal.MAK)
-	return active, nil
-}
-
-// kvTampered marks, in the identity store, that the tamper input fired; it
-// survives the wipe and only technician activation clears it.
-const kvTampered = "tampered"
-
 func (d *daemon) close() {
 	if d.rl != nil {
 		var offline []byte
@@ -307,15 +150,11 @@ func (d *daemon) close() {
 			d.log.Warn("close devices", slog.String("err", err.Error()))
 		}
 	}
-	if d.merch != nil {
-		if err := d.merch.Close(); err != nil {
-			d.log.Error("close merchant store", slog.String("err", err.Error()))
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Error("close stores", slog.String("err", err.Error()))
 		}
-	}
-	if d.ident != nil {
-		if err := d.ident.Close(); err != nil {
-			d.log.Error("close identity store", slog.String("err", err.Error()))
-		}
+		d.store, d.ident = nil, nil
 	}
 }
 
@@ -365,10 +204,12 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	return d.exit
 }
 
-// step feeds one event and executes the effects in order. A Persist that
+// step feeds one event and executes the effects in order. A write that
 // fails stops the list there (nothing that depends on it happens) and is
-// fed back to the machine.
-func (d *daemon) step(ev terminal.Event) {
+// fed back to the machine, which fails stop (a screen, a log line, a
+// reboot). step reports false when a write failed.
+func (d *daemon) step(ev terminal.Event) bool {
+	ok := true
 	effs := d.m.Step(time.Now(), ev)
 	for len(effs) > 0 {
 		var failed error
@@ -378,11 +219,13 @@ func (d *daemon) step(ev terminal.Event) {
 				break
 			}
 			if d.stop {
-				return
+				return ok
 			}
 		}
 		effs = nil
 		if failed != nil {
+			ok = false
+			d.log.Error("write failed", slog.String("err", failed.Error()))
 			effs = d.m.Step(time.Now(), terminal.PersistFailed{Err: failed})
 		} else if len(d.next) > 0 {
 			ev := d.next[0]
@@ -390,6 +233,7 @@ func (d *daemon) step(ev terminal.Event) {
 			effs = d.m.Step(time.Now(), ev)
 		}
 	}
+	return ok
 }
 
 // do executes one effect. Only a failed Persist returns an error: a
@@ -447,98 +291,12 @@ func (d *daemon) do(e terminal.Effect) error {
 	return nil
 }
 
-// persist writes ops: merchant ops in one fsynced transaction, identity
-// ops each in their own.
+// persist makes ops durable through the store adapter.
 func (d *daemon) persist(ops []terminal.Op) error {
-	var merchantOps []terminal.Op
-	for _, op := range ops {
-		var err error
-		switch op := op.(type) {
-		case terminal.PutPwdLock:
-			l := storage.PwdLock{Failures: op.Lock.Fails}
-			if !op.Lock.LockedUntil.IsZero() {
-				l.LockedUntil = op.Lock.LockedUntil.Unix()
-			}
-			err = d.ident.SetPwdLock(l)
-		case terminal.PutSupervisorPwd:
-			err = d.ident.SetSupervisorPwdHash(op.Hash)
-		case terminal.PutIntent:
-			var b []byte
-			if b, err = json.Marshal(op.Intent); err == nil {
-				err = d.ident.PutIntent(b)
-			}
-		case terminal.ClearIntentOp:
-			err = d.ident.ClearIntent()
-		case terminal.SetTampered:
-			var v []byte
-			if op.On {
-				v = []byte("1")
-			}
-			err = d.ident.Put(kvTampered, v)
-		default:
-			merchantOps = append(merchantOps, op)
-		}
-		if err != nil {
-			return fmt.Errorf("persist %T: %w", op, err)
-		}
+	if err := d.store.Apply(ops); err != nil {
+		return fmt.Errorf("persist: %w", err)
 	}
-	if len(merchantOps) == 0 {
-		return nil
-	}
-	if d.merch == nil {
-		return errors.New("merchant store is wiped")
-	}
-	return d.merch.Update(func(tx *storage.MerchantTx) error {
-		for _, op := range merchantOps {
-			if err := applyMerchantOp(tx, op); err != nil {
-				return fmt.Errorf("persist %T: %w", op, err)
-			}
-		}
-		return nil
-	})
-}
-
-func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
-	switch op := op.(type) {
-	case terminal.PutTxn:
-		b, err := json.Marshal(op.Txn)
-		if err != nil {
-			return err
-		}
-		return tx.PutTxn(uint32(op.Txn.Batch), uint32(op.Txn.STAN), b)
-	case terminal.PutCounters:
-		return tx.PutCounters(storage.Counters{STAN: uint32(op.Counters.STAN), Batch: uint32(op.Counters.Batch)})
-	case terminal.PutReversal:
-		b, err := json.Marshal(op.Reversal)
-		if err != nil {
-			return err
-		}
-		return tx.PutReversal(b)
-	case terminal.ClearReversal:
-		return tx.ClearReversal()
-	case terminal.DeleteBatch:
-		_, err := tx.DeleteBatch(uint32(op.Batch))
-		return err
-	case terminal.PutParams:
-		b, err := json.Marshal(op.Merchant)
-		if err != nil {
-			return err
-		}
-		return tx.PutParams(b)
-	case terminal.DeleteParams:
-		return tx.DeleteParams()
-	case terminal.PutSettling:
-		return tx.PutSettling([]byte(op.Batch.String()))
-	case terminal.ClearSettling:
-		return tx.ClearSettling()
-	case terminal.PutBinding:
-		b, err := json.Marshal(op.Binding)
-		if err != nil {
-			return err
-		}
-		return tx.PutBinding(b)
-	}
-	return fmt.Errorf("unknown store op %T", op)
+	return nil
 }
 
 // changeSupervisorPwd hashes and stores a new supervisor password; the
@@ -546,10 +304,7 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 func (d *daemon) changeSupervisorPwd(pwd string) terminal.SupervisorPwdStored {
 	hash, err := storage.HashPassword(pwd)
 	if err == nil {
-		err = d.ident.SetSupervisorPwdHash(hash)
-	}
-	if err == nil {
-		err = d.ident.SetPwdLock(storage.PwdLock{})
+		err = d.store.Apply([]terminal.Op{terminal.PutSupervisorPwd{Hash: hash}, terminal.PutPwdLock{}})
 	}
 	return terminal.SupervisorPwdStored{Hash: hash, Err: err}
 }
@@ -577,7 +332,7 @@ func (d *daemon) reboot() {
 	d.log.Info("rebooting")
 	r := d.dev.Rebooter
 	d.close() // stores closed and synced before the power goes
-	d.dev, d.merch, d.ident = nil, nil, nil
+	d.dev = nil
 	d.compactIdentity()
 	if err := r.Reboot(); err != nil {
 		d.log.Error("reboot", slog.String("err", err.Error()))

@@ -30,7 +30,12 @@ func (d *daemon) processInbox() {
 		if !ok {
 			return
 		}
-		d.handleCommand(payload)
+		if !d.handleCommand(payload) {
+			// A write the command's step needed failed: it stays in the
+			// inbox for the next boot (the core fails stop) or the next
+			// wake.
+			return
+		}
 		if err := d.rl.inboxDrop(); err != nil {
 			d.log.Error("inbox", slog.String("err", err.Error()))
 			return
@@ -38,7 +43,9 @@ func (d *daemon) processInbox() {
 	}
 }
 
-func (d *daemon) handleCommand(payload []byte) {
+// handleCommand decides on one command; false means a write it needed
+// failed and the command must stay in the inbox.
+func (d *daemon) handleCommand(payload []byte) bool {
 	now := time.Now()
 	seen := func(id string) ([32]byte, bool) {
 		c, ok, err := d.ident.Seen(id)
@@ -54,27 +61,29 @@ func (d *daemon) handleCommand(payload []byte) {
 		c, _, err := d.ident.Seen(cmd.ID)
 		if err != nil {
 			d.log.Error("seen ids", slog.String("err", err.Error()))
-			return
+			return false
 		}
 		d.log.Info("command replayed: final ack re-sent", slog.String("id", cmd.ID))
 		if _, err := d.ident.Enqueue(remote.AckTopic(d.id.Serial), c.Ack); err != nil {
 			d.log.Error("outbox", slog.String("err", err.Error()))
+			return false
 		}
 		d.rl.kickOutbox()
-		return
+		return true
 	case !v.OK():
 		d.log.Warn("command rejected", slog.String("id", v.CmdID), slog.String("reason", v.Reason), slog.String("detail", v.Detail))
 		if err := d.sendAck(terminal.SendAck{CmdID: v.CmdID, State: terminal.AckRejected, Reason: v.Reason}); err != nil {
 			d.log.Error("ack", slog.String("err", err.Error()))
+			return false
 		}
-		return
+		return true
 	}
 	rc := terminal.RemoteCommand{ID: cmd.ID, Type: cmd.Type, ExpiresAt: cmd.ExpiresAt, PayloadHash: sha256.Sum256(payload)}
 	if cmd.Type == "unbind" {
 		a, err := cmd.Unbind()
 		if err != nil { // CheckCommand validated the args: cannot happen
 			d.log.Error("unbind args", slog.String("err", err.Error()))
-			return
+			return true
 		}
 		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
 	}
@@ -82,13 +91,13 @@ func (d *daemon) handleCommand(payload []byte) {
 		a, err := cmd.Provision()
 		if err != nil {
 			d.log.Error("provision args", slog.String("err", err.Error()))
-			return
+			return true
 		}
 		rc.Provision = &terminal.ProvisionCmd{Activation: a.Activation, Sealed: a.TMKSealed, KCV: a.TMKKCV,
 			Merchant: terminal.Merchant{TID: a.TID, MID: a.MID, Name: a.MerchantName,
 				AcquirerAddr: a.Acquirer.Addr, AcquirerTLS: a.Acquirer.TLS, TPDU: a.Acquirer.TPDU}}
 	}
-	d.step(terminal.CommandReceived{Cmd: rc})
+	return d.step(terminal.CommandReceived{Cmd: rc})
 }
 
 // sendAck signs the ack and writes it to the outbox together with the
@@ -179,23 +188,9 @@ func (d *daemon) wipe() error {
 	if err := d.se.DestroyDataKey(); err != nil {
 		return fmt.Errorf("destroy data key: %w", err)
 	}
-	var rep storage.WipeReport
-	var err error
-	if d.merch != nil {
-		rep, err = d.merch.Wipe()
-		d.merch = nil
-	} else {
-		_, path, _ := storage.Paths(d.cfg.DataDir)
-		rep, err = storage.Wipe(path)
-	}
+	rep, err := d.store.WipeMerchant()
 	if err != nil {
-		return fmt.Errorf("wipe merchant store: %w", err)
-	}
-	// A fresh, empty store: an activation that failed goes on without a
-	// reboot, and a new data key is made only when something is sealed.
-	_, path, _ := storage.Paths(d.cfg.DataDir)
-	if d.merch, err = storage.OpenMerchant(path, d.se); err != nil {
-		return fmt.Errorf("reopen merchant store: %w", err)
+		return err
 	}
 	d.log.Info("merchant data wiped", slog.Int("txns", rep.Txns), slog.Bool("binding", rep.Binding), slog.Bool("keys", !d.se.HasKey(hal.TMK)))
 	return nil
@@ -221,19 +216,4 @@ func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
 	}
 	return terminal.Provisioned{}
-}
-
-// wipeInProgress reports whether the persisted unbind intent is at the
-// wiping stage (terminal.UnbindIntent.Stage), read before the merchant
-// store is opened.
-func (d *daemon) wipeInProgress() (bool, error) {
-	raw, ok, err := d.ident.Intent()
-	if err != nil || !ok {
-		return false, err
-	}
-	var iv terminal.UnbindIntent
-	if err := json.Unmarshal(raw, &iv); err != nil {
-		return false, fmt.Errorf("unbind intent: %w", err)
-	}
-	return iv.Stage == "wiping", nil
 }
