@@ -264,10 +264,7 @@ func (m *Machine) unbindStep() {
 		return
 	case iv.Unsettled == "force":
 		sum.Settlement = "forced"
-		for _, t := range open {
-			sum.Unsettled = append(sum.Unsettled, UnsettledTxn{STAN: t.STAN.String(), Type: map[TxnType]string{Sale: "sale", Void: "void"}[t.Type],
-				Amount: int64(t.Amount), PAN: t.PAN.String(), Time: t.Time.Format(time.RFC3339)})
-		}
+		sum.Unsettled = unsettledOf(open)
 	default:
 		m.unbindScreen("SETTLEMENT")
 		m.settle(func(m *Machine, outcome, failure string) {
@@ -287,8 +284,62 @@ func (m *Machine) unbindStep() {
 		sum.Settlement, sum.Batch = iv.Settled, m.st.PrevBatch.String()
 	}
 	iv.Stage, iv.Summary = stageWiping, sum
-	m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
+	// The TID's counters stay with the identity: provisioned again, it
+	// continues its STAN (the host's duplicate check, answer 94).
+	m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}, m.keepTIDCounters()}})
 	m.unbindStep()
+}
+
+// keepTIDCounters records the current TID's counters with the identity
+// (never wiped).
+func (m *Machine) keepTIDCounters() Op {
+	if m.st.TIDCounters == nil {
+		m.st.TIDCounters = map[string]Counters{}
+	}
+	m.st.TIDCounters[m.st.Merchant.TID] = m.st.Counters
+	return PutTIDCounters{TID: m.st.Merchant.TID, Counters: m.st.Counters}
+}
+
+// UnsettledEntry is one transaction in the shape of an unbind's
+// result.unsettled (spec/remote.md), which the tamper and owed events
+// reuse.
+func UnsettledEntry(t Txn) UnsettledTxn {
+	return UnsettledTxn{STAN: t.STAN.String(), Type: map[TxnType]string{Sale: "sale", Void: "void"}[t.Type],
+		Amount: int64(t.Amount), PAN: t.PAN.String(), Time: t.Time.Format(time.RFC3339)}
+}
+
+func unsettledOf(txns []Txn) []UnsettledTxn {
+	out := []UnsettledTxn{}
+	for _, t := range txns {
+		out = append(out, UnsettledEntry(t))
+	}
+	return out
+}
+
+// OwedData is what an earlier TID still owes: the data of the `owed`
+// event, and the merchant part of the `tamper` event (spec/remote.md
+// §Event payload). Reversal is null when none is pending.
+type OwedData struct {
+	TID       string         `json:"tid"`
+	Batch     string         `json:"batch"`
+	Reversal  *UnsettledTxn  `json:"reversal"`
+	Unsettled []UnsettledTxn `json:"unsettled"`
+}
+
+// owedOf is what st owes the acquirer: the pending reversal and the
+// approved transactions of the open batch.
+func owedOf(st State) (OwedData, bool) {
+	d := OwedData{TID: st.Merchant.TID, Batch: st.Counters.Batch.String(), Unsettled: []UnsettledTxn{}}
+	if rv := st.Reversal; rv != nil {
+		e := UnsettledEntry(rv.Txn)
+		d.Reversal = &e
+	}
+	for _, t := range st.Journal {
+		if t.Status == Approved {
+			d.Unsettled = append(d.Unsettled, UnsettledEntry(t))
+		}
+	}
+	return d, d.Reversal != nil || len(d.Unsettled) > 0
 }
 
 func (m *Machine) approvedTxns() []Txn {
