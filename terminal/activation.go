@@ -295,10 +295,15 @@ func (m *Machine) onTamper() {
 	// What the merchant data still owes, in the shape of force's
 	// result.unsettled: the keys are gone, so HQ must know now.
 	owed, _ := owedOf(m.st)
+	// (The reversal's key is pending_reversal here, as HQs already read
+	// it; the owed event names it reversal, as spec/remote.md does.)
 	b, _ := json.Marshal(struct {
-		StateBefore string `json:"state_before"`
-		OwedData
-	}{m.st.Lifecycle.String(), owed})
+		StateBefore string         `json:"state_before"`
+		TID         string         `json:"tid"`
+		Batch       string         `json:"batch"`
+		Reversal    *UnsettledTxn  `json:"pending_reversal"`
+		Unsettled   []UnsettledTxn `json:"unsettled"`
+	}{m.st.Lifecycle.String(), owed.TID, owed.Batch, owed.Reversal, owed.Unsettled})
 	m.emit(PublishEvent{Type: "tamper", Data: b})
 	m.inflight, m.waiting = nil, nil
 	m.enter(Tampered, "tamper input fired")
