@@ -95,6 +95,11 @@ type Response struct {
 	SettleFlag  byte
 	Undecodable bool  // the answer did not decode or did not match: reversal reason 06
 	DecodeErr   error // why, for the log
+	// LocalDate (field 13, MMDD) and LocalTime (field 12, hhmmss) are the
+	// host's local date and time as raw digits, "" when absent; a sign-in
+	// answer sets an untrusted clock from them.
+	LocalDate string
+	LocalTime string
 }
 
 // Approved reports 39=00.
@@ -297,6 +302,7 @@ func (m *Machine) signIn(done func(m *Machine, reason string)) {
 			done(m, "KEY ERROR")
 		default:
 			m.st.NeedSignIn = false
+			m.clockFromSignIn(r.Resp)
 			// Adopt the host's batch number unless ours holds transactions
 			// (acquirer.md §Sign-in).
 			if r.Resp.Batch != 0 && r.Resp.Batch != m.st.Counters.Batch && len(m.st.Journal) == 0 {

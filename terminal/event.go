@@ -96,10 +96,12 @@ func (Reboot) isEffect()        {}
 // Status is the retained status the terminal publishes (spec/remote.md
 // §Status payload); the shell adds serial, version, online and time.
 type Status struct {
-	State      Lifecycle
-	TID        string
-	BatchNo    BatchNo
-	BatchCount int
+	State           Lifecycle
+	TID             string
+	BatchNo         BatchNo
+	BatchCount      int
+	ClockTrusted    bool
+	PendingReversal bool
 }
 
 // Op is one durable write. The shell maps each to the stores.

@@ -102,6 +102,13 @@ type Machine struct {
 	activation *activation      // the technician activation in progress
 	wipeAfter  func(m *Machine) // what a Wiped outside an unbind goes on with
 
+	diskKnown, diskLow bool // the last DiskFree, compared with MinFreeKiB
+
+	// clockTrusted: since this boot the shell reported the clock
+	// synchronised, or the sign-in answer set it, and it reads no earlier
+	// than the time floor (spec/remote.md "Clock trust").
+	clockTrusted bool
+
 	// halted: a write failed and the machine asked for a reboot; it
 	// decides nothing more (fail-stop: the next boot rebuilds the state
 	// from what is on disk).
@@ -183,7 +190,12 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 		m.onProvisioned(ev)
 	case SupervisorPwdStored:
 		m.onSupervisorPwdStored(ev)
+	case DiskFree:
+		m.onDiskFree(ev.KiB)
+	case ClockSynced:
+		m.onClockSynced()
 	}
+	m.checkClock()
 	m.render()
 	return m.out
 }
@@ -243,7 +255,7 @@ func (m *Machine) enter(l Lifecycle, why string) {
 }
 
 func (m *Machine) status() Status {
-	s := Status{State: m.st.Lifecycle}
+	s := Status{State: m.st.Lifecycle, ClockTrusted: m.clockTrusted, PendingReversal: m.st.Reversal != nil}
 	if m.st.Lifecycle == Active || m.st.Lifecycle == Unbinding {
 		s.TID = m.st.Merchant.TID
 		s.BatchNo = m.st.Counters.Batch

@@ -18,7 +18,7 @@ func (m *Machine) startSale() {
 		m.showResult("SALE", "BUSY", "REVERSAL IN PROGRESS")
 		return
 	}
-	if m.settleFirst("SALE") {
+	if m.settleFirst("SALE") || m.diskFull("SALE") {
 		return
 	}
 	e := &entryView{title: "SALE", prompt: "AMOUNT", amount: true, min: 1, max: maxAmountDigits}

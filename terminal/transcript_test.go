@@ -108,6 +108,8 @@ func runTranscript(t *testing.T, path string) string {
 				err = nil
 			case Exchange:
 				last = e.Req
+			case SetClock:
+				now = e.At // the shell sets the clock
 			case Persist:
 				err = write(e.Ops)
 			case SendAck:
@@ -156,7 +158,7 @@ func runTranscript(t *testing.T, path string) string {
 			continue
 		}
 		cmd, arg, _ := strings.Cut(line, " ")
-		if cmd != "expect" && cmd != "expect-store" {
+		if !strings.HasPrefix(cmd, "expect") {
 			out.WriteString("> " + line + "\n")
 		}
 		switch cmd {
@@ -182,6 +184,27 @@ func runTranscript(t *testing.T, path string) string {
 			keys = false
 		case "persistfail":
 			failNext = true
+		case "clock":
+			// clock RFC3339: the terminal's clock jumps (a 1970 boot)
+			at, err := time.Parse(time.RFC3339, arg)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			now = at
+		case "floor":
+			at, err := time.Parse(time.RFC3339, arg)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			if err := store.Apply([]Op{PutTimeFloor{At: at}}); err != nil {
+				t.Fatal(err)
+			}
+		case "clocksynced":
+			step(ClockSynced{})
+		case "expect-clock":
+			if got := fmt.Sprint(m.ClockTrusted()); got != arg {
+				t.Errorf("%s:%d: clock trusted %s, want %s (now %s)", path, n, got, arg, now)
+			}
 		case "command":
 			// command ID TYPE [UNSETTLED]
 			f := strings.Fields(arg)
@@ -344,8 +367,10 @@ func parseKeys(s string) []hal.Key {
 //	reply garbage                  an answer that did not decode
 func parseReply(t *testing.T, arg string, req Request) AcquirerReply {
 	r := AcquirerReply{ID: req.ID}
+	// The host's clock reads t0 (2026-11-21 10:30:00).
 	resp := Response{STAN: req.STAN, TID: req.Merchant.TID, Batch: req.Batch, RespCode: "00",
-		RRN: fmt.Sprintf("2511210%05d", req.STAN), Auth: fmt.Sprintf("38%04d", req.STAN%10000)}
+		RRN: fmt.Sprintf("2511210%05d", req.STAN), Auth: fmt.Sprintf("38%04d", req.STAN%10000),
+		LocalDate: t0.Format("0102"), LocalTime: t0.Format("150405")}
 	f := strings.Fields(arg)
 	switch f[0] {
 	case "timeout":
@@ -360,6 +385,8 @@ func parseReply(t *testing.T, arg string, req Request) AcquirerReply {
 		resp = Response{Undecodable: true}
 	case "settle":
 		resp.SettleFlag = f[1][0]
+	case "notime":
+		resp.LocalDate, resp.LocalTime = "", ""
 	default:
 		resp.RespCode = f[0]
 		if f[0] != "00" {

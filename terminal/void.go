@@ -9,7 +9,7 @@ import (
 // startVoid: SUPERVISOR PWD → VOID BY → VOUCHER NO or TIME → VOID? →
 // PROCESSING → result (spec/terminal.md §Void). Refusals send nothing.
 func (m *Machine) startVoid() {
-	if m.settleFirst("VOID") {
+	if m.settleFirst("VOID") || m.diskFull("VOID") {
 		return
 	}
 	m.askSupervisor("VOID", func(m *Machine) {

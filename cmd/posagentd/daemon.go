@@ -40,6 +40,12 @@ type daemon struct {
 	// lastStatus is the status the core last asked to publish.
 	lastStatus terminal.Status
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	clock      wallClock
+	disk       diskMeter
+	diskKiB    int64 // the last free space read; -1 unknown
+	// clockWait: commands that wait for a trusted clock, acked
+	// in_progress/clock-unsynced once.
+	clockWait map[string]bool
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
@@ -112,11 +118,27 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 		return nil, err
 	}
 	st.WorkingKeys = d.se.HasKey(hal.MAK)
+	if st.TimeFloor.Before(buildTime) {
+		st.TimeFloor = buildTime
+	}
 	d.m = terminal.New(st, checkPassword)
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
 	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
+	d.diskKiB, d.clockWait = -1, map[string]bool{}
+	if d.disk == nil {
+		d.disk = statfsMeter{dir: cfg.DataDir}
+	}
+	if d.clock == nil {
+		if cfg.HAL.Kind == hal.KindSim {
+			if d.clock, err = newSimClock(); err != nil {
+				return nil, err
+			}
+		} else {
+			d.clock = systemClock{}
+		}
+	}
 	d.async = make(chan terminal.Event, 16)
 	return d, nil
 }
@@ -168,6 +190,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 
 	d.rl.start()
 	d.step(terminal.Boot{})
+	d.watch()
 	for !d.stop {
 		d.sd.Running(d.m.Lifecycle()) // READY=1 after Boot's first screen; STATUS= on a change
 		select {
@@ -192,6 +215,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		case <-tamper:
 			d.step(terminal.TamperDetected{})
 		case <-tick.C:
+			d.watch()
 			d.step(terminal.Tick{})
 		case ev := <-d.async:
 			d.step(ev)
@@ -204,13 +228,44 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	return d.exit
 }
 
+// watch feeds what the daemon observes outside the ports: the free space
+// of the data directory and the kernel's clock synchronisation.
+func (d *daemon) watch() {
+	if kib, err := d.disk.FreeKiB(); err == nil {
+		was := d.diskKiB
+		d.diskKiB = kib
+		// Tell the core when the figure crosses its threshold, or moves
+		// by a fair amount (the status reports it).
+		if was < 0 || (was < terminal.MinFreeKiB) != (kib < terminal.MinFreeKiB) || abs(kib-was) >= 1024 {
+			d.step(terminal.DiskFree{KiB: kib})
+			d.rl.setStatus(d.statusPayload(d.lastStatus, true))
+		}
+	}
+	if !d.m.ClockTrusted() && d.clock.Synced() {
+		d.step(terminal.ClockSynced{})
+	}
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
 // step feeds one event and executes the effects in order. A write that
 // fails stops the list there (nothing that depends on it happens) and is
 // fed back to the machine, which fails stop (a screen, a log line, a
 // reboot). step reports false when a write failed.
 func (d *daemon) step(ev terminal.Event) bool {
 	ok := true
-	effs := d.m.Step(time.Now(), ev)
+	trusted := d.m.ClockTrusted()
+	defer func() {
+		if !trusted && d.m.ClockTrusted() {
+			d.rl.wakeLoop() // commands waiting for a trusted clock are decided now
+		}
+	}()
+	effs := d.m.Step(d.clock.Now(), ev)
 	for len(effs) > 0 {
 		var failed error
 		for _, e := range effs {
@@ -226,11 +281,11 @@ func (d *daemon) step(ev terminal.Event) bool {
 		if failed != nil {
 			ok = false
 			d.log.Error("write failed", slog.String("err", failed.Error()))
-			effs = d.m.Step(time.Now(), terminal.PersistFailed{Err: failed})
+			effs = d.m.Step(d.clock.Now(), terminal.PersistFailed{Err: failed})
 		} else if len(d.next) > 0 {
 			ev := d.next[0]
 			d.next = d.next[1:]
-			effs = d.m.Step(time.Now(), ev)
+			effs = d.m.Step(d.clock.Now(), ev)
 		}
 	}
 	return ok
@@ -281,6 +336,12 @@ func (d *daemon) do(e terminal.Effect) error {
 		return d.persist(e.Ops)
 	case terminal.Reboot:
 		d.reboot()
+	case terminal.SetClock:
+		if err := d.clock.Set(e.At); err != nil {
+			d.log.Error("set clock", slog.String("err", err.Error()))
+		} else {
+			d.log.Info("clock set from the sign-in answer", slog.Time("at", e.At))
+		}
 	case terminal.Exchange:
 		// Off the loop: an exchange can take the whole acquirer timeout.
 		// The core keeps one in flight, so acquirerLink's buffers are free.
