@@ -80,11 +80,11 @@ func (p *provisionFile) validate() error {
 // Technician activation (spec/terminal.md) reaches the same state.
 func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "/etc/posagent/posagent.toml", "config file (for data_dir)")
 	file := fs.String("file", "", "provisioning file (JSON)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(fs, args, "posagentd provision --config FILE --file PROVISION.json",
+		"Lab and bench: activates a stopped terminal without HQ (parameters, counters, settlement card, clear TMK).", stdout, stderr); done {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "posagentd provision: "+format+"\n", a...)
