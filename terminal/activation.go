@@ -168,17 +168,18 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 		if old := a.saved.Merchant.TID; old != "" {
 			// The counters of the TID this unit served before stay with
 			// the identity before the merchant store's are replaced.
-			ops = append(ops, PutTIDCounters{TID: old, Counters: a.saved.Counters})
+			k := TIDKey(m.st.Serial, old)
+			ops = append(ops, PutTIDCounters{Key: k, Counters: a.saved.Counters})
 			m.st.TIDCounters = maps.Clone(m.st.TIDCounters)
 			if m.st.TIDCounters == nil {
 				m.st.TIDCounters = map[string]Counters{}
 			}
-			m.st.TIDCounters[old] = a.saved.Counters
+			m.st.TIDCounters[k] = a.saved.Counters
 		}
 		// A TID served before continues its STAN and batch: the host
 		// still knows them (answer 94 for a STAN seen twice).
 		m.st.Counters = Counters{Batch: 1}
-		if c, ok := m.st.TIDCounters[m.st.Merchant.TID]; ok {
+		if c, ok := m.st.TIDCounters[TIDKey(m.st.Serial, m.st.Merchant.TID)]; ok {
 			m.st.Counters = c
 			if m.st.Counters.Batch == 0 {
 				m.st.Counters.Batch = 1

@@ -74,7 +74,7 @@ type State struct {
 	// terminal has served, kept with the identity (never wiped): a TID
 	// provisioned again continues its STAN, so the host's duplicate check
 	// (answer 94) never sees a number twice (identity store).
-	TIDCounters map[string]Counters
+	TIDCounters map[string]Counters // by TIDKey
 	// TimeFloor is the latest trusted time the terminal has seen, at least
 	// the build time (spec/remote.md "Clock trust"; identity store).
 	TimeFloor time.Time

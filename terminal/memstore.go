@@ -152,7 +152,7 @@ func (s *MemStore) apply(op Op) error {
 		if s.tidCounters == nil {
 			s.tidCounters = map[string]Counters{}
 		}
-		s.tidCounters[op.TID] = op.Counters
+		s.tidCounters[op.Key] = op.Counters
 	case PutTimeFloor:
 		if op.At.After(s.floor) {
 			s.floor = op.At

@@ -296,8 +296,9 @@ func (m *Machine) keepTIDCounters() Op {
 	if m.st.TIDCounters == nil {
 		m.st.TIDCounters = map[string]Counters{}
 	}
-	m.st.TIDCounters[m.st.Merchant.TID] = m.st.Counters
-	return PutTIDCounters{TID: m.st.Merchant.TID, Counters: m.st.Counters}
+	k := TIDKey(m.st.Serial, m.st.Merchant.TID)
+	m.st.TIDCounters[k] = m.st.Counters
+	return PutTIDCounters{Key: k, Counters: m.st.Counters}
 }
 
 // UnsettledEntry is one transaction in the shape of an unbind's

@@ -1,6 +1,10 @@
 package terminal
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // Store is the durable side of the machine: what Load returns is what a
 // reboot would find, and Apply makes ops durable (fsynced) or returns an
@@ -49,9 +53,21 @@ func Resolve(st State) State {
 
 // PutTIDCounters keeps a TID's counters with the identity (identity
 // store), written before the merchant store that holds them is erased.
+// Key is TIDKey's: the identity store outlives the wipe and must not name
+// the merchant in clear.
 type PutTIDCounters struct {
-	TID      string
+	Key      string
 	Counters Counters
+}
+
+// TIDKey names a TID's counters in the identity store: a hash salted with
+// the serial, as the settlement-card binding hashes its PAN, so a wiped
+// terminal's files do not spell the TID it served (a TID is no secret: a
+// numeric one can be found by trying them all; this keeps it from being
+// read, not from being guessed).
+func TIDKey(serial, tid string) string {
+	h := sha256.Sum256([]byte("posagent/tid-counters/v1\x00" + serial + "\x00" + tid))
+	return hex.EncodeToString(h[:16])
 }
 
 // PutTimeFloor raises the persisted time floor (identity store).

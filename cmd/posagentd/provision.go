@@ -145,7 +145,7 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	}
 	// A TID served before continues its STAN (the host's duplicate check).
 	counters := terminal.Counters{Batch: batch}
-	if c, ok := st.TIDCounters[p.TID]; ok {
+	if c, ok := st.TIDCounters[terminal.TIDKey(st.Serial, p.TID)]; ok {
 		counters.STAN = c.STAN
 		if p.Batch == 0 {
 			counters.Batch = c.Batch

@@ -20,7 +20,7 @@ import (
 // Keys of the identity store's key/value area owned by this adapter.
 const (
 	kvTampered    = "tampered"     // "1" while the tamper flag is set
-	kvTIDCounters = "tid_counters" // JSON map TID -> counters
+	kvTIDCounters = "tid_counters" // JSON map terminal.TIDKey -> counters
 	kvTimeFloor   = "time_floor"   // RFC 3339, the latest trusted time
 )
 
@@ -296,7 +296,7 @@ func (s *Store) applyIdentity(ops []terminal.Op) error {
 				}
 				err = tx.Put(kvTampered, v)
 			case terminal.PutTIDCounters:
-				counters[op.TID] = op.Counters
+				counters[op.Key] = op.Counters
 				var b []byte
 				if b, err = json.Marshal(counters); err == nil {
 					err = tx.Put(kvTIDCounters, b)

@@ -177,10 +177,11 @@ func Run(t *testing.T, f Factory) {
 		s := f.New(t)
 		activate(t, s)
 		lock := terminal.PwdLock{Fails: 3, LockedUntil: t0.Add(5 * time.Minute)}
-		c := map[string]terminal.Counters{"12345678": {STAN: 41, Batch: 3}, "87654321": {STAN: 7, Batch: 1}}
+		k1, k2 := terminal.TIDKey("PA00000001", "12345678"), terminal.TIDKey("PA00000001", "87654321")
+		c := map[string]terminal.Counters{k1: {STAN: 41, Batch: 3}, k2: {STAN: 7, Batch: 1}}
 		apply(t, s, terminal.PutPwdLock{Lock: lock}, terminal.PutSupervisorPwd{Hash: SupervisorHash},
-			terminal.PutTIDCounters{TID: "12345678", Counters: c["12345678"]}, terminal.PutTimeFloor{At: t0})
-		apply(t, s, terminal.PutTIDCounters{TID: "87654321", Counters: c["87654321"]}, terminal.PutTimeFloor{At: t0.Add(-time.Hour)})
+			terminal.PutTIDCounters{Key: k1, Counters: c[k1]}, terminal.PutTimeFloor{At: t0})
+		apply(t, s, terminal.PutTIDCounters{Key: k2, Counters: c[k2]}, terminal.PutTimeFloor{At: t0.Add(-time.Hour)})
 		if err := s.WipeMerchant(); err != nil {
 			t.Fatal(err)
 		}
