@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
-	"github.com/posagent/posagent/hal/linuxhw"
-	"github.com/posagent/posagent/hal/sesim"
-	"github.com/posagent/posagent/hal/simhw"
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
@@ -60,7 +57,7 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "posagentd: %v\n", err)
 		return exitError
 	}
-	d, err := openDaemon(cfg, log, nil)
+	d, err := openDaemon(cfg, log, system{})
 	if err != nil {
 		return fail(err)
 	}
@@ -82,33 +79,22 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	return d.loop(sigs)
 }
 
-// openDaemon opens the stores and the ports. dev, when not nil, replaces
-// the adapter named by the config (in-process tests and benchmarks pass
-// haltest fakes).
-func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, dev: dev}
+// openDaemon opens the daemon's dependencies (those sys leaves nil, from
+// the config) and builds the machine from the stores.
+func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
-	_, _, sePath := storage.Paths(cfg.DataDir)
-	if d.se, err = sesim.Open(sePath); err != nil {
-		return nil, fmt.Errorf("secure element %s: %w", sePath, err)
-	}
-	if d.store, err = termstore.Open(cfg.DataDir, d.se); err != nil {
-		return nil, err
-	}
-	d.ident = d.store.Ident()
-	switch {
-	case d.dev != nil:
-	case cfg.HAL.Kind == hal.KindSim:
-		d.dev, err = simhw.Open(cfg.HAL, cfg.DataDir)
-	default:
-		d.dev, err = linuxhw.Open(cfg.HAL)
+	err = sys.open(cfg)
+	d.se, d.store, d.dev, d.clock, d.disk = sys.SE, sys.Store, sys.Devices, sys.Clock, sys.Disk
+	if d.store != nil {
+		d.ident = d.store.Ident()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hal %s: %w", cfg.HAL.Kind, err)
+		return nil, err
 	}
 	if d.id, err = d.ident.Identity(); err != nil {
 		return nil, err
@@ -127,18 +113,6 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 	}
 	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
 	d.diskKiB, d.clockWait = -1, map[string]bool{}
-	if d.disk == nil {
-		d.disk = statfsMeter{dir: cfg.DataDir}
-	}
-	if d.clock == nil {
-		if cfg.HAL.Kind == hal.KindSim {
-			if d.clock, err = newSimClock(); err != nil {
-				return nil, err
-			}
-		} else {
-			d.clock = systemClock{}
-		}
-	}
 	d.async = make(chan terminal.Event, 16)
 	return d, nil
 }
