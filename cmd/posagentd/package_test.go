@@ -371,7 +371,7 @@ func TestPackageCheckConfig(t *testing.T) {
 		}
 		out.Reset()
 		errb.Reset()
-		code := run([]string{"check-config", "--config", p}, &out, &errb)
+		code := run([]string{"check-config", "--no-devices", "--config", p}, &out, &errb)
 		text := out.String() + errb.String()
 		if code != tc.code || !strings.Contains(text, tc.want) {
 			t.Errorf("%s: exit %d, output %q; want exit %d with %q", tc.name, code, text, tc.code, tc.want)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/posagent/posagent/hal"
 )
@@ -16,7 +17,7 @@ func CheckDevices(cfg hal.Config) error {
 	if cfg.Kind != hal.KindLinux {
 		return nil
 	}
-	var errs []error
+	var errs []string
 	for _, d := range []struct{ key, path string }{
 		{"console", cfg.Console}, {"card_reader", cfg.CardReader}, {"printer", cfg.Printer},
 	} {
@@ -24,11 +25,15 @@ func CheckDevices(cfg hal.Config) error {
 			continue
 		}
 		if _, err := os.Stat(d.path); err != nil {
-			errs = append(errs, fmt.Errorf("hal.%s %q: %w", d.key, d.path, err))
+			errs = append(errs, fmt.Sprintf("hal.%s %q: %v", d.key, d.path, err))
 		}
 	}
 	if _, _, _, err := openGPIO(cfg); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, err.Error())
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	// One line: check-config's error is one line on stderr.
+	return errors.New(strings.Join(errs, "; "))
 }
