@@ -78,6 +78,7 @@ const (
 	EvtActivated         = "activated"
 	EvtUnbound           = "unbound"
 	EvtTamper            = "tamper"
+	EvtOwed              = "owed" // what an earlier TID still owed, before an activation erases it
 )
 
 // Event is the payload of a terminal event; Data is written as {} when empty.
