@@ -55,6 +55,11 @@ func startAcquirer(se acquirerSE, timeout time.Duration, log *slog.Logger, repli
 				return
 			case q := <-w.reqs:
 				r := x.exchange(ctx, q)
+				if ctx.Err() != nil {
+					// Stopped: the exchange was cut short and the loop
+					// reads no more replies.
+					return
+				}
 				select {
 				case replies <- r:
 				case <-ctx.Done():
