@@ -121,7 +121,8 @@ func (h *slowHost) serve(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	quit := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); close(quit) })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -138,7 +139,10 @@ func (h *slowHost) serve(t *testing.T) string {
 				for m := h.maxOpen.Load(); n > m && !h.maxOpen.CompareAndSwap(m, n); m = h.maxOpen.Load() {
 				}
 				h.seen <- struct{}{}
-				time.Sleep(h.hold)
+				select {
+				case <-time.After(h.hold):
+				case <-quit:
+				}
 				h.open.Add(-1)
 				c.Write([]byte{0, 0})
 			}()
