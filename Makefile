@@ -110,6 +110,12 @@ fuzz:
 		done; \
 	done
 
+## font: regenerate the framebuffer's Unifont subset from the message
+## catalog (after a word changes; needs Debian's unifont, installed here)
+font:
+	@build/install-tools.sh font
+	$(GO) run ./hal/fbdev/internal/fontgen
+
 ## demo: the host simulator against the acquirer simulator and a lab broker
 demo: deps build
 	@build/demo.sh
@@ -135,4 +141,4 @@ test-package:
 footprint:
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
 
-.PHONY: package test-package footprint
+.PHONY: package test-package footprint font
