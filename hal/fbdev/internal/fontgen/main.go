@@ -15,7 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-		"strconv"
+	"strconv"
 	"strings"
 
 	"github.com/posagent/posagent/hal/fbdev/font"
