@@ -79,7 +79,7 @@ func Open(cfg hal.Config) (_ *hal.Devices, err error) {
 		// switched off at boot must not stop the terminal.
 		p := serialport.NewLazy(cfg.Printer, PeripheralBaud)
 		d.OnClose(p.Close)
-		d.Printer = escpos.New(p)
+		d.Printer = escpos.New(p, escpos.Options{})
 	}
 
 	led, buzzer, tamper, err := openGPIO(cfg)

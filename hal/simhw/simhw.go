@@ -75,7 +75,7 @@ func Open(cfg hal.Config, dataDir string) (_ *hal.Devices, err error) {
 	case serialport.IsTerminal(cfg.Printer):
 		p := serialport.NewLazy(cfg.Printer, hal.DefaultBaud)
 		d.OnClose(p.Close)
-		d.Printer = escpos.New(p)
+		d.Printer = escpos.New(p, escpos.Options{})
 	default:
 		p, err := OpenFilePrinter(cfg.Printer)
 		if err != nil {
