@@ -12,6 +12,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/hal/escpos"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // Config is posagentd's configuration file (spec/terminal.md §Config).
@@ -22,8 +24,14 @@ type Config struct {
 	DataDir  string         `toml:"data_dir"`
 	LogLevel string         `toml:"log_level"`
 	HAL      hal.Config     `toml:"hal"`
+	UI       UIConfig       `toml:"ui"`
 	MQTT     MQTTConfig     `toml:"mqtt"`
 	Acquirer AcquirerConfig `toml:"acquirer"`
+}
+
+// UIConfig is the [ui] section.
+type UIConfig struct {
+	Lang string `toml:"lang"` // "en" or "zh-CN" (i18n.ParseLang)
 }
 
 // MQTTConfig is the [mqtt] section.
@@ -62,6 +70,7 @@ func DefaultConfig() Config {
 		DataDir:  "/var/lib/posagent",
 		LogLevel: "info",
 		HAL:      hal.DefaultConfig(),
+		UI:       UIConfig{Lang: i18n.ConfigEN},
 		MQTT:     MQTTConfig{Broker: "tcp://127.0.0.1:1883"},
 		Acquirer: AcquirerConfig{Timeout: Duration{30 * time.Second}},
 	}
@@ -118,6 +127,12 @@ func ParseConfig(b []byte, name string) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
+	if cfg.HAL.PrinterEncoding == "" { // spec/terminal.md: "gb18030" by default for zh-CN
+		cfg.HAL.PrinterEncoding = escpos.ConfigASCII
+		if cfg.UI.Lang == i18n.ConfigZhCN {
+			cfg.HAL.PrinterEncoding = escpos.ConfigGB18030
+		}
+	}
 	return cfg, nil
 }
 
@@ -162,6 +177,12 @@ func (c Config) Validate() error {
 	case "syscall", "exit":
 	default:
 		return &ConfigError{"hal.reboot", fmt.Sprintf("must be \"syscall\" or \"exit\", got %q", c.HAL.Reboot)}
+	}
+	if key, msg := c.HAL.ValidateDevices(); key != "" {
+		return &ConfigError{"hal." + key, msg}
+	}
+	if _, err := i18n.ParseLang(c.UI.Lang); err != nil {
+		return &ConfigError{"ui.lang", fmt.Sprintf("must be %q or %q, got %q", i18n.ConfigEN, i18n.ConfigZhCN, c.UI.Lang)}
 	}
 	switch {
 	case strings.HasPrefix(c.MQTT.Broker, "tcp://"), strings.HasPrefix(c.MQTT.Broker, "ssl://"),

@@ -64,6 +64,17 @@ type Options struct {
 	ChineseMode bool
 }
 
+// FromConfig returns the options of [hal] printer_encoding (resolved from
+// [ui] lang by the config loader; empty or unknown means ASCII) and
+// printer_chinese_mode.
+func FromConfig(c hal.Config) Options {
+	o := Options{ChineseMode: c.PrinterChineseMode}
+	if e, err := ParseEncoding(c.PrinterEncoding); err == nil {
+		o.Encoding = e
+	}
+	return o
+}
+
 // Encode returns the bytes of one receipt: ESC @, each line followed by LF,
 // a feed, and a partial cut. A control character inside a line becomes
 // '?': it would be taken as a printer command.

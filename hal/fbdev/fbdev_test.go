@@ -309,3 +309,34 @@ func TestShowRefusesInvalidScreen(t *testing.T) {
 		t.Fatal("a 22-column line was drawn")
 	}
 }
+
+// TestPNGFile: the simulator's PNG shows what the framebuffer shows.
+func TestPNGFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "screen.png")
+	p, err := NewPNGFile(path, 320, 240)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := screens()["main-menu-zh"]
+	if err := p.Show(s); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, y, ok := samePicture(got, show(t, RGB565x320x240, s)); !ok {
+		t.Fatalf("PNG differs from the framebuffer at (%d,%d)", x, y)
+	}
+	if _, err := NewPNGFile(path, 100, 50); err == nil {
+		t.Fatal("a 100x50 PNG display was accepted")
+	}
+	if MinWidth != hal.MinPanelWidth || MinHeight != hal.MinPanelHeight {
+		t.Fatalf("fbdev minimum %dx%d, hal says %dx%d", MinWidth, MinHeight, hal.MinPanelWidth, hal.MinPanelHeight)
+	}
+}
