@@ -127,12 +127,6 @@ func ParseConfig(b []byte, name string) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
-	if cfg.HAL.PrinterEncoding == "" { // spec/terminal.md: "gb18030" by default for zh-CN
-		cfg.HAL.PrinterEncoding = escpos.ConfigASCII
-		if cfg.UI.Lang == i18n.ConfigZhCN {
-			cfg.HAL.PrinterEncoding = escpos.ConfigGB18030
-		}
-	}
 	return cfg, nil
 }
 
@@ -208,6 +202,20 @@ func (c Config) Validate() error {
 		return &ConfigError{"acquirer.timeout", fmt.Sprintf("must be between 1s and 5m, got %s", c.Acquirer.Timeout)}
 	}
 	return nil
+}
+
+// halConfig is the [hal] section the adapters open, with what depends on
+// other sections filled in: printer_encoding, when empty, follows ui.lang
+// (spec/terminal.md: "gb18030" by default for zh-CN).
+func (c Config) halConfig() hal.Config {
+	h := c.HAL
+	if h.PrinterEncoding == "" {
+		h.PrinterEncoding = escpos.ConfigASCII
+		if c.UI.Lang == i18n.ConfigZhCN {
+			h.PrinterEncoding = escpos.ConfigGB18030
+		}
+	}
+	return h
 }
 
 // writeConfig prints the effective configuration as TOML.

@@ -102,7 +102,7 @@ func TestConfigLangAndDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.UI.Lang != "en" || cfg.HAL.Display != "console" || cfg.HAL.Keypad != "console" ||
-		cfg.HAL.PrinterEncoding != "ascii" || !cfg.HAL.PrinterChineseMode {
+		cfg.halConfig().PrinterEncoding != "ascii" || !cfg.HAL.PrinterChineseMode {
 		t.Errorf("defaults: ui %+v hal %+v", cfg.UI, cfg.HAL)
 	}
 	cfg, err = ParseConfig([]byte(`
@@ -116,14 +116,14 @@ lang = "zh-CN"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.UI.Lang != "zh-CN" || cfg.HAL.PrinterEncoding != "gb18030" || cfg.HAL.Display != "fb:/dev/fb0" {
+	if cfg.UI.Lang != "zh-CN" || cfg.halConfig().PrinterEncoding != "gb18030" || cfg.HAL.Display != "fb:/dev/fb0" {
 		t.Errorf("zh-CN: ui %+v hal %+v", cfg.UI, cfg.HAL)
 	}
 	cfg, err = ParseConfig([]byte("[hal]\nprinter_encoding = \"ascii\"\nprinter_chinese_mode = false\n[ui]\nlang = \"zh-CN\""), "ascii")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HAL.PrinterEncoding != "ascii" || cfg.HAL.PrinterChineseMode {
+	if cfg.halConfig().PrinterEncoding != "ascii" || cfg.HAL.PrinterChineseMode {
 		t.Errorf("explicit encoding: %+v", cfg.HAL)
 	}
 	cfg, err = ParseConfig([]byte("[hal]\nkind = \"sim\"\ndisplay_png = \"/tmp/screen.png\"\ndisplay_png_size = \"128x64\""), "png")

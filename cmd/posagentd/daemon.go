@@ -109,9 +109,9 @@ func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err 
 	switch {
 	case d.dev != nil:
 	case cfg.HAL.Kind == hal.KindSim:
-		d.dev, err = simhw.Open(cfg.HAL, cfg.DataDir, log)
+		d.dev, err = simhw.Open(cfg.halConfig(), cfg.DataDir, log)
 	default:
-		d.dev, err = linuxhw.Open(cfg.HAL, log)
+		d.dev, err = linuxhw.Open(cfg.halConfig(), log)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hal %s: %w", cfg.HAL.Kind, err)
