@@ -65,8 +65,9 @@ var (
 )
 
 // read decodes frame and checks it answers q: the response MTI of q's, the
-// STAN q sent (for a reversal, that of the message reversed), q's TID, and a
-// response code. Anything else makes it undecodable: it is no answer to q.
+// STAN q sent (for a reversal, that of the message reversed), q's TID, and
+// (but for a 0410) a response code. Anything else makes it undecodable: it
+// is no answer to q.
 func (c *Codec) read(q terminal.Request, frame []byte, mac MACer) (r terminal.Response, keys []byte, req byte) {
 	s, ok := spec(q.Kind)
 	if !ok {
@@ -91,7 +92,9 @@ func (c *Codec) read(q terminal.Request, frame []byte, mac MACer) (r terminal.Re
 		return undecodable(fmt.Errorf("answer TID %q to TID %q", tid, q.Merchant.TID)), nil, 0
 	}
 	code := m.Get(39)
-	if len(code) != 2 {
+	if len(code) != 2 && q.Kind != terminal.MsgReversal {
+		// A 0410 is the exception: any one whose F11 and F41 match clears
+		// the reversal, whatever its 39 (acquirer.md §Messages).
 		return undecodable(errNoCode), nil, 0
 	}
 	if string(code) == codeApproved {

@@ -151,6 +151,11 @@ func TestAnswerChecks(t *testing.T) {
 				t.Errorf("want a decoded 0410 with MACBad, got %+v", r)
 			}
 		}},
+		{"reversal: no 39 clears too", rev, "0410", answerHeader, without(revAnswer, 39), false, nil, func(t *testing.T, a Answer) {
+			if r := a.Reply.Resp; r.Undecodable || r.Approved() || r.STAN != 5 || r.TID != storyTID {
+				t.Errorf("want a decoded 0410 with F11 and F41, got %+v", r)
+			}
+		}},
 		{"reversal: F11 of its own request", rev, "0410", answerHeader, with(revAnswer, 11, "000999"), true, nil, undecodable("STAN")},
 		{"settlement: balanced", reqSettlement, "0510", answerHeader, with(settle, 48, totals('1')), false, nil, flag('1')},
 		{"settlement: not balanced", reqSettlement, "0510", answerHeader, with(settle, 48, totals('2')), false, nil, flag('2')},
