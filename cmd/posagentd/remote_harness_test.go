@@ -322,7 +322,7 @@ func (h *hqSide) waitStatus(serial string, timeout time.Duration, cond func(remo
 }
 
 // command is a command payload as HQ would build it, valid for ttl.
-func (h *hqSide) command(serial, typ, id string, args any, ttl time.Duration) []byte {
+func (h *hqSide) command(serial string, typ remote.CommandType, id string, args any, ttl time.Duration) []byte {
 	h.t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	var raw json.RawMessage
@@ -362,7 +362,7 @@ func (h *hqSide) publish(serial string, env []byte) {
 }
 
 // unbind signs and sends an unbind; it returns the command id.
-func (h *hqSide) unbind(serial, unsettled string, ttl time.Duration) string {
+func (h *hqSide) unbind(serial string, unsettled remote.UnsettledPolicy, ttl time.Duration) string {
 	h.t.Helper()
 	id := fmt.Sprintf("unbind-%s-%d", serial, time.Now().UnixNano())
 	h.publish(serial, h.seal(h.command(serial, remote.TypeUnbind, id,

@@ -69,14 +69,14 @@ func (d *daemon) handleCommand(payload []byte) {
 		}
 		return
 	}
-	rc := terminal.RemoteCommand{ID: cmd.ID, Type: cmd.Type, ExpiresAt: cmd.ExpiresAt, PayloadHash: sha256.Sum256(payload)}
+	rc := terminal.RemoteCommand{ID: cmd.ID, Type: string(cmd.Type), ExpiresAt: cmd.ExpiresAt, PayloadHash: sha256.Sum256(payload)}
 	if cmd.Type == "unbind" {
 		a, err := cmd.Unbind()
 		if err != nil { // CheckCommand validated the args: cannot happen
 			d.log.Error("unbind args", slog.String("err", err.Error()))
 			return
 		}
-		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
+		rc.Unsettled, rc.Reason = string(a.Unsettled), a.Reason
 	}
 	if cmd.Type == "provision" {
 		a, err := cmd.Provision()
@@ -85,8 +85,8 @@ func (d *daemon) handleCommand(payload []byte) {
 			return
 		}
 		rc.Provision = &terminal.ProvisionCmd{Activation: a.Activation, Sealed: a.TMKSealed, KCV: a.TMKKCV,
-			Merchant: terminal.Merchant{TID: a.TID, MID: a.MID, Name: a.MerchantName,
-				AcquirerAddr: a.Acquirer.Addr, AcquirerTLS: a.Acquirer.TLS, TPDU: a.Acquirer.TPDU}}
+			Merchant: terminal.Merchant{TID: string(a.TID), MID: string(a.MID), Name: a.MerchantName,
+				AcquirerAddr: a.Acquirer.Addr, AcquirerTLS: a.Acquirer.TLS, TPDU: string(a.Acquirer.TPDU)}}
 	}
 	d.step(terminal.CommandReceived{Cmd: rc})
 }
