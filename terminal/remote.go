@@ -160,7 +160,7 @@ func (m *Machine) onCommand(c RemoteCommand) {
 		m.emit(SendAck{CmdID: c.ID, State: AckSucceeded, Seen: true, PayloadHash: c.PayloadHash})
 	case "unbind":
 		if m.st.Lifecycle != Active {
-			m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+			m.rejectCommand(c, ReasonWrongState)
 			return
 		}
 		iv := &UnbindIntent{CmdID: c.ID, PayloadHash: c.PayloadHash, Source: "remote", Unsettled: c.Unsettled,
@@ -175,8 +175,16 @@ func (m *Machine) onCommand(c RemoteCommand) {
 	case "provision":
 		m.onProvision(c)
 	default:
-		m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+		m.rejectCommand(c, ReasonWrongState)
 	}
+}
+
+// rejectCommand acks a command rejected, recorded with its payload hash
+// (spec/remote.md: every verified command's id is recorded with its final
+// ack, rejected ones included), so the same bytes sent again get this
+// rejection again, whatever the state is by then.
+func (m *Machine) rejectCommand(c RemoteCommand, reason string) {
+	m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: reason, Seen: true, PayloadHash: c.PayloadHash})
 }
 
 // startUnbind is the on-device unbind from the TECHNICIAN menu: the same

@@ -72,7 +72,8 @@ func runTranscript(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st := State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456"}
+	st := State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456",
+		DeviceX25519Pub: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
 	var m *Machine
 	now := t0
 	var out strings.Builder

@@ -42,6 +42,10 @@ type daemon struct {
 	next []terminal.Event
 	// lastStatus is the status the core last asked to publish.
 	lastStatus terminal.Status
+	// stepErr is the first write that failed in a step, for the caller
+	// that must not drop what fed the step (a remote command stays in the
+	// inbox); the caller resets it.
+	stepErr error
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 
 	exit int  // exit status once stop is set
@@ -158,15 +162,17 @@ func (d *daemon) loadState() (terminal.State, error) {
 	if err != nil {
 		return terminal.State{}, err
 	}
+	techLock, err := d.ident.TechPwdLock()
+	if err != nil {
+		return terminal.State{}, err
+	}
 	st := terminal.State{
 		DeviceX25519Pub:   base64.StdEncoding.EncodeToString(id.DeviceX25519Pub),
 		Serial:            id.Serial,
 		TechPwdHash:       id.TechPwdHash,
 		SupervisorPwdHash: id.SupervisorPwdHash,
-		PwdLock:           terminal.PwdLock{Fails: lock.Failures},
-	}
-	if lock.LockedUntil != 0 {
-		st.PwdLock.LockedUntil = time.Unix(lock.LockedUntil, 0)
+		PwdLock:           pwdLockOf(lock),
+		TechPwdLock:       pwdLockOf(techLock),
 	}
 	_, tampered, err := d.ident.Get(kvTampered)
 	if err != nil {
@@ -289,6 +295,24 @@ func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
 	return active, nil
 }
 
+// pwdLockOf and storedPwdLock convert a password lockout between the core
+// and the identity store (unix seconds, 0 = not locked).
+func pwdLockOf(l storage.PwdLock) terminal.PwdLock {
+	out := terminal.PwdLock{Fails: l.Failures}
+	if l.LockedUntil != 0 {
+		out.LockedUntil = time.Unix(l.LockedUntil, 0)
+	}
+	return out
+}
+
+func storedPwdLock(l terminal.PwdLock) storage.PwdLock {
+	out := storage.PwdLock{Failures: l.Fails}
+	if !l.LockedUntil.IsZero() {
+		out.LockedUntil = l.LockedUntil.Unix()
+	}
+	return out
+}
+
 // kvTampered marks, in the identity store, that the tamper input fired; it
 // survives the wipe and only technician activation clears it.
 const kvTampered = "tampered"
@@ -382,6 +406,9 @@ func (d *daemon) step(ev terminal.Event) {
 			}
 		}
 		effs = nil
+		if failed != nil && d.stepErr == nil {
+			d.stepErr = failed
+		}
 		if failed != nil {
 			effs = d.m.Step(time.Now(), terminal.PersistFailed{Err: failed})
 		} else if len(d.next) > 0 {
@@ -455,11 +482,9 @@ func (d *daemon) persist(ops []terminal.Op) error {
 		var err error
 		switch op := op.(type) {
 		case terminal.PutPwdLock:
-			l := storage.PwdLock{Failures: op.Lock.Fails}
-			if !op.Lock.LockedUntil.IsZero() {
-				l.LockedUntil = op.Lock.LockedUntil.Unix()
-			}
-			err = d.ident.SetPwdLock(l)
+			err = d.ident.SetPwdLock(storedPwdLock(op.Lock))
+		case terminal.PutTechPwdLock:
+			err = d.ident.SetTechPwdLock(storedPwdLock(op.Lock))
 		case terminal.PutSupervisorPwd:
 			err = d.ident.SetSupervisorPwdHash(op.Hash)
 		case terminal.PutIntent:

@@ -15,111 +15,208 @@ import (
 	"github.com/posagent/posagent/terminal/remote"
 )
 
-// processInbox decides on the verified commands waiting in the inbox, in
-// order: spec/remote.md's checks, then the core for the state check and
-// the execution. An item leaves the inbox only after the step that acted
-// on it has run, so a power cut in between replays it (the core and the
-// seen-id check make the replay harmless).
+// inboxRetry is how soon a command whose handling could not be written
+// (a full or failing disk) is tried again. It stays first in the inbox
+// meanwhile: commands are decided in order.
+const inboxRetry = 2 * time.Second
+
+// processInbox decides on the oldest verified command waiting in the
+// inbox: one per turn of the event loop, so a key press never waits behind
+// a queue of commands. A command leaves the inbox only once what it
+// decided is written (its ack in the outbox, the state it changed on
+// disk): a power cut or a failed write replays it, and the recorded ids
+// and the core make the replay harmless.
 func (d *daemon) processInbox() {
-	for !d.stop {
-		payload, ok, err := d.rl.inboxPeek()
-		if err != nil {
-			d.log.Error("inbox", slog.String("err", err.Error()))
-			return
-		}
-		if !ok {
-			return
-		}
-		d.handleCommand(payload)
-		if err := d.rl.inboxDrop(); err != nil {
-			d.log.Error("inbox", slog.String("err", err.Error()))
-			return
-		}
+	it, ok, err := d.rl.nextCommand()
+	if err != nil {
+		d.log.Error("inbox", slog.String("err", err.Error()))
+		d.rl.wakeLoopAfter(inboxRetry)
+		return
+	}
+	if !ok {
+		return
+	}
+	if err := d.handleCommand(it); err != nil {
+		d.log.Error("command not decided: kept in the inbox, tried again", slog.Uint64("seq", it.Seq),
+			slog.String("err", err.Error()), slog.Duration("in", inboxRetry))
+		d.rl.wakeLoopAfter(inboxRetry)
+		return
+	}
+	more, err := d.rl.commandDone(it)
+	if err != nil {
+		d.log.Error("inbox", slog.String("err", err.Error()))
+		d.rl.wakeLoopAfter(inboxRetry)
+		return
+	}
+	if more {
+		d.rl.wakeLoop() // the next one on a later turn
 	}
 }
 
-func (d *daemon) handleCommand(payload []byte) {
-	now := time.Now()
-	seen := func(id string) ([32]byte, bool) {
+// handleCommand runs spec/remote.md's check table on one queued command,
+// against the keyring in force now (a key revoked since the command
+// arrived makes it unknown: no ack), and acts on the verdict. It returns an
+// error only when what it decided could not be written.
+func (d *daemon) handleCommand(it storage.InboxItem) error {
+	kr := d.rl.keyring()
+	checker := remote.Checker{Serial: d.id.Serial, Keys: &kr}
+	var payload []byte
+	var signers []string
+	if it.Envelope == nil {
+		// Queued by a version without key roles and verified then: it is
+		// decided by the rules it was accepted under (no policy).
+		payload, checker.Keys = it.LegacyPayload, nil
+	} else {
+		env, kids, err := remote.OpenSigners(it.Envelope, kr.PublicKeys())
+		if err != nil {
+			n := d.rl.Unverified.Add(1)
+			d.log.Warn("command dropped unverified", slog.String("err", err.Error()), slog.Int64("unverified_total", n))
+			return nil
+		}
+		payload, signers = env.Payload, kids
+	}
+	var seenErr error
+	checker.Seen = func(id string) ([32]byte, bool) {
 		c, ok, err := d.ident.Seen(id)
 		if err != nil {
-			d.log.Error("seen ids", slog.String("err", err.Error()))
-			return [32]byte{}, false
+			seenErr = err
 		}
 		return c.PayloadSHA256, ok
 	}
-	cmd, v := remote.CheckCommand(payload, d.id.Serial, now, seen)
+	now := time.Now()
+	cmd, v := checker.Check(payload, signers, now)
+	if seenErr != nil {
+		return fmt.Errorf("recorded ids: %w", seenErr)
+	}
+	sum := sha256.Sum256(payload)
 	switch {
 	case v.Resend:
 		c, _, err := d.ident.Seen(cmd.ID)
 		if err != nil {
-			d.log.Error("seen ids", slog.String("err", err.Error()))
-			return
+			return fmt.Errorf("recorded ids: %w", err)
 		}
-		d.log.Info("command replayed: final ack re-sent", slog.String("id", cmd.ID))
-		if _, err := d.ident.Enqueue(remote.AckTopic(d.id.Serial), c.Ack); err != nil {
-			d.log.Error("outbox", slog.String("err", err.Error()))
-		}
-		d.rl.kickOutbox()
-		return
+		d.rl.resendAck(cmd.ID, c.Ack)
+		return nil
 	case !v.OK():
 		d.log.Warn("command rejected", slog.String("id", v.CmdID), slog.String("reason", v.Reason), slog.String("detail", v.Detail))
-		if err := d.sendAck(terminal.SendAck{CmdID: v.CmdID, State: terminal.AckRejected, Reason: v.Reason}); err != nil {
-			d.log.Error("ack", slog.String("err", err.Error()))
+		// Recorded with its ack, so that the same bytes never get another
+		// answer (spec/remote.md), except a replay: its id is another
+		// command's record.
+		var record *[32]byte
+		if v.Reason != remote.ReasonReplayed {
+			record = &sum
 		}
-		return
+		return d.writeAck(remote.Ack{CmdID: v.CmdID, State: remote.AckRejected, Reason: v.Reason}, record, nil)
 	}
-	rc := terminal.RemoteCommand{ID: cmd.ID, Type: string(cmd.Type), ExpiresAt: cmd.ExpiresAt, PayloadHash: sha256.Sum256(payload)}
-	if cmd.Type == "unbind" {
+	if cmd.Type == remote.TypeHQKeys {
+		return d.changeHQKeys(cmd, kr, sum)
+	}
+	rc, err := remoteCommand(cmd, sum)
+	if err != nil { // CheckCommand validated the args: cannot happen
+		return err
+	}
+	d.stepErr = nil
+	d.step(terminal.CommandReceived{Cmd: rc})
+	return d.stepErr
+}
+
+// remoteCommand is the core's view of a command that passed the checks.
+func remoteCommand(cmd remote.Command, sum [32]byte) (terminal.RemoteCommand, error) {
+	rc := terminal.RemoteCommand{ID: cmd.ID, Type: string(cmd.Type), ExpiresAt: cmd.ExpiresAt, PayloadHash: sum}
+	switch cmd.Type {
+	case remote.TypeUnbind:
 		a, err := cmd.Unbind()
-		if err != nil { // CheckCommand validated the args: cannot happen
-			d.log.Error("unbind args", slog.String("err", err.Error()))
-			return
+		if err != nil {
+			return rc, fmt.Errorf("unbind args: %w", err)
 		}
 		rc.Unsettled, rc.Reason = string(a.Unsettled), a.Reason
-	}
-	if cmd.Type == "provision" {
+	case remote.TypeProvision:
 		a, err := cmd.Provision()
 		if err != nil {
-			d.log.Error("provision args", slog.String("err", err.Error()))
-			return
+			return rc, fmt.Errorf("provision args: %w", err)
 		}
 		rc.Provision = &terminal.ProvisionCmd{Activation: a.Activation, Sealed: a.TMKSealed, KCV: a.TMKKCV,
 			Merchant: terminal.Merchant{TID: string(a.TID), MID: string(a.MID), Name: a.MerchantName,
 				AcquirerAddr: a.Acquirer.Addr, AcquirerTLS: a.Acquirer.TLS, TPDU: string(a.Acquirer.TPDU)}}
 	}
-	d.step(terminal.CommandReceived{Cmd: rc})
+	return rc, nil
 }
 
-// sendAck signs the ack and writes it to the outbox together with the
-// identity-store changes that go with it, in one fsynced transaction.
-func (d *daemon) sendAck(a terminal.SendAck) error {
-	payload, err := json.Marshal(remote.Ack{V: 1, CmdID: a.CmdID, Serial: d.id.Serial, State: a.State,
-		Reason: a.Reason, At: time.Now().UTC(), Result: a.Result})
+// changeHQKeys executes an hq_keys command (spec/remote.md "Keys and
+// policy"): the new keyring, the command's record and its succeeded ack
+// (the key ids by role and the policy now in force) in one transaction,
+// then the keyring in force for every envelope from here on. It fits
+// every lifecycle state and has nothing to do with the merchant, so the
+// core never sees it.
+func (d *daemon) changeHQKeys(cmd remote.Command, kr remote.Keyring, sum [32]byte) error {
+	a, err := cmd.HQKeys()
 	if err != nil {
-		return fmt.Errorf("ack: %w", err)
+		return fmt.Errorf("hq_keys args: %w", err)
 	}
-	env, err := d.rl.sign(payload)
+	next, err := kr.Apply(a)
+	if err != nil { // Check ran Apply on this keyring: cannot happen
+		return d.writeAck(remote.Ack{CmdID: cmd.ID, State: remote.AckRejected, Reason: remote.ReasonInvalid}, &sum, nil)
+	}
+	res := next.Result()
+	result, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	err = d.writeAck(remote.Ack{CmdID: cmd.ID, State: remote.AckSucceeded, Result: result}, &sum,
+		func(tx *storage.IdentityTx) error { return tx.PutKeyring(next) })
+	if err != nil {
+		return err
+	}
+	d.rl.setKeyring(next)
+	d.log.Info("HQ keys changed", slog.String("id", cmd.ID), slog.Any("root", res.Keys[remote.RoleRoot]),
+		slog.Any("ops", res.Keys[remote.RoleOps]), slog.Any("policy", res.Policy))
+	return nil
+}
+
+// sendAck writes an ack the core asked for, with the identity-store
+// changes that go with it (the record of a final ack, the unbind intent).
+func (d *daemon) sendAck(a terminal.SendAck) error {
+	var record *[32]byte
+	if a.Seen {
+		record = &a.PayloadHash
+	}
+	return d.writeAck(remote.Ack{CmdID: a.CmdID, State: a.State, Reason: a.Reason, Result: a.Result}, record,
+		func(tx *storage.IdentityTx) error {
+			if a.SetIntent != nil {
+				b, err := json.Marshal(a.SetIntent)
+				if err != nil {
+					return err
+				}
+				if err := tx.PutIntent(b); err != nil {
+					return err
+				}
+			}
+			if a.ClearIntent {
+				return tx.ClearIntent()
+			}
+			return nil
+		})
+}
+
+// writeAck signs an ack with the device key and writes it to the outbox
+// in one fsynced transaction with also's changes and, when record is not
+// nil, the command's record (id, payload hash, these ack bytes): a replay
+// of the same payload gets these very bytes again.
+func (d *daemon) writeAck(a remote.Ack, record *[32]byte, also func(tx *storage.IdentityTx) error) error {
+	now := time.Now().UTC()
+	a.V, a.Serial, a.At = remote.Version, d.id.Serial, now
+	env, err := remote.SealAck(d.id.DeviceEd25519Priv, a)
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	err = d.ident.Update(func(tx *storage.IdentityTx) error {
-		if a.SetIntent != nil {
-			b, err := json.Marshal(a.SetIntent)
-			if err != nil {
-				return err
-			}
-			if err := tx.PutIntent(b); err != nil {
+		if also != nil {
+			if err := also(tx); err != nil {
 				return err
 			}
 		}
-		if a.ClearIntent {
-			if err := tx.ClearIntent(); err != nil {
-				return err
-			}
-		}
-		if a.Seen {
-			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: a.PayloadHash, Ack: env, At: time.Now().UTC()}); err != nil {
+		if record != nil && a.CmdID != "" {
+			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: *record, Ack: env, At: now}); err != nil {
 				return err
 			}
 		}
@@ -141,12 +238,8 @@ func (d *daemon) publishEvent(e terminal.PublishEvent) error {
 	if id == "" {
 		id = d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36)
 	}
-	payload, err := json.Marshal(remote.Event{V: 1, ID: id,
+	env, err := remote.SealEvent(d.id.DeviceEd25519Priv, remote.Event{V: remote.Version, ID: id,
 		Serial: d.id.Serial, Type: e.Type, At: now, Data: e.Data})
-	if err != nil {
-		return fmt.Errorf("event: %w", err)
-	}
-	env, err := d.rl.sign(payload)
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
 	}

@@ -78,6 +78,9 @@ const (
 	EvtActivated         = "activated"
 	EvtUnbound           = "unbound"
 	EvtTamper            = "tamper"
+	// EvtSupervisorPwdChanged: the supervisor password was set from the
+	// TECHNICIAN menu (data {"via":"technician-menu"}).
+	EvtSupervisorPwdChanged = "supervisor_pwd_changed"
 )
 
 // Event is the payload of a terminal event; Data is written as {} when empty.
