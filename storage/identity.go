@@ -27,8 +27,8 @@ type Identity struct {
 	Serial            string             `json:"serial"`
 	DeviceEd25519Priv ed25519.PrivateKey `json:"device_ed25519_priv"`
 	DeviceEd25519Pub  ed25519.PublicKey  `json:"device_ed25519_pub"`
-	DeviceX25519Priv  []byte             `json:"device_x25519_priv"` // 32 bytes
-	DeviceX25519Pub   []byte             `json:"device_x25519_pub"`  // 32 bytes
+	DeviceX25519Priv  []byte             `json:"device_x25519_priv"`     // 32 bytes
+	DeviceX25519Pub   []byte             `json:"device_x25519_pub"`      // 32 bytes
 	HQKeys            map[string][]byte  `json:"hq_keys"`                // ops keys: kid -> Ed25519 public key
 	HQRootKeys        map[string][]byte  `json:"hq_root_keys,omitempty"` // root keys: kid -> Ed25519 public key
 	Policy            map[string]int     `json:"policy,omitempty"`       // command type -> distinct signatures needed

@@ -46,7 +46,7 @@ type daemon struct {
 	// that must not drop what fed the step (a remote command stays in the
 	// inbox); the caller resets it.
 	stepErr error
-	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	sd      *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step

@@ -120,7 +120,7 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 		log: log.With(slog.String("part", "mqtt")), serial: id.Serial, ident: ident, devKey: id.DeviceEd25519Priv,
 		incoming: make(chan mqtt.Message, incomingMax), room: make(chan struct{}, 1),
 		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), resends: make(chan []byte, 8),
-		stop:  make(chan struct{}),
+		stop:   make(chan struct{}),
 		queued: map[[32]byte]uint64{}, answered: map[[32]byte]time.Time{}, resent: map[string]time.Time{},
 		tokens: resendsPerSecond,
 	}
