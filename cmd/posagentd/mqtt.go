@@ -31,13 +31,12 @@ const (
 	// (parked) until there is room.
 	inboxMax = 64
 	// parkedMax bounds the unacknowledged commands held in memory while
-	// the inbox is full. The broker's in-flight window (mosquitto
-	// max_inflight_messages, 20 by default and in build/mosquitto) stops
-	// far below it; beyond it a message is left to the broker, which
-	// delivers it again when the session resumes.
+	// the inbox is full: distinct, validly signed commands, which only HQ
+	// can make. Beyond it a message is left to the broker, which delivers
+	// it again when the session resumes.
 	parkedMax = 64
 	// incomingMax is the hand-off queue between paho's router and the one
-	// goroutine that handles commands; the in-flight window bounds it too.
+	// goroutine that handles commands.
 	incomingMax = 256
 	// packetLimit caps an MQTT packet read from the broker: an envelope
 	// of remote.MaxEnvelope plus the topic and headers. Anything bigger is
@@ -59,10 +58,10 @@ const (
 // following its known pitfalls:
 //   - the default publish handler is set before Connect: with
 //     CleanSession=false, queued commands arrive before Subscribe returns;
-//   - OrderMatters=true with a handler that never blocks: it hands the
-//     message to one command goroutine through a bounded queue, so paho's
-//     router neither stalls (pings keep flowing) nor spawns a goroutine per
-//     message, and commands are handled one at a time, in order;
+//   - OrderMatters=true with a handler that only hands the message to one
+//     command goroutine through a bounded queue: paho spawns no goroutine
+//     per message, commands are handled one at a time, in order, and a
+//     flood is slowed by TCP back-pressure, never dropped unacknowledged;
 //   - automatic acks are off: a command is fsynced into the inbox before
 //     its PUBACK, so a power cut after PUBACK never loses it; a command
 //     that does not fit (inbox full, store refusing) is held unacknowledged
@@ -107,7 +106,7 @@ type remoteLink struct {
 	Retained   atomic.Int64 // retained messages on the cmd topic, ignored
 	Oversize   atomic.Int64 // packets over packetLimit, discarded unread
 	Duplicates atomic.Int64 // commands already queued or answered, acked without storing
-	Overflow   atomic.Int64 // messages left unacknowledged for the broker to deliver again
+	Overflow   atomic.Int64 // commands left unacknowledged for the broker to deliver again (inbox and parking full)
 }
 
 type parkedCommand struct {
@@ -280,15 +279,17 @@ func (r *remoteLink) onConnect(c mqtt.Client) {
 	}()
 }
 
-// onMessage runs on paho's router goroutine and must not block: it hands
-// the message on. A full hand-off queue leaves the message unacknowledged
-// (the broker keeps it in the session and delivers it again).
+// onMessage runs on paho's router goroutine and hands the message to the
+// command goroutine. When that one is behind, the hand-off waits: the
+// router stops reading, TCP pushes back on the broker, and nothing is
+// dropped or left unacknowledged (a message never acked holds one of the
+// broker's in-flight slots until the session resumes; mosquitto 2.0 does
+// not even stop at its window then). The command goroutine never waits on
+// the network, so the wait is short: pings keep their 10 s.
 func (r *remoteLink) onMessage(_ mqtt.Client, msg mqtt.Message) {
 	select {
 	case r.incoming <- msg:
-	default:
-		n := r.Overflow.Add(1)
-		r.log.Warn("command queue full: message left unacknowledged", slog.Int64("overflow_total", n))
+	case <-r.stop:
 	}
 }
 
@@ -360,23 +361,27 @@ func (r *remoteLink) alreadyHandled(payload []byte, sum [32]byte) bool {
 	_, queued := r.queued[sum]
 	at, answered := r.answered[sum]
 	r.mu.Unlock()
-	if queued || (answered && now.Sub(at) < answeredWindow) {
-		r.duplicate("already queued or just answered")
+	if queued {
+		r.duplicate("already queued")
 		return true
 	}
 	var p struct {
 		ID string `json:"id"`
 	}
-	if json.Unmarshal(payload, &p) != nil || !remote.ValidID(p.ID) {
-		return false
+	if json.Unmarshal(payload, &p) == nil && remote.ValidID(p.ID) {
+		if c, ok, err := r.ident.Seen(p.ID); err == nil && ok && c.PayloadSHA256 == sum {
+			r.duplicate("answered before")
+			r.resendAck(p.ID, c.Ack)
+			return true
+		}
 	}
-	c, ok, err := r.ident.Seen(p.ID)
-	if err != nil || !ok || c.PayloadSHA256 != sum {
-		return false
+	// Answered but not recorded (an unbind in progress answers
+	// in_progress): once per window.
+	if answered && now.Sub(at) < answeredWindow {
+		r.duplicate("just answered")
+		return true
 	}
-	r.duplicate("answered before")
-	r.resendAck(p.ID, c.Ack)
-	return true
+	return false
 }
 
 func (r *remoteLink) duplicate(why string) {
