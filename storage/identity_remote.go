@@ -304,6 +304,11 @@ func (s *IdentityStore) InboxDone(seq uint64) error {
 	return update(s.db, "inbox done", func(tx *bolt.Tx) error { return tx.Bucket(bktInbox).Delete(u64(seq)) })
 }
 
+// InboxDone removes a handled command in the transaction: with the ack
+// that decides it, so a command is never both answered and still queued,
+// nor gone before its answer is written.
+func (t *IdentityTx) InboxDone(seq uint64) error { return t.tx.Bucket(bktInbox).Delete(u64(seq)) }
+
 func inboxItem(k, v []byte) (InboxItem, error) {
 	if len(k) != 8 {
 		return InboxItem{}, fmt.Errorf("%w: inbox key %x", ErrCorrupt, k)

@@ -46,6 +46,11 @@ type daemon struct {
 	// that must not drop what fed the step (a remote command stays in the
 	// inbox); the caller resets it.
 	stepErr error
+	// deciding is the inbox command being handled (decidingID its id),
+	// until its first ack is written: that ack's transaction takes it out
+	// of the inbox.
+	deciding   *storage.InboxItem
+	decidingID string
 	sd      *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 
 	exit int  // exit status once stop is set

@@ -31,9 +31,9 @@ const (
 	// (parked) until there is room.
 	inboxMax = 64
 	// parkedMax bounds the unacknowledged commands held in memory while
-	// the inbox is full: distinct, validly signed commands, which only HQ
-	// can make. Beyond it a message is left to the broker, which delivers
-	// it again when the session resumes.
+	// the inbox is full (distinct, validly signed commands, which only HQ
+	// can make). When it is reached the command goroutine waits for room,
+	// and the broker holds the rest: TCP back-pressure, nothing dropped.
 	parkedMax = 64
 	// incomingMax is the hand-off queue between paho's router and the one
 	// goroutine that handles commands.
@@ -83,6 +83,7 @@ type remoteLink struct {
 
 	incoming chan mqtt.Message // paho's router -> the command goroutine
 	room     chan struct{}     // the event loop freed an inbox slot
+	lost     chan struct{}     // the connection was lost: parked messages come again
 	wake     chan struct{}     // the event loop has inbox work
 	kick     chan struct{}     // the outbox has something to send
 	resends  chan []byte       // stored final acks to publish again
@@ -98,15 +99,15 @@ type remoteLink struct {
 	tokens   float64                // resendsPerSecond bucket
 	refilled time.Time
 
-	statusMu sync.Mutex
-	status   []byte // the last status payload, re-published on connect
+	statusMu    sync.Mutex
+	status      []byte // the last status payload, re-published on connect
+	statusDirty bool   // status not published since it changed
 
 	// Counters of what was refused, logged with each refusal.
 	Unverified atomic.Int64 // envelopes dropped unanswered (bad JSON, kid, signature, size)
 	Retained   atomic.Int64 // retained messages on the cmd topic, ignored
 	Oversize   atomic.Int64 // packets over packetLimit, discarded unread
 	Duplicates atomic.Int64 // commands already queued or answered, acked without storing
-	Overflow   atomic.Int64 // commands left unacknowledged for the broker to deliver again (inbox and parking full)
 }
 
 type parkedCommand struct {
@@ -117,7 +118,7 @@ type parkedCommand struct {
 func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *storage.IdentityStore) (*remoteLink, error) {
 	r := &remoteLink{
 		log: log.With(slog.String("part", "mqtt")), serial: id.Serial, ident: ident, devKey: id.DeviceEd25519Priv,
-		incoming: make(chan mqtt.Message, incomingMax), room: make(chan struct{}, 1),
+		incoming: make(chan mqtt.Message, incomingMax), room: make(chan struct{}, 1), lost: make(chan struct{}, 1),
 		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), resends: make(chan []byte, 8),
 		stop:   make(chan struct{}),
 		queued: map[[32]byte]uint64{}, answered: map[[32]byte]time.Time{}, resent: map[string]time.Time{},
@@ -159,6 +160,10 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 		SetCustomOpenConnectionFn(r.dial).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			r.log.Warn("broker connection lost", slog.String("err", err.Error()))
+			select {
+			case r.lost <- struct{}{}:
+			default:
+			}
 		})
 	if cfg.MQTT.CAFile != "" || cfg.MQTT.CertFile != "" {
 		tc, err := tlsFromFiles(cfg.MQTT.CAFile, cfg.MQTT.CertFile, cfg.MQTT.KeyFile)
@@ -309,8 +314,20 @@ func (r *remoteLink) commands() {
 			r.unpark()
 		case <-retry.C:
 			r.unpark()
+		case <-r.lost:
+			r.dropParked()
 		}
 	}
+}
+
+// dropParked forgets the parked messages when the connection is lost:
+// their PUBACKs can no longer be sent on it, and the broker delivers them
+// again when the session resumes (CleanSession=false).
+func (r *remoteLink) dropParked() {
+	if len(r.parked) > 0 {
+		r.log.Info("connection lost: parked commands left to the broker", slog.Int("count", len(r.parked)))
+	}
+	r.parked = nil
 }
 
 // receive decides on one message. An envelope that is too big, not JSON,
@@ -344,6 +361,19 @@ func (r *remoteLink) receive(m mqtt.Message) {
 	if r.alreadyHandled(env.Payload, sum) {
 		m.Ack()
 		return
+	}
+	// Inbox and parking full: wait for room. Meanwhile paho's router waits
+	// on the hand-off, TCP pushes back, and the broker keeps the rest.
+	for len(r.parked) >= parkedMax {
+		select {
+		case <-r.room:
+		case <-time.After(parkRetry):
+		case <-r.lost:
+			r.dropParked()
+		case <-r.stop:
+			return
+		}
+		r.unpark()
 	}
 	if len(r.parked) > 0 {
 		r.park(m, sum) // behind the ones waiting already: order kept
@@ -395,7 +425,7 @@ func (r *remoteLink) store(m mqtt.Message, sum [32]byte) bool {
 	seq, err := r.ident.InboxAdd(m.Payload(), inboxMax)
 	if err != nil {
 		if !errors.Is(err, storage.ErrInboxFull) {
-			r.log.Error("command not stored: left unacknowledged", slog.String("err", err.Error()))
+			r.log.Error("command not stored: held unacknowledged, tried again", slog.String("err", err.Error()))
 		}
 		r.park(m, sum)
 		return false
@@ -409,10 +439,8 @@ func (r *remoteLink) store(m mqtt.Message, sum [32]byte) bool {
 }
 
 func (r *remoteLink) park(m mqtt.Message, sum [32]byte) {
-	if len(r.parked) >= parkedMax {
-		n := r.Overflow.Add(1)
-		r.log.Warn("inbox full: command left unacknowledged for the broker", slog.Int64("overflow_total", n))
-		return
+	if len(r.parked) == 0 {
+		r.log.Info("inbox full: commands wait unacknowledged", slog.Int("inbox", inboxMax))
 	}
 	r.parked = append(r.parked, parkedCommand{msg: m, sum: sum})
 }
@@ -476,11 +504,14 @@ func (r *remoteLink) setKeyring(k remote.Keyring) { r.keys.Store(&k) }
 // nextCommand returns the oldest queued command.
 func (r *remoteLink) nextCommand() (storage.InboxItem, bool, error) { return r.ident.InboxFirst() }
 
-// commandDone removes a handled command from the inbox, remembers it as
-// answered, makes room for a parked one, and reports whether more wait.
-func (r *remoteLink) commandDone(it storage.InboxItem) (more bool, err error) {
-	if err := r.ident.InboxDone(it.Seq); err != nil {
-		return false, err
+// commandDone removes a handled command from the inbox (unless its ack's
+// transaction did: removed), remembers it as answered, makes room for a
+// parked one, and reports whether more wait.
+func (r *remoteLink) commandDone(it storage.InboxItem, removed bool) (more bool, err error) {
+	if !removed {
+		if err := r.ident.InboxDone(it.Seq); err != nil {
+			return false, err
+		}
 	}
 	sum := queuedSum(it)
 	now := time.Now()
@@ -521,14 +552,25 @@ func (r *remoteLink) kickOutbox() {
 	}
 }
 
-// setStatus publishes the retained status now (when connected) and keeps
-// it for the next connect.
+// setStatus keeps the retained status for the next connect and has the
+// flusher publish it now: the event loop never waits on the network (a
+// paho Publish can block while the connection is busy).
 func (r *remoteLink) setStatus(payload []byte) {
 	r.statusMu.Lock()
 	r.status = payload
+	r.statusDirty = true
 	r.statusMu.Unlock()
-	if r.client.IsConnectionOpen() {
-		r.client.Publish(remote.StatusTopic(r.serial), 1, true, payload)
+	r.kickOutbox()
+}
+
+// publishStatus publishes the latest status if it has not been yet.
+func (r *remoteLink) publishStatus() {
+	r.statusMu.Lock()
+	st, dirty := r.status, r.statusDirty
+	r.statusDirty = false
+	r.statusMu.Unlock()
+	if dirty && st != nil {
+		r.client.Publish(remote.StatusTopic(r.serial), 1, true, st).WaitTimeout(5 * time.Second)
 	}
 }
 
@@ -551,10 +593,17 @@ func (r *remoteLink) flusher() {
 		case <-t.C:
 		}
 		if r.client.IsConnectionOpen() {
+			r.publishStatus()
 			r.flushOnce(10 * time.Second)
 		}
 	}
 }
+
+// flushBatch is how many outbox messages are published before their
+// PUBACKs are awaited and their removal written in one transaction (one
+// fsync per batch, not per message: the event loop shares the store's
+// single writer).
+const flushBatch = 32
 
 func (r *remoteLink) flushOnce(wait time.Duration) {
 	items, err := r.ident.Outbox()
@@ -562,46 +611,71 @@ func (r *remoteLink) flushOnce(wait time.Duration) {
 		r.log.Error("read outbox", slog.String("err", err.Error()))
 		return
 	}
-	for _, it := range items {
-		tok := r.client.Publish(it.Topic, 1, false, it.Payload)
-		if !tok.WaitTimeout(wait) || tok.Error() != nil {
-			r.log.Warn("outbox publish", slog.Any("err", tok.Error()), slog.Uint64("seq", it.Seq))
+	for len(items) > 0 {
+		batch := items[:min(len(items), flushBatch)]
+		items = items[len(batch):]
+		toks := make([]mqtt.Token, len(batch))
+		for i, it := range batch {
+			toks[i] = r.client.Publish(it.Topic, 1, false, it.Payload)
+		}
+		n := 0
+		for i, tok := range toks {
+			if !tok.WaitTimeout(wait) || tok.Error() != nil {
+				r.log.Warn("outbox publish", slog.Any("err", tok.Error()), slog.Uint64("seq", batch[i].Seq))
+				break
+			}
+			n++
+		}
+		if err := r.delivered(batch[:n]); err != nil {
+			r.log.Error("outbox done", slog.String("err", err.Error()))
 			return
 		}
-		if err := r.delivered(it); err != nil {
-			r.log.Error("outbox done", slog.String("err", err.Error()))
+		if n < len(batch) {
 			return
 		}
 	}
 }
 
-// delivered removes a message the broker has acknowledged from the
-// outbox. When it is a final ack that reported the merchant's unsettled
-// transactions (unbind with force), the record kept for replays gets a
-// copy without them in the same transaction (spec/remote.md:
-// result.unsettled is dropped from the store once the ack has reached the
-// broker): a replay of the command is answered without masked PANs,
-// amounts and times, and nothing of them stays with the identity.
-func (r *remoteLink) delivered(it storage.OutboxItem) error {
-	var cmdID string
-	var redacted []byte
-	if _, kind, ok := remote.ParseTopic(it.Topic); ok && kind == remote.KindAck {
-		if id, next, ok := r.redactUnsettled(it.Payload); ok {
-			cmdID, redacted = id, next
+// delivered removes messages the broker has acknowledged from the outbox,
+// in one transaction. When one is a final ack that reported the
+// merchant's unsettled transactions (unbind with force), the record kept
+// for replays gets a copy without them in the same transaction
+// (spec/remote.md: result.unsettled is dropped from the store once the
+// ack has reached the broker): a replay of the command is answered
+// without masked PANs, amounts and times, and nothing of them stays with
+// the identity.
+func (r *remoteLink) delivered(items []storage.OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	type redaction struct {
+		cmdID     string
+		old, next []byte
+	}
+	var redact []redaction
+	for _, it := range items {
+		if _, kind, ok := remote.ParseTopic(it.Topic); ok && kind == remote.KindAck {
+			if id, next, ok := r.redactUnsettled(it.Payload); ok {
+				redact = append(redact, redaction{id, it.Payload, next})
+			}
 		}
 	}
 	return r.ident.Update(func(tx *storage.IdentityTx) error {
-		if err := tx.Done(it.Seq); err != nil {
-			return err
+		for _, it := range items {
+			if err := tx.Done(it.Seq); err != nil {
+				return err
+			}
 		}
-		if redacted == nil {
-			return nil
+		for _, x := range redact {
+			ok, err := tx.ReplaceSeenAck(x.cmdID, x.old, x.next)
+			if err != nil {
+				return err
+			}
+			if ok {
+				r.log.Info("unsettled transactions dropped from the recorded ack", slog.String("id", x.cmdID))
+			}
 		}
-		ok, err := tx.ReplaceSeenAck(cmdID, it.Payload, redacted)
-		if ok {
-			r.log.Info("unsettled transactions dropped from the recorded ack", slog.String("id", cmdID))
-		}
-		return err
+		return nil
 	})
 }
 

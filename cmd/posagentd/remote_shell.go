@@ -36,13 +36,22 @@ func (d *daemon) processInbox() {
 	if !ok {
 		return
 	}
-	if err := d.handleCommand(it); err != nil {
+	d.deciding, d.decidingID = &it, ""
+	err = d.handleCommand(it)
+	removed := d.deciding == nil // an ack's transaction took it out
+	d.deciding = nil
+	if err != nil && !removed {
 		d.log.Error("command not decided: kept in the inbox, tried again", slog.Uint64("seq", it.Seq),
 			slog.String("err", err.Error()), slog.Duration("in", inboxRetry))
 		d.rl.wakeLoopAfter(inboxRetry)
 		return
 	}
-	more, err := d.rl.commandDone(it)
+	if err != nil {
+		// Its ack is written (the decision stands); a later write of the
+		// same step failed, which the core answers for.
+		d.log.Error("command decided, a later write failed", slog.Uint64("seq", it.Seq), slog.String("err", err.Error()))
+	}
+	more, err := d.rl.commandDone(it, removed)
 	if err != nil {
 		d.log.Error("inbox", slog.String("err", err.Error()))
 		d.rl.wakeLoopAfter(inboxRetry)
@@ -85,6 +94,7 @@ func (d *daemon) handleCommand(it storage.InboxItem) error {
 	}
 	now := time.Now()
 	cmd, v := checker.Check(payload, signers, now)
+	d.decidingID = v.CmdID
 	if seenErr != nil {
 		return fmt.Errorf("recorded ids: %w", seenErr)
 	}
@@ -209,9 +219,18 @@ func (d *daemon) writeAck(a remote.Ack, record *[32]byte, also func(tx *storage.
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
+	deciding := d.deciding
+	if a.CmdID != d.decidingID {
+		deciding = nil // an ack of another command than the one in hand
+	}
 	err = d.ident.Update(func(tx *storage.IdentityTx) error {
 		if also != nil {
 			if err := also(tx); err != nil {
+				return err
+			}
+		}
+		if deciding != nil {
+			if err := tx.InboxDone(deciding.Seq); err != nil {
 				return err
 			}
 		}
@@ -225,6 +244,9 @@ func (d *daemon) writeAck(a remote.Ack, record *[32]byte, also func(tx *storage.
 	})
 	if err != nil {
 		return fmt.Errorf("ack %s %s: %w", a.CmdID, a.State, err)
+	}
+	if deciding != nil {
+		d.deciding = nil
 	}
 	d.log.Info("ack", slog.String("id", a.CmdID), slog.String("state", a.State), slog.String("reason", a.Reason))
 	d.rl.kickOutbox()
