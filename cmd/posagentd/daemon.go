@@ -51,7 +51,7 @@ type daemon struct {
 	// of the inbox.
 	deciding   *storage.InboxItem
 	decidingID string
-	sd      *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
