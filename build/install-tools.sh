@@ -11,6 +11,8 @@ command -v qemu-arm-static >/dev/null 2>&1 || missing="$missing qemu-user-static
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+# PostgreSQL server programs: the throwaway clusters of the HQ tests (initdb).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "installing:$missing"

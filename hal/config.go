@@ -19,6 +19,10 @@ type Config struct {
 	BuzzerPin   string `toml:"buzzer_pin"`   // periph pin name, "" = absent
 	TamperPin   string `toml:"tamper_pin"`   // periph pin name, "" = absent
 	Reboot      string `toml:"reboot"`       // "syscall" or "exit"
+	// SecureElement names the secure element: "soft" (the software one,
+	// hal/sesim, keys in files under data_dir/se) is the only one built
+	// in; a terminal's hardware SE gets a name of its own.
+	SecureElement string `toml:"secure_element"`
 }
 
 // Config values with a meaning of their own.
@@ -28,6 +32,7 @@ const (
 	ConsoleStdio  = "stdio"
 	RebootSyscall = "syscall"
 	RebootExit    = "exit"
+	SESoft        = "soft"
 
 	DefaultBaud = 115200
 )
@@ -41,6 +46,8 @@ func DefaultConfig() Config {
 		CardReader:  "/dev/ttyS2",
 		Printer:     "/dev/ttyS3",
 		Reboot:      RebootSyscall,
+
+		SecureElement: SESoft,
 	}
 }
 
@@ -62,6 +69,9 @@ func (c Config) Validate() error {
 	case RebootSyscall, RebootExit:
 	default:
 		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q or %q", c.Reboot, RebootSyscall, RebootExit))
+	}
+	if c.SecureElement != SESoft {
+		errs = append(errs, fmt.Errorf("hal.secure_element %q: want %q", c.SecureElement, SESoft))
 	}
 	return errors.Join(errs...)
 }

@@ -103,8 +103,12 @@ type SeenCommand struct {
 	PayloadSHA256 [32]byte  `json:"payload_sha256"`
 	Ack           []byte    `json:"ack"` // final ack envelope bytes, re-sent verbatim
 	At            time.Time `json:"at"`
-	// PruneAt is when the record may go: At + remote.RecordKept when the
-	// caller leaves it zero.
+	// ExpiresAt is the command's expires_at, when it was readable.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// PruneAt is when the record may go. PutSeen sets it, when zero, to
+	// the later of 30 days after ExpiresAt (remote.md) and At +
+	// remote.RecordKept (which covers any command that passed the window
+	// checks, and a record made on a clock that read far behind).
 	PruneAt time.Time `json:"prune_at"`
 }
 

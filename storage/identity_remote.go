@@ -107,13 +107,7 @@ func (s *IdentityStore) PutSeen(c SeenCommand) error {
 	return s.Update(func(tx *IdentityTx) error { return tx.PutSeen(c) })
 }
 
-// pruneBatch bounds the records one PutSeen prunes: the work of pruning
-// is spread over the writes that make records, and never grows with the
-// size of the store.
-const pruneBatch = 16
-
-// PutSeen records a command with its final ack, and prunes a few records
-// whose time has come (at c.At).
+// PutSeen records a command with its final ack.
 func (t *IdentityTx) PutSeen(c SeenCommand) error {
 	if c.ID == "" || len(c.ID) > 64 {
 		return fmt.Errorf("record command: bad id %q", c.ID)
@@ -123,6 +117,11 @@ func (t *IdentityTx) PutSeen(c SeenCommand) error {
 	}
 	if c.PruneAt.IsZero() {
 		c.PruneAt = c.At.Add(remote.RecordKept)
+		if !c.ExpiresAt.IsZero() {
+			if after := c.ExpiresAt.Add(remote.RecordAfterExpiry); after.After(c.PruneAt) {
+				c.PruneAt = after
+			}
+		}
 	}
 	seen, index := t.tx.Bucket(bktSeen), t.tx.Bucket(bktSeenPrune)
 	if old := seen.Get([]byte(c.ID)); old != nil {
@@ -140,11 +139,7 @@ func (t *IdentityTx) PutSeen(c SeenCommand) error {
 	if err := seen.Put([]byte(c.ID), raw); err != nil {
 		return err
 	}
-	if err := index.Put(pruneKey(c.PruneAt, c.ID), nil); err != nil {
-		return err
-	}
-	_, err = t.pruneSeen(c.At, pruneBatch)
-	return err
+	return index.Put(pruneKey(c.PruneAt, c.ID), nil)
 }
 
 // ReplaceSeenAck replaces a recorded command's final ack with next, if the
@@ -173,20 +168,22 @@ func (t *IdentityTx) ReplaceSeenAck(id string, old, next []byte) (bool, error) {
 }
 
 // PruneSeen removes the records whose prune time is before now and
-// returns how many went.
+// returns how many went. now must come from a trusted clock: a clock
+// running ahead would drop records of commands that are still valid,
+// which could then be executed again.
 func (s *IdentityStore) PruneSeen(now time.Time) (int, error) {
 	var n int
 	err := s.Update(func(tx *IdentityTx) error {
 		var err error
-		n, err = tx.pruneSeen(now, -1)
+		n, err = tx.PruneSeen(now, -1)
 		return err
 	})
 	return n, err
 }
 
-// pruneSeen removes up to limit (-1: all) records due before now, oldest
-// first, by walking the prune index.
-func (t *IdentityTx) pruneSeen(now time.Time, limit int) (int, error) {
+// PruneSeen removes up to limit (-1: all) records due before now, oldest
+// first, by walking the prune index (see IdentityStore.PruneSeen).
+func (t *IdentityTx) PruneSeen(now time.Time, limit int) (int, error) {
 	seen, index := t.tx.Bucket(bktSeen), t.tx.Bucket(bktSeenPrune)
 	var due [][]byte
 	c := index.Cursor()

@@ -105,9 +105,23 @@ func TestSeenPruning(t *testing.T) {
 			t.Errorf("%s recorded = %v, want %v", id, ok, want)
 		}
 	}
-	// A record made later prunes what is due on the way.
-	if err := s.PutSeen(SeenCommand{ID: "late", Ack: []byte("x"), At: t0.Add(remote.RecordKept + 30*24*time.Hour)}); err != nil {
+	// A bounded prune in a transaction, as the daemon does with each record.
+	late := t0.Add(remote.RecordKept + 30*24*time.Hour)
+	err = s.Update(func(tx *IdentityTx) error {
+		if err := tx.PutSeen(SeenCommand{ID: "late", Ack: []byte("x"), At: late}); err != nil {
+			return err
+		}
+		n, err := tx.PruneSeen(late, 2)
+		if n != 2 {
+			return fmt.Errorf("pruned %d, want the limit 2", n)
+		}
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n, err := s.PruneSeen(late); err != nil || n != 1 {
+		t.Fatalf("PruneSeen = %d, %v; want the last one", n, err)
 	}
 	for _, id := range []string{"c-0", "c-3", "c-4"} {
 		if _, ok, _ := s.Seen(id); ok {
@@ -202,5 +216,24 @@ func TestInboxLegacyMigration(t *testing.T) {
 	}
 	if _, ok, _ := s.Get("inbox"); ok {
 		t.Error("legacy inbox key left behind")
+	}
+}
+
+// TestSeenPruneTimeFromExpiry: a record made on a clock that read far
+// behind (no RTC battery) is kept until 30 days after its command's
+// expires_at, not pruned on the first trusted prune.
+func TestSeenPruneTimeFromExpiry(t *testing.T) {
+	s, _ := openTestIdentity(t)
+	boot := time.Date(1970, 1, 1, 0, 5, 0, 0, time.UTC)
+	expires := time.Date(2026, 3, 8, 12, 0, 0, 0, time.UTC)
+	if err := s.PutSeen(SeenCommand{ID: "c-1970", Ack: []byte("x"), At: boot, ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := s.Seen("c-1970")
+	if !c.PruneAt.Equal(expires.Add(remote.RecordAfterExpiry)) {
+		t.Fatalf("prune at %v, want 30 days after expires_at", c.PruneAt)
+	}
+	if n, _ := s.PruneSeen(expires.Add(29 * 24 * time.Hour)); n != 0 {
+		t.Fatal("pruned before 30 days after expires_at")
 	}
 }

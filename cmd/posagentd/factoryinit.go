@@ -73,7 +73,6 @@ func (p policyFlag) Set(s string) error {
 
 func cmdFactoryInit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("factory-init", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory (created with mode 0700 if missing)")
 	serial := fs.String("serial", "", "factory serial, [A-Za-z0-9-]{4,32}")
 	pwdFile := fs.String("tech-pwd-file", "", "file holding the technician password (one trailing newline trimmed)")
@@ -84,11 +83,11 @@ func cmdFactoryInit(args []string, stdout, stderr io.Writer) int {
 	fs.Var(ops, "hq-key", "HQ ops key (signs every command but hq_keys) as KID=BASE64 (repeatable)")
 	fs.Var(roots, "hq-root-key", "HQ root key (also signs hq_keys: key rotation and policy) as KID=BASE64 (repeatable)")
 	fs.Var(policy, "require", "signature policy TYPE=N: N distinct HQ signatures for TYPE, e.g. unbind=2 (repeatable; default 1)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := parseFlags(fs, args, "posagentd factory-init --data-dir DIR --serial SERIAL --hq-key KID=BASE64 [--hq-key …] "+
+		"[--hq-root-key KID=BASE64 …] [--require TYPE=N …] --tech-pwd-file FILE",
+		"Creates the factory identity (device keys, HQ keys with their roles, the signature policy, password hashes) "+
+			"and prints its public keys as one JSON line.", stdout, stderr); done {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "posagentd factory-init: "+format+"\n", a...)

@@ -136,11 +136,6 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 	for _, it := range items {
 		r.queued[queuedSum(it)] = it.Seq
 	}
-	if n, err := ident.PruneSeen(time.Now()); err != nil {
-		r.log.Warn("prune recorded commands", slog.String("err", err.Error()))
-	} else if n > 0 {
-		r.log.Info("recorded commands pruned", slog.Int("count", n))
-	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.MQTT.Broker).
 		SetClientID(remote.ClientID(id.Serial)).
@@ -501,16 +496,16 @@ func (r *remoteLink) keyring() remote.Keyring { return *r.keys.Load() }
 // setKeyring replaces the keyring after an hq_keys command.
 func (r *remoteLink) setKeyring(k remote.Keyring) { r.keys.Store(&k) }
 
-// nextCommand returns the oldest queued command.
-func (r *remoteLink) nextCommand() (storage.InboxItem, bool, error) { return r.ident.InboxFirst() }
+// queuedCommands returns the queued commands, oldest first (at most inboxMax).
+func (r *remoteLink) queuedCommands() ([]storage.InboxItem, error) { return r.ident.Inbox() }
 
 // commandDone removes a handled command from the inbox (unless its ack's
-// transaction did: removed), remembers it as answered, makes room for a
-// parked one, and reports whether more wait.
-func (r *remoteLink) commandDone(it storage.InboxItem, removed bool) (more bool, err error) {
+// transaction did: removed), remembers it as answered and makes room for
+// a parked one.
+func (r *remoteLink) commandDone(it storage.InboxItem, removed bool) error {
 	if !removed {
 		if err := r.ident.InboxDone(it.Seq); err != nil {
-			return false, err
+			return err
 		}
 	}
 	sum := queuedSum(it)
@@ -525,13 +520,12 @@ func (r *remoteLink) commandDone(it storage.InboxItem, removed bool) (more bool,
 			}
 		}
 	}
-	more = len(r.queued) > 0
 	r.mu.Unlock()
 	select {
 	case r.room <- struct{}{}:
 	default:
 	}
-	return more, nil
+	return nil
 }
 
 func (r *remoteLink) wakeLoop() {

@@ -3,11 +3,14 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"golang.org/x/crypto/nacl/box"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
+
+	"golang.org/x/crypto/nacl/box"
 
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/storage"
@@ -15,58 +18,83 @@ import (
 	"github.com/posagent/posagent/terminal/remote"
 )
 
+// recordsPrunedPerAck bounds the recorded commands pruned with each new
+// record: the work is spread over the writes that make records and never
+// grows with the store.
+const recordsPrunedPerAck = 16
+
 // inboxRetry is how soon a command whose handling could not be written
-// (a full or failing disk) is tried again. It stays first in the inbox
-// meanwhile: commands are decided in order.
+// (a full or failing disk) is tried again. It stays in the inbox
+// meanwhile, ahead of the ones behind it: commands are decided in order.
 const inboxRetry = 2 * time.Second
 
-// processInbox decides on the oldest verified command waiting in the
-// inbox: one per turn of the event loop, so a key press never waits behind
-// a queue of commands. A command leaves the inbox only once what it
-// decided is written (its ack in the outbox, the state it changed on
-// disk): a power cut or a failed write replays it, and the recorded ids
-// and the core make the replay harmless.
+// ReasonClockUnsynced is the reason of the in_progress ack of a command
+// that waits for a trusted clock (spec/remote.md "Clock trust").
+const ReasonClockUnsynced = remote.ReasonClockUnsynced
+
+// What became of an inbox command.
+type cmdOutcome int
+
+const (
+	cmdDone   cmdOutcome = iota // decided: it leaves the inbox
+	cmdFailed                   // a write failed: it stays, tried again
+	cmdWaits                    // it waits for a trusted clock: it stays
+)
+
+// processInbox decides on the oldest verified command in the inbox that
+// does not wait for a trusted clock: one per turn of the event loop, so a
+// key press never waits behind a queue of commands. A command leaves the
+// inbox only once what it decided is written (in its ack's transaction):
+// a power cut or a failed write replays it, and the recorded ids and the
+// core make the replay harmless.
 func (d *daemon) processInbox() {
-	it, ok, err := d.rl.nextCommand()
+	if d.m.ClockTrusted() && len(d.waiting) > 0 {
+		clear(d.waiting) // decided now, in their order
+	}
+	items, err := d.rl.queuedCommands()
 	if err != nil {
 		d.log.Error("inbox", slog.String("err", err.Error()))
 		d.rl.wakeLoopAfter(inboxRetry)
 		return
 	}
-	if !ok {
+	i := slices.IndexFunc(items, func(it storage.InboxItem) bool { return !d.waiting[it.Seq] })
+	if i < 0 {
 		return
 	}
+	it := items[i]
 	d.deciding, d.decidingID = &it, ""
-	err = d.handleCommand(it)
+	outcome, err := d.handleCommand(it)
 	removed := d.deciding == nil // an ack's transaction took it out
 	d.deciding = nil
-	if err != nil && !removed {
+	switch {
+	case outcome == cmdWaits:
+		d.waiting[it.Seq] = true
+	case outcome == cmdFailed && !removed:
 		d.log.Error("command not decided: kept in the inbox, tried again", slog.Uint64("seq", it.Seq),
-			slog.String("err", err.Error()), slog.Duration("in", inboxRetry))
+			slog.Any("err", err), slog.Duration("in", inboxRetry))
 		d.rl.wakeLoopAfter(inboxRetry)
 		return
+	default:
+		if outcome == cmdFailed {
+			// Its ack is written (the decision stands); a later write of
+			// the same step failed, which the core answers for.
+			d.log.Error("command decided, a later write failed", slog.Uint64("seq", it.Seq), slog.Any("err", err))
+		}
+		if err := d.rl.commandDone(it, removed); err != nil {
+			d.log.Error("inbox", slog.String("err", err.Error()))
+			d.rl.wakeLoopAfter(inboxRetry)
+			return
+		}
 	}
-	if err != nil {
-		// Its ack is written (the decision stands); a later write of the
-		// same step failed, which the core answers for.
-		d.log.Error("command decided, a later write failed", slog.Uint64("seq", it.Seq), slog.String("err", err.Error()))
-	}
-	more, err := d.rl.commandDone(it, removed)
-	if err != nil {
-		d.log.Error("inbox", slog.String("err", err.Error()))
-		d.rl.wakeLoopAfter(inboxRetry)
-		return
-	}
-	if more {
+	if len(items) > i+1 {
 		d.rl.wakeLoop() // the next one on a later turn
 	}
 }
 
 // handleCommand runs spec/remote.md's check table on one queued command,
 // against the keyring in force now (a key revoked since the command
-// arrived makes it unknown: no ack), and acts on the verdict. It returns an
-// error only when what it decided could not be written.
-func (d *daemon) handleCommand(it storage.InboxItem) error {
+// arrived makes it unknown: no ack), and acts on the verdict.
+func (d *daemon) handleCommand(it storage.InboxItem) (cmdOutcome, error) {
 	kr := d.rl.keyring()
 	checker := remote.Checker{Serial: d.id.Serial, Keys: &kr}
 	var payload []byte
@@ -80,7 +108,7 @@ func (d *daemon) handleCommand(it storage.InboxItem) error {
 		if err != nil {
 			n := d.rl.Unverified.Add(1)
 			d.log.Warn("command dropped unverified", slog.String("err", err.Error()), slog.Int64("unverified_total", n))
-			return nil
+			return cmdDone, nil
 		}
 		payload, signers = env.Payload, kids
 	}
@@ -92,42 +120,69 @@ func (d *daemon) handleCommand(it storage.InboxItem) error {
 		}
 		return c.PayloadSHA256, ok
 	}
-	now := time.Now()
-	cmd, v := checker.Check(payload, signers, now)
+	cmd, v := checker.Check(payload, signers, d.clock.Now())
 	d.decidingID = v.CmdID
 	if seenErr != nil {
-		return fmt.Errorf("recorded ids: %w", seenErr)
+		return cmdFailed, fmt.Errorf("recorded ids: %w", seenErr)
 	}
-	sum := sha256.Sum256(payload)
+	rec := &commandRecord{sum: sha256.Sum256(payload), expires: cmd.ExpiresAt}
+	done := func(err error) (cmdOutcome, error) {
+		if err != nil {
+			return cmdFailed, err
+		}
+		return cmdDone, nil
+	}
 	switch {
 	case v.Resend:
 		c, _, err := d.ident.Seen(cmd.ID)
 		if err != nil {
-			return fmt.Errorf("recorded ids: %w", err)
+			return cmdFailed, fmt.Errorf("recorded ids: %w", err)
 		}
 		d.rl.resendAck(cmd.ID, c.Ack)
-		return nil
+		return cmdDone, nil
+	case v.OnlyTime && !d.m.ClockTrusted():
+		// Fails on the clock alone, and the clock is not trusted yet
+		// (spec/remote.md "Clock trust"): it waits, in_progress once,
+		// and is decided once the clock is trusted.
+		if !d.clockWait[v.CmdID] {
+			d.log.Info("command waits for a trusted clock", slog.String("id", v.CmdID), slog.String("would-be", v.Reason))
+			d.deciding = nil // the command stays queued
+			err := d.writeAck(remote.Ack{CmdID: v.CmdID, State: remote.AckInProgress, Reason: ReasonClockUnsynced}, nil, nil)
+			if err != nil {
+				return cmdFailed, err
+			}
+			d.clockWait[v.CmdID] = true
+		}
+		return cmdWaits, nil
 	case !v.OK():
 		d.log.Warn("command rejected", slog.String("id", v.CmdID), slog.String("reason", v.Reason), slog.String("detail", v.Detail))
 		// Recorded with its ack, so that the same bytes never get another
 		// answer (spec/remote.md), except a replay: its id is another
 		// command's record.
-		var record *[32]byte
-		if v.Reason != remote.ReasonReplayed {
-			record = &sum
+		if v.Reason == remote.ReasonReplayed {
+			rec = nil
 		}
-		return d.writeAck(remote.Ack{CmdID: v.CmdID, State: remote.AckRejected, Reason: v.Reason}, record, nil)
+		return done(d.writeAck(remote.Ack{CmdID: v.CmdID, State: remote.AckRejected, Reason: v.Reason}, rec, nil))
 	}
+	delete(d.clockWait, v.CmdID)
 	if cmd.Type == remote.TypeHQKeys {
-		return d.changeHQKeys(cmd, kr, sum)
+		return done(d.changeHQKeys(cmd, kr, rec))
 	}
-	rc, err := remoteCommand(cmd, sum)
+	rc, err := remoteCommand(cmd, rec.sum)
 	if err != nil { // CheckCommand validated the args: cannot happen
-		return err
+		return cmdDone, err
 	}
-	d.stepErr = nil
-	d.step(terminal.CommandReceived{Cmd: rc})
-	return d.stepErr
+	d.expiry[cmd.ID] = cmd.ExpiresAt // for its record, whenever its final ack comes
+	if !d.step(terminal.CommandReceived{Cmd: rc}) {
+		return cmdFailed, errors.New("a write of the command's step failed")
+	}
+	return cmdDone, nil
+}
+
+// commandRecord is what a command's record keeps beside its final ack.
+type commandRecord struct {
+	sum     [32]byte  // SHA-256 of the payload
+	expires time.Time // expires_at, when readable
 }
 
 // remoteCommand is the core's view of a command that passed the checks.
@@ -158,21 +213,21 @@ func remoteCommand(cmd remote.Command, sum [32]byte) (terminal.RemoteCommand, er
 // then the keyring in force for every envelope from here on. It fits
 // every lifecycle state and has nothing to do with the merchant, so the
 // core never sees it.
-func (d *daemon) changeHQKeys(cmd remote.Command, kr remote.Keyring, sum [32]byte) error {
+func (d *daemon) changeHQKeys(cmd remote.Command, kr remote.Keyring, rec *commandRecord) error {
 	a, err := cmd.HQKeys()
 	if err != nil {
 		return fmt.Errorf("hq_keys args: %w", err)
 	}
 	next, err := kr.Apply(a)
 	if err != nil { // Check ran Apply on this keyring: cannot happen
-		return d.writeAck(remote.Ack{CmdID: cmd.ID, State: remote.AckRejected, Reason: remote.ReasonInvalid}, &sum, nil)
+		return d.writeAck(remote.Ack{CmdID: cmd.ID, State: remote.AckRejected, Reason: remote.ReasonInvalid}, rec, nil)
 	}
 	res := next.Result()
 	result, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	err = d.writeAck(remote.Ack{CmdID: cmd.ID, State: remote.AckSucceeded, Result: result}, &sum,
+	err = d.writeAck(remote.Ack{CmdID: cmd.ID, State: remote.AckSucceeded, Result: result}, rec,
 		func(tx *storage.IdentityTx) error { return tx.PutKeyring(next) })
 	if err != nil {
 		return err
@@ -186,11 +241,12 @@ func (d *daemon) changeHQKeys(cmd remote.Command, kr remote.Keyring, sum [32]byt
 // sendAck writes an ack the core asked for, with the identity-store
 // changes that go with it (the record of a final ack, the unbind intent).
 func (d *daemon) sendAck(a terminal.SendAck) error {
-	var record *[32]byte
+	var rec *commandRecord
 	if a.Seen {
-		record = &a.PayloadHash
+		rec = &commandRecord{sum: a.PayloadHash, expires: d.expiry[a.CmdID]}
+		delete(d.expiry, a.CmdID)
 	}
-	return d.writeAck(remote.Ack{CmdID: a.CmdID, State: a.State, Reason: a.Reason, Result: a.Result}, record,
+	return d.writeAck(remote.Ack{CmdID: a.CmdID, State: a.State, Reason: a.Reason, Result: a.Result}, rec,
 		func(tx *storage.IdentityTx) error {
 			if a.SetIntent != nil {
 				b, err := json.Marshal(a.SetIntent)
@@ -212,8 +268,9 @@ func (d *daemon) sendAck(a terminal.SendAck) error {
 // in one fsynced transaction with also's changes and, when record is not
 // nil, the command's record (id, payload hash, these ack bytes): a replay
 // of the same payload gets these very bytes again.
-func (d *daemon) writeAck(a remote.Ack, record *[32]byte, also func(tx *storage.IdentityTx) error) error {
-	now := time.Now().UTC()
+func (d *daemon) writeAck(a remote.Ack, record *commandRecord, also func(tx *storage.IdentityTx) error) error {
+	now := d.clock.Now().UTC()
+	trusted := d.m.ClockTrusted()
 	a.V, a.Serial, a.At = remote.Version, d.id.Serial, now
 	env, err := remote.SealAck(d.id.DeviceEd25519Priv, a)
 	if err != nil {
@@ -235,8 +292,16 @@ func (d *daemon) writeAck(a remote.Ack, record *[32]byte, also func(tx *storage.
 			}
 		}
 		if record != nil && a.CmdID != "" {
-			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: *record, Ack: env, At: now}); err != nil {
+			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: record.sum, Ack: env, At: now,
+				ExpiresAt: record.expires}); err != nil {
 				return err
+			}
+			// Records whose time has come go a few at a time with each new
+			// one, and only on a trusted clock (storage.PruneSeen).
+			if trusted {
+				if _, err := tx.PruneSeen(now, recordsPrunedPerAck); err != nil {
+					return err
+				}
 			}
 		}
 		_, err := tx.Enqueue(remote.AckTopic(d.id.Serial), env)
@@ -255,7 +320,7 @@ func (d *daemon) writeAck(a remote.Ack, record *[32]byte, also func(tx *storage.
 
 // publishEvent signs an event and puts it in the outbox.
 func (d *daemon) publishEvent(e terminal.PublishEvent) error {
-	now := time.Now().UTC()
+	now := d.clock.Now().UTC()
 	id := e.ID
 	if id == "" {
 		id = d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36)
@@ -275,7 +340,15 @@ func (d *daemon) publishEvent(e terminal.PublishEvent) error {
 // statusPayload is the retained status JSON of spec/remote.md.
 func (d *daemon) statusPayload(s terminal.Status, online bool) []byte {
 	st := remote.Status{Serial: d.id.Serial, Online: online, State: s.State.String(), TID: s.TID,
-		BatchCount: s.BatchCount, Version: version, At: time.Now().UTC()}
+		BatchCount: s.BatchCount, Version: version, At: d.clock.Now().UTC(),
+		Clock: "unsynced", PendingReversal: s.PendingReversal}
+	if s.ClockTrusted {
+		st.Clock = "synced"
+	}
+	if d.diskKiB >= 0 {
+		kib := d.diskKiB
+		st.DiskFreeKiB = &kib
+	}
 	if s.BatchNo != 0 {
 		st.BatchNo = s.BatchNo.String()
 	}
@@ -294,23 +367,9 @@ func (d *daemon) wipe() error {
 	if err := d.se.DestroyDataKey(); err != nil {
 		return fmt.Errorf("destroy data key: %w", err)
 	}
-	var rep storage.WipeReport
-	var err error
-	if d.merch != nil {
-		rep, err = d.merch.Wipe()
-		d.merch = nil
-	} else {
-		_, path, _ := storage.Paths(d.cfg.DataDir)
-		rep, err = storage.Wipe(path)
-	}
+	rep, err := d.store.WipeMerchant()
 	if err != nil {
-		return fmt.Errorf("wipe merchant store: %w", err)
-	}
-	// A fresh, empty store: an activation that failed goes on without a
-	// reboot, and a new data key is made only when something is sealed.
-	_, path, _ := storage.Paths(d.cfg.DataDir)
-	if d.merch, err = storage.OpenMerchant(path, d.se); err != nil {
-		return fmt.Errorf("reopen merchant store: %w", err)
+		return err
 	}
 	d.log.Info("merchant data wiped", slog.Int("txns", rep.Txns), slog.Bool("binding", rep.Binding), slog.Bool("keys", !d.se.HasKey(hal.TMK)))
 	return nil
@@ -336,19 +395,4 @@ func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
 	}
 	return terminal.Provisioned{}
-}
-
-// wipeInProgress reports whether the persisted unbind intent is at the
-// wiping stage (terminal.UnbindIntent.Stage), read before the merchant
-// store is opened.
-func (d *daemon) wipeInProgress() (bool, error) {
-	raw, ok, err := d.ident.Intent()
-	if err != nil || !ok {
-		return false, err
-	}
-	var iv terminal.UnbindIntent
-	if err := json.Unmarshal(raw, &iv); err != nil {
-		return false, fmt.Errorf("unbind intent: %w", err)
-	}
-	return iv.Stage == "wiping", nil
 }

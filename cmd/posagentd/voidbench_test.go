@@ -126,15 +126,7 @@ func startInProcessMQTT(tb testing.TB, addr, broker string, hqPub ed25519.Public
 	p := &inProcess{tb: tb, fakes: fakes, shown: make(chan shownScreen, 4096),
 		sigs: make(chan os.Signal, 1), done: make(chan int, 1)}
 	devs.Display = &timedDisplay{inner: fakes.Display, ch: p.shown}
-	var logw io.Writer = io.Discard
-	if f := os.Getenv("POSAGENT_BENCH_LOG"); f != "" {
-		lf, err := os.Create(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		logw = lf
-	}
-	p.d, err = openDaemon(cfg, newLogger(logw, "debug"), devs)
+	p.d, err = openDaemon(cfg, newLogger(io.Discard, "info"), system{Devices: devs})
 	if err != nil {
 		tb.Fatal(err)
 	}

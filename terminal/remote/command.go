@@ -23,6 +23,9 @@ const (
 	ReasonBadKCV           = "bad-kcv"
 	ReasonBadSeal          = "bad-seal"
 	ReasonInsufficientSigs = "insufficient-signatures"
+	// ReasonClockUnsynced is the reason of the in_progress ack of a
+	// command that waits for a trusted clock ("Clock trust").
+	ReasonClockUnsynced = "clock-unsynced"
 )
 
 // MaxClockSkew is how far in the future issued_at may lie (remote.md:
@@ -41,7 +44,11 @@ const MaxValidity = 7 * 24 * time.Hour
 // MaxClockSkew for a command that passed the window checks, so one rule
 // on the record time alone keeps every record at least as long as the
 // contract asks.
-const RecordKept = MaxValidity + MaxClockSkew + 30*24*time.Hour
+const RecordKept = MaxValidity + MaxClockSkew + RecordAfterExpiry
+
+// RecordAfterExpiry is how long a recorded id is kept after its command's
+// expires_at (remote.md: "may be pruned 30 days after").
+const RecordAfterExpiry = 30 * 24 * time.Hour
 
 // Command is a command payload. Args holds the raw args object ({} when
 // the payload had none); Unbind and Provision decode it.
