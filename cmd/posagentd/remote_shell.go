@@ -194,7 +194,7 @@ func remoteCommand(cmd remote.Command, sum [32]byte) (terminal.RemoteCommand, er
 		if err != nil {
 			return rc, fmt.Errorf("unbind args: %w", err)
 		}
-		rc.Unsettled, rc.Reason = string(a.Unsettled), a.Reason
+		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
 	case remote.TypeProvision:
 		a, err := cmd.Provision()
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/terminal"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // Keys of the identity store's key/value area owned by this adapter.
@@ -89,6 +90,12 @@ func (s *Store) intent() (*terminal.UnbindIntent, error) {
 	iv := new(terminal.UnbindIntent)
 	if err := json.Unmarshal(raw, iv); err != nil {
 		return nil, fmt.Errorf("unbind intent: %w", err)
+	}
+	if !iv.Stage.Valid() {
+		return nil, fmt.Errorf("unbind intent %s: stage %q: %w", iv.CmdID, iv.Stage, storage.ErrCorrupt)
+	}
+	if _, err := remote.ParseUnsettledPolicy(string(iv.Unsettled)); err != nil {
+		return nil, fmt.Errorf("unbind intent %s: %v: %w", iv.CmdID, err, storage.ErrCorrupt)
 	}
 	return iv, nil
 }
