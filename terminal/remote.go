@@ -96,9 +96,9 @@ func (PutIntent) isOp()        {}
 // factory identity, so it survives the wipe of the merchant store it
 // orders, and every boot resumes it until the final ack is in the outbox.
 type UnbindIntent struct {
-	CmdID       string    `json:"cmd_id"`
-	PayloadHash [32]byte  `json:"payload_hash"`
-	Source      string    `json:"source"` // "remote" or "device"
+	CmdID       string                 `json:"cmd_id"`
+	PayloadHash [32]byte               `json:"payload_hash"`
+	Source      string                 `json:"source"` // "remote" or "device"
 	Unsettled   remote.UnsettledPolicy `json:"unsettled"`
 	Reason      string                 `json:"reason,omitempty"`
 	ExpiresAt   time.Time              `json:"expires_at"`
