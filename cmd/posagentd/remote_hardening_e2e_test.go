@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -397,6 +398,16 @@ func TestRemoteKeyRotation(t *testing.T) {
 	r.Start()
 	r.WaitScreen("MAIN MENU", remoteWait)
 	check("after a restart")
+
+	// Keys and policy live with the factory identity: the wipe of an
+	// unbind (signed by the new key) leaves them as they are.
+	unbind := "unbind-by-hq2"
+	hq.publish(serial, hq.sealAs(hq.command(serial, remote.TypeUnbind, unbind, remote.UnbindArgs{Unsettled: remote.UnsettledForce}, time.Hour), "hq-2"))
+	if a := hq.waitFinal(unbind, remoteWait); a.Ack.State != remote.AckSucceeded {
+		t.Fatalf("unbind signed by the new key: %s %s", a.Ack.State, a.Ack.Reason)
+	}
+	checkUnbound(t, r, host)
+	check("after the wipe")
 }
 
 // TestRemoteTwoSignaturePolicy: with factory-init --require unbind=2, an
@@ -498,4 +509,105 @@ func TestRemoteSessionTakeover(t *testing.T) {
 		t.Fatalf("queued unbind: %s %s, want succeeded", fin.Ack.State, fin.Ack.Reason)
 	}
 	checkUnbound(t, r, host)
+}
+
+// waitAllLogs waits until the logs of every daemon run hold s.
+func (r *rterm) waitAllLogs(s string, timeout time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(r.Logs(), s) {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no %q in the logs after %v", s, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRemoteForceUnsettledDropped: a force unbind's final ack reports the
+// open batch in result.unsettled; once that ack has reached the broker the
+// terminal keeps no copy of it: the record answers a replay with the
+// count only, and no masked PAN stays in the record.
+func TestRemoteForceUnsettledDropped(t *testing.T) {
+	t.Parallel()
+	_, host, hq, r := remoteSetup(t, "PA-FORCE-0001", "71000019", rtermOptions{})
+	id := fmt.Sprintf("unbind-force-%d", time.Now().UnixNano())
+	env := hq.seal(hq.command(r.Serial, remote.TypeUnbind, id, remote.UnbindArgs{Unsettled: remote.UnsettledForce}, time.Hour))
+	hq.publish(r.Serial, env)
+	fin := hq.waitFinal(id, remoteWait)
+	if res := unbindResult(t, fin); fin.Ack.State != remote.AckSucceeded || len(res.Unsettled) != 1 || res.Unsettled[0].Amount != 12345 {
+		t.Fatalf("force unbind: %s %s", fin.Ack.State, fin.Ack.Result)
+	}
+	checkUnbound(t, r, host)
+	r.waitAllLogs("unsettled transactions dropped from the recorded ack", remoteWait)
+
+	hq.publish(r.Serial, env)
+	hq.waitFor("the replay's ack", remoteWait, func() bool { return len(hq.acksOf(id)) >= 3 }) // accepted, succeeded, re-sent
+	again := hq.acksOf(id)[len(hq.acksOf(id))-1]
+	var res map[string]json.RawMessage
+	if err := json.Unmarshal(again.Ack.Result, &res); err != nil || !again.Verified || again.Ack.State != remote.AckSucceeded {
+		t.Fatalf("replay answered %s %s (verified %v)", again.Ack.State, again.Ack.Result, again.Verified)
+	}
+	if res["unsettled"] != nil || string(res["unsettled_count"]) != "1" || string(res["binding_removed"]) != "true" {
+		t.Errorf("replay's ack result %s: want the proof of wipe with unsettled_count 1 and no unsettled list", again.Ack.Result)
+	}
+	r.Stop()
+	s, err := storage.OpenIdentity(filepath.Join(r.DataDir, "identity.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec, ok, err := s.Seen(id)
+	if err != nil || !ok || bytes.Contains(rec.Ack, []byte("622202")) || !bytes.Equal(rec.Ack, again.Raw) {
+		t.Errorf("recorded ack %s (%v %v): want the re-sent one, without the masked PAN", rec.Ack, ok, err)
+	}
+}
+
+// TestRemoteSupervisorPwdChangedEvent: setting the supervisor password
+// from the TECHNICIAN menu asks for nothing more, and HQ hears of it in a
+// supervisor_pwd_changed event signed by the device key.
+func TestRemoteSupervisorPwdChangedEvent(t *testing.T) {
+	t.Parallel()
+	broker, _, _, r := remoteSetup(t, "PA-SUPPWD-01", "71000020", rtermOptions{})
+	events := make(chan []byte, 16)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL()).SetClientID("hq-evt").SetUsername("hq").
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { events <- bytes.Clone(m.Payload()) }))
+	if tok := c.Connect(); !tok.WaitTimeout(remoteWait) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Subscribe(remote.EvtTopic(r.Serial), 1, nil); !tok.WaitTimeout(remoteWait) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	r.Keys("5")
+	r.WaitScreen("TECH PWD", remoteWait)
+	r.Keys("8888\r")
+	r.WaitScreen("3 SUPERVISOR PWD", remoteWait)
+	r.Keys("3")
+	r.WaitScreen("NEW PWD", remoteWait)
+	r.Keys("654321\r")
+	r.WaitScreen("CONFIRM PWD", remoteWait)
+	r.Keys("654321\r")
+	r.WaitScreen("PWD CHANGED", remoteWait)
+	deadline := time.After(remoteWait)
+	for {
+		select {
+		case raw := <-events:
+			env, err := remote.Open(raw, map[string]ed25519.PublicKey{remote.DeviceKID(r.Serial): r.DevPub})
+			if err != nil {
+				t.Fatalf("event does not verify with the device key: %v", err)
+			}
+			ev, err := remote.ParseEvent(env.Payload)
+			if err != nil || ev.Serial != r.Serial {
+				t.Fatalf("event %s: %v", env.Payload, err)
+			}
+			if ev.Type == remote.EvtSupervisorPwdChanged {
+				if strings.Contains(string(ev.Data), "654321") {
+					t.Fatalf("the event carries the password: %s", ev.Data)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no supervisor_pwd_changed event")
+		}
+	}
 }
