@@ -155,6 +155,7 @@ func (d *daemon) handleCommand(it storage.InboxItem) (cmdOutcome, error) {
 		}
 		return cmdWaits, nil
 	case !v.OK():
+		delete(d.clockWait, v.CmdID)
 		d.log.Warn("command rejected", slog.String("id", v.CmdID), slog.String("reason", v.Reason), slog.String("detail", v.Detail))
 		// Recorded with its ack, so that the same bytes never get another
 		// answer (spec/remote.md), except a replay: its id is another
@@ -273,6 +274,14 @@ func (d *daemon) writeAck(a remote.Ack, record *commandRecord, also func(tx *sto
 	trusted := d.m.ClockTrusted()
 	a.V, a.Serial, a.At = remote.Version, d.id.Serial, now
 	env, err := remote.SealAck(d.id.DeviceEd25519Priv, a)
+	var parts [][]byte // "unsettled" events that go just before it
+	if errors.Is(err, remote.ErrTooLarge) {
+		var rest json.RawMessage
+		if rest, parts, err = d.sealUnsettledParts(a.Result, a.CmdID, now); err == nil {
+			a.Result = rest
+			env, err = remote.SealAck(d.id.DeviceEd25519Priv, a)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
@@ -304,6 +313,11 @@ func (d *daemon) writeAck(a remote.Ack, record *commandRecord, also func(tx *sto
 				}
 			}
 		}
+		for _, p := range parts {
+			if _, err := tx.Enqueue(remote.EvtTopic(d.id.Serial), p); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Enqueue(remote.AckTopic(d.id.Serial), env)
 		return err
 	})
@@ -318,23 +332,62 @@ func (d *daemon) writeAck(a remote.Ack, record *commandRecord, also func(tx *sto
 	return nil
 }
 
-// publishEvent signs an event and puts it in the outbox.
+// publishEvent signs an event and puts it in the outbox (with the
+// "unsettled" events of a list too long for it: unsettled.go).
 func (d *daemon) publishEvent(e terminal.PublishEvent) error {
 	now := d.clock.Now().UTC()
 	id := e.ID
 	if id == "" {
 		id = d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36)
 	}
-	env, err := remote.SealEvent(d.id.DeviceEd25519Priv, remote.Event{V: remote.Version, ID: id,
-		Serial: d.id.Serial, Type: e.Type, At: now, Data: e.Data})
+	ev := remote.Event{V: remote.Version, ID: id, Serial: d.id.Serial, Type: e.Type, At: now, Data: e.Data}
+	env, err := remote.SealEvent(d.id.DeviceEd25519Priv, ev)
+	var parts [][]byte
+	if errors.Is(err, remote.ErrTooLarge) {
+		if ev.Data, parts, err = d.sealUnsettledParts(e.Data, id, now); err == nil {
+			env, err = remote.SealEvent(d.id.DeviceEd25519Priv, ev)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
-	if _, err := d.ident.Enqueue(remote.EvtTopic(d.id.Serial), env); err != nil {
+	err = d.ident.Update(func(tx *storage.IdentityTx) error {
+		for _, p := range append(parts, env) {
+			if _, err := tx.Enqueue(remote.EvtTopic(d.id.Serial), p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("event %s: %w", e.Type, err)
 	}
 	d.rl.kickOutbox()
 	return nil
+}
+
+// sealUnsettledParts splits obj's unsettled list (unsettled.go) and signs
+// the parts; it fails with remote.ErrTooLarge when obj has no list to
+// split.
+func (d *daemon) sealUnsettledParts(obj json.RawMessage, of string, now time.Time) (json.RawMessage, [][]byte, error) {
+	rest, parts, ok, err := splitUnsettled(obj, of)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: %w", of, remote.ErrTooLarge)
+	}
+	var envs [][]byte
+	for i, p := range parts {
+		env, err := remote.SealEvent(d.id.DeviceEd25519Priv, remote.Event{V: remote.Version, ID: unsettledPartID(of, i+1),
+			Serial: d.id.Serial, Type: evtUnsettled, At: now, Data: p})
+		if err != nil {
+			return nil, nil, err
+		}
+		envs = append(envs, env)
+	}
+	d.log.Warn("unsettled list too long for one envelope: sent in events", slog.String("of", of), slog.Int("parts", len(envs)))
+	return rest, envs, nil
 }
 
 // statusPayload is the retained status JSON of spec/remote.md.
