@@ -13,7 +13,7 @@ CMDS      := posagentd hqctl hqd acquirer-sim
 # overflows int): only the terminal-side binaries are cross-built.
 ARM_CMDS  := posagentd hqctl
 # Packages whose tests also run for ARMv7 under qemu-arm-static.
-ARM_TEST_PKGS := ./storage/... ./terminal/... ./iso8583 ./iso8583/mac ./iso8583/link ./hal/evdev ./hal/fbdev/...
+ARM_TEST_PKGS := ./storage/... ./terminal/... ./iso8583 ./iso8583/acqmsg ./iso8583/mac ./iso8583/link ./hal/evdev ./hal/fbdev/...
 TEST_TIMEOUT  ?= 12m
 BENCHTIME     ?= 1s
 FUZZTIME      ?= 20s

@@ -38,8 +38,8 @@ func (k MsgKind) String() string {
 }
 
 // Request is one message to the acquirer, described at the terminal's
-// level; the shell maps it to ISO 8583 fields (iso8583 fast path), MACs it
-// in the secure element and sends it.
+// level; iso8583/acqmsg maps it to ISO 8583 fields and MACs it through the
+// secure element, the shell sends it.
 type Request struct {
 	ID       uint64 // matches the AcquirerReply
 	Kind     MsgKind
@@ -88,7 +88,7 @@ type Response struct {
 	SignInAgain bool    // header processing requirement 3
 	// KeysErr is set on a sign-in whose working keys (field 62) did not
 	// install: bad check value or missing field. The keys themselves never
-	// reach the core: the shell hands field 62 to the secure element.
+	// reach the core: the shell hands the key block to the secure element.
 	KeysErr error
 	// SettleFlag is the domestic flag of a settlement answer (digit 30 of
 	// field 48): '1' balanced, '2' not balanced, '3' error.

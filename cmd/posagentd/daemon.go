@@ -27,7 +27,7 @@ type daemon struct {
 	se    hal.SecureElement
 	dev   *hal.Devices
 	m     *terminal.Machine
-	acq   *acquirerLink
+	acq   *acquirerWorker     // the one goroutine that talks to the acquirer
 	async chan terminal.Event // results of work done off the loop
 	id    storage.Identity
 	rl    *remoteLink
@@ -122,10 +122,10 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
-	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
 	d.diskKiB, d.clockWait = -1, map[string]bool{}
 	d.waiting, d.expiry = map[uint64]bool{}, map[string]time.Time{}
 	d.async = make(chan terminal.Event, 16)
+	d.acq = startAcquirer(d.se, cfg.Acquirer.Timeout.Duration, log, d.async)
 	return d, nil
 }
 
@@ -145,6 +145,10 @@ func (d *daemon) serial() string {
 }
 
 func (d *daemon) close() {
+	if d.acq != nil {
+		d.acq.stop() // before the stores and the secure element go
+		d.acq = nil
+	}
 	if d.rl != nil {
 		var offline []byte
 		if d.ident != nil {
@@ -330,8 +334,9 @@ func (d *daemon) do(e terminal.Effect) error {
 		}
 	case terminal.Exchange:
 		// Off the loop: an exchange can take the whole acquirer timeout.
-		// The core keeps one in flight, so acquirerLink's buffers are free.
-		go func(q terminal.Request) { d.async <- d.acq.do(context.Background(), q) }(e.Req)
+		if !d.acq.submit(e.Req) {
+			d.next = append(d.next, terminal.AcquirerReply{ID: e.Req.ID, Err: errAcquirerBusy})
+		}
 	default:
 		d.log.Error("unknown effect", slog.String("type", fmt.Sprintf("%T", e)))
 	}

@@ -442,6 +442,14 @@ func TestE2EBadMAC(t *testing.T) {
 	s = h.Sale(2000, track2A)
 	mustContain(t, "bad-MAC sale", s, "ERROR", "MAC ERROR")
 	ht := h.waitLedger("a new sign-in after the bad MAC", func(t *hostsim.Terminal) bool { return t.SignIns == 2 })
+	// The host has answered the sign-in; the terminal takes it in after
+	// that. A sale started before would find the sign-in still owed and
+	// sign in a third time.
+	for deadline := time.Now().Add(waitTimeout); strings.Count(h.Logs(), `msg="signed in"`) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal never took in the second sign-in:\n%s", h.Logs())
+		}
+	}
 	var bad *hostsim.Txn
 	for i, x := range ht.Batch("000001").Transactions {
 		if x.Amount == 2000 {
