@@ -43,6 +43,7 @@ type daemon struct {
 	// lastStatus is the status the core last asked to publish.
 	lastStatus terminal.Status
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	restart    idleRestart // a restart that waits for an idle moment (idle_restart.go)
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
@@ -71,6 +72,8 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	d.restart.listen()
+	defer d.restart.close()
 	d.sd = startSystemd(log)
 	defer d.sd.Stop() // STOPPING=1 before the stores close
 
@@ -330,6 +333,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	d.rl.start()
 	d.step(terminal.Boot{})
 	for !d.stop {
+		if d.restartDue() {
+			return exitOK
+		}
 		d.sd.Running(d.m.Lifecycle()) // READY=1 after Boot's first screen; STATUS= on a change
 		select {
 		case sig := <-sigs:
@@ -358,6 +364,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(ev)
 		case <-d.rl.wake:
 			d.processInbox()
+		case <-d.restart.requests():
+			d.requestRestart()
 		case ack := <-d.sd.Probes():
 			close(ack) // the watchdog's proof that this loop turns (systemd.go)
 		}
