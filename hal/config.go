@@ -18,7 +18,7 @@ type Config struct {
 	LEDPin      string `toml:"led_pin"`      // periph pin name, "" = absent
 	BuzzerPin   string `toml:"buzzer_pin"`   // periph pin name, "" = absent
 	TamperPin   string `toml:"tamper_pin"`   // periph pin name, "" = absent
-	Reboot      string `toml:"reboot"`       // "syscall" or "exit"
+	Reboot      string `toml:"reboot"`       // "syscall", "systemd" or "exit"
 }
 
 // Config values with a meaning of their own.
@@ -27,6 +27,7 @@ const (
 	KindSim       = "sim"
 	ConsoleStdio  = "stdio"
 	RebootSyscall = "syscall"
+	RebootSystemd = "systemd" // systemd-logind's Reboot over D-Bus (hal/reboot.Logind)
 	RebootExit    = "exit"
 
 	DefaultBaud = 115200
@@ -59,9 +60,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("hal.console_baud %d: want a positive speed such as %d", c.ConsoleBaud, DefaultBaud))
 	}
 	switch c.Reboot {
-	case RebootSyscall, RebootExit:
+	case RebootSyscall, RebootSystemd, RebootExit:
 	default:
-		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q or %q", c.Reboot, RebootSyscall, RebootExit))
+		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q, %q or %q", c.Reboot, RebootSyscall, RebootSystemd, RebootExit))
 	}
 	return errors.Join(errs...)
 }

@@ -15,6 +15,9 @@ func TestNew(t *testing.T) {
 	if r, err := New(hal.RebootSyscall); err != nil || r != (Syscall{}) {
 		t.Fatalf("syscall mode: %v, %v", r, err)
 	}
+	if r, err := New(hal.RebootSystemd); err != nil || r != (Logind{}) {
+		t.Fatalf("systemd mode: %v, %v", r, err)
+	}
 	if _, err := New("halt"); err == nil {
 		t.Fatal("unknown mode accepted")
 	}
