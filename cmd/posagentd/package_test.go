@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,78 +45,175 @@ func pkgRun(t *testing.T, dir string, env []string, name string, args ...string)
 	return out.String()
 }
 
-// buildPackages runs build/package.sh for amd64 into out and returns the
-// .deb and .ipk paths.
-func buildPackages(t *testing.T, out, pkgVersion string) (deb, ipk string) {
+// pkgNames are the packages build/package.sh makes for amd64.
+var pkgNames = []string{"posagent", "posagent-hq", "posagent-lab"}
+
+// builtPkg is one package's .deb and .ipk.
+type builtPkg struct{ deb, ipk string }
+
+// buildPackages runs build/package.sh for amd64 into out and returns each
+// package's .deb and .ipk.
+func buildPackages(t *testing.T, out, pkgVersion string) map[string]builtPkg {
 	t.Helper()
 	root := pkgRepoRoot(t)
 	pkgRun(t, root, []string{"ARCHES=amd64", "FORMATS=deb ipk", "OUT=" + out, "PKG_VERSION=" + pkgVersion, "VERSION=v" + pkgVersion},
 		"sh", "build/package.sh")
-	deb = filepath.Join(out, "posagent_"+pkgVersion+"_amd64.deb")
-	ipk = filepath.Join(out, "posagent_"+pkgVersion+"_x86_64.ipk")
-	for _, p := range []string{deb, ipk} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("package not built: %v", err)
+	pkgs := map[string]builtPkg{}
+	for _, name := range pkgNames {
+		p := builtPkg{filepath.Join(out, name+"_"+pkgVersion+"_amd64.deb"), filepath.Join(out, name+"_"+pkgVersion+"_x86_64.ipk")}
+		for _, f := range []string{p.deb, p.ipk} {
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("package not built: %v", err)
+			}
 		}
+		pkgs[name] = p
 	}
-	return deb, ipk
+	return pkgs
 }
 
-// wantFiles is what every package holds: path → ls-style mode.
-var wantFiles = map[string]string{
-	"./usr/bin/posagentd":                        "-rwxr-xr-x",
-	"./usr/bin/hqctl":                            "-rwxr-xr-x",
-	"./usr/bin/acquirer-sim":                     "-rwxr-xr-x",
-	"./usr/lib/systemd/system/posagentd.service": "-rw-r--r--",
-	"./etc/posagent/posagent.toml":               "-rw-r--r--",
-	"./var/lib/posagent/":                        "drwx------",
+// wantFiles is what each package holds: path → ls-style mode. The split:
+// the terminal package has the agent only; HQ tools and the acquirer
+// simulator are in packages of their own.
+func wantFiles(t *testing.T) map[string]map[string]string {
+	hq := map[string]string{
+		"./usr/bin/hqctl":                       "-rwxr-xr-x",
+		"./usr/share/doc/posagent-hq/copyright": "-rw-r--r--",
+	}
+	// What the HQ engineers bring is taken when the tree has it.
+	root := pkgRepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "cmd/hqd")); err == nil {
+		hq["./usr/bin/hqd"] = "-rwxr-xr-x"
+	}
+	if _, err := os.Stat(filepath.Join(root, "build/hqd.service")); err == nil {
+		hq["./usr/lib/systemd/system/hqd.service"] = "-rw-r--r--"
+	}
+	if _, err := os.Stat(filepath.Join(root, "build/mosquitto")); err == nil {
+		hq["./usr/share/posagent-hq/mosquitto/"] = "drwxr-xr-x"
+	}
+	return map[string]map[string]string{
+		"posagent": {
+			"./usr/bin/posagentd":                        "-rwxr-xr-x",
+			"./usr/lib/systemd/system/posagentd.service": "-rw-r--r--",
+			"./usr/lib/sysusers.d/posagent.conf":         "-rw-r--r--",
+			"./etc/posagent/posagent.toml":               "-rw-r--r--",
+			"./var/lib/posagent/":                        "drwx------",
+			"./usr/share/doc/posagent/copyright":         "-rw-r--r--",
+		},
+		"posagent-hq": hq,
+		"posagent-lab": {
+			"./usr/bin/acquirer-sim":                 "-rwxr-xr-x",
+			"./usr/share/doc/posagent-lab/copyright": "-rw-r--r--",
+		},
+	}
+}
+
+// binariesOf are the binaries no package but the one named may carry.
+var binariesOf = map[string][]string{
+	"posagent":     {"posagentd"},
+	"posagent-hq":  {"hqctl", "hqd"},
+	"posagent-lab": {"acquirer-sim"},
 }
 
 const conffile = "/etc/posagent/posagent.toml"
 
-func TestPackageDebInstallUpgradeRemove(t *testing.T) {
-	work := t.TempDir()
-	deb1, ipk1 := buildPackages(t, filepath.Join(work, "v1"), "1.0.0")
-	deb2, _ := buildPackages(t, filepath.Join(work, "v2"), "1.1.0")
-
-	// Control data.
-	info := pkgRun(t, "", nil, "dpkg-deb", "-I", deb1)
-	for _, want := range []string{"Package: posagent", "Version: 1.0.0", "Architecture: amd64", "postinst", "prerm", "postrm", "conffiles"} {
-		if !strings.Contains(info, want) {
-			t.Errorf("dpkg-deb -I lacks %q:\n%s", want, info)
-		}
-	}
-	if cf := pkgRun(t, "", nil, "dpkg-deb", "-f", deb1, "Architecture"); strings.TrimSpace(cf) != "amd64" {
-		t.Errorf("architecture %q", cf)
-	}
-	ctl := filepath.Join(work, "ctl")
-	pkgRun(t, "", nil, "dpkg-deb", "-e", deb1, ctl)
-	if b, err := os.ReadFile(filepath.Join(ctl, "conffiles")); err != nil || strings.TrimSpace(string(b)) != conffile {
-		t.Errorf("conffiles %q %v, want %s", b, err, conffile)
-	}
-
-	// Contents and modes.
+// debContents lists a .deb's entries: path → mode; every entry root-owned.
+func debContents(t *testing.T, deb string) map[string]string {
+	t.Helper()
 	got := map[string]string{}
-	for _, line := range strings.Split(pkgRun(t, "", nil, "dpkg-deb", "-c", deb1), "\n") {
+	for _, line := range strings.Split(pkgRun(t, "", nil, "dpkg-deb", "-c", deb), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 6 {
 			got[f[len(f)-1]] = f[0]
 			if f[1] != "root/root" {
-				t.Errorf("%s owned by %s", f[len(f)-1], f[1])
+				t.Errorf("%s: %s owned by %s", filepath.Base(deb), f[len(f)-1], f[1])
 			}
 		}
 	}
-	for p, mode := range wantFiles {
-		if got[p] != mode {
-			t.Errorf("deb: %s mode %q, want %q", p, got[p], mode)
+	return got
+}
+
+// oldMonolithicDeb makes a posagent 0.9 as the packages were before the
+// split: the agent, hqctl and acquirer-sim in one package, with the unit.
+func oldMonolithicDeb(t *testing.T, dir string) string {
+	t.Helper()
+	tree := filepath.Join(dir, "old")
+	unit, err := os.ReadFile(filepath.Join(pkgRepoRoot(t), "build/posagentd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, body := range map[string][]byte{"usr/bin/posagentd": []byte("#!/bin/sh\n"), "usr/bin/hqctl": []byte("#!/bin/sh\n"),
+		"usr/bin/acquirer-sim": []byte("#!/bin/sh\n"), "usr/lib/systemd/system/posagentd.service": unit} {
+		os.MkdirAll(filepath.Join(tree, filepath.Dir(f)), 0o755)
+		if err := os.WriteFile(filepath.Join(tree, f), body, 0o755); err != nil {
+			t.Fatal(err)
 		}
 	}
+	os.MkdirAll(filepath.Join(tree, "DEBIAN"), 0o755)
+	ctl := "Package: posagent\nVersion: 0.9.0\nArchitecture: amd64\nMaintainer: test <t@t.invalid>\nDescription: the package before the split\n"
+	if err := os.WriteFile(filepath.Join(tree, "DEBIAN/control"), []byte(ctl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(dir, "posagent_0.9.0_amd64.deb")
+	pkgRun(t, "", nil, "dpkg-deb", "--root-owner-group", "-b", tree, deb)
+	return deb
+}
 
-	checkIPK(t, ipk1)
+func TestPackageDebInstallUpgradeRemove(t *testing.T) {
+	work := t.TempDir()
+	v1 := buildPackages(t, filepath.Join(work, "v1"), "1.0.0")
+	v2 := buildPackages(t, filepath.Join(work, "v2"), "1.1.0")
+	want := wantFiles(t)
 
-	// Install into a scratch root, as dpkg does for an image build.
+	// Control data.
+	for _, name := range pkgNames {
+		info := pkgRun(t, "", nil, "dpkg-deb", "-I", v1[name].deb)
+		for _, w := range []string{"Package: " + name + "\n", "Version: 1.0.0", "Architecture: amd64"} {
+			if !strings.Contains(info, w) {
+				t.Errorf("%s: dpkg-deb -I lacks %q:\n%s", name, w, info)
+			}
+		}
+		if name != "posagent" {
+			for _, w := range []string{"Replaces: posagent (<< 1.0.0~)", "Breaks: posagent (<< 1.0.0~)"} {
+				if !strings.Contains(info, w) {
+					t.Errorf("%s: no %q: an upgrade from the one package would clash on its files:\n%s", name, w, info)
+				}
+			}
+		}
+	}
+	info := pkgRun(t, "", nil, "dpkg-deb", "-I", v1["posagent"].deb)
+	for _, w := range []string{"postinst", "prerm", "postrm", "conffiles"} {
+		if !strings.Contains(info, w) {
+			t.Errorf("posagent: dpkg-deb -I lacks %q", w)
+		}
+	}
+	ctl := filepath.Join(work, "ctl")
+	pkgRun(t, "", nil, "dpkg-deb", "-e", v1["posagent"].deb, ctl)
+	if b, err := os.ReadFile(filepath.Join(ctl, "conffiles")); err != nil || strings.TrimSpace(string(b)) != conffile {
+		t.Errorf("conffiles %q %v, want %s", b, err, conffile)
+	}
+
+	// Contents and modes; each binary in its one package.
+	for _, name := range pkgNames {
+		got := debContents(t, v1[name].deb)
+		for p, mode := range want[name] {
+			if got[p] != mode {
+				t.Errorf("%s: %s mode %q, want %q", name, p, got[p], mode)
+			}
+		}
+		for other, bins := range binariesOf {
+			for _, b := range bins {
+				if _, ok := got["./usr/bin/"+b]; ok && other != name {
+					t.Errorf("%s carries %s, which belongs in %s", name, b, other)
+				}
+			}
+		}
+		checkIPK(t, name, v1[name].ipk, want[name])
+	}
+
+	// A scratch root, as dpkg uses for an image build, with the package as
+	// it was before the split installed.
 	sr := filepath.Join(work, "root")
-	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/log"} {
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/log", "etc"} {
 		if err := os.MkdirAll(filepath.Join(sr, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -123,20 +221,41 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sr, "var/lib/dpkg/status"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The image's gpio group: postinst adds the service user to it.
+	if err := os.WriteFile(filepath.Join(sr, "etc/group"), []byte("gpio:x:990:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dpkg := func(args ...string) string {
 		t.Helper()
 		return pkgRun(t, "", nil, "dpkg", append([]string{"--root=" + sr, "--force-not-root", "--force-script-chrootless", "--log=/dev/null"}, args...)...)
 	}
-	dpkg("-i", deb1)
+	query := func(format, pkg string) string {
+		t.Helper()
+		out, _ := exec.Command("dpkg-query", "--admindir="+filepath.Join(sr, "var/lib/dpkg"), "-W", "-f="+format, pkg).Output()
+		return string(out)
+	}
+	dpkg("-i", oldMonolithicDeb(t, work))
+	pkgRun(t, "", nil, "systemctl", "--root="+sr, "enable", "posagentd.service") // what its postinst did
+
+	// Install the split: the new packages take their files over.
+	dpkg("-i", v1["posagent"].deb, v1["posagent-hq"].deb, v1["posagent-lab"].deb)
+	for bin, owner := range map[string]string{"posagentd": "posagent", "hqctl": "posagent-hq", "acquirer-sim": "posagent-lab"} {
+		out := pkgRun(t, "", nil, "dpkg-query", "--admindir="+filepath.Join(sr, "var/lib/dpkg"), "-S", "/usr/bin/"+bin)
+		if got := strings.TrimSpace(strings.SplitN(out, ":", 2)[0]); got != owner {
+			t.Errorf("/usr/bin/%s owned by %q after the split, want %s", bin, got, owner)
+		}
+	}
 	dataDir := filepath.Join(sr, "var/lib/posagent")
 	if fi, err := os.Stat(dataDir); err != nil || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
 		t.Fatalf("data dir after install: %v %v", fi, err)
 	}
+	checkServiceUser(t, sr)
 	wants := filepath.Join(sr, "etc/systemd/system/multi-user.target.wants/posagentd.service")
 	if _, err := os.Lstat(wants); err != nil {
 		t.Errorf("postinst did not enable the unit offline: %v", err)
 	}
 	verifyUnit(t, sr)
+	checkCopyrights(t, sr)
 
 	// A terminal's life: factory identity made by the installed binary, a
 	// config edited by the integrator.
@@ -156,9 +275,11 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	}
 
 	// Upgrade: identity and edited config survive, unit stays enabled.
-	dpkg("-i", deb2)
-	if v := pkgRun(t, "", nil, "dpkg-query", "--admindir="+filepath.Join(sr, "var/lib/dpkg"), "-W", "-f=${Version}", "posagent"); v != "1.1.0" {
-		t.Errorf("installed version %q after upgrade, want 1.1.0", v)
+	dpkg("-i", v2["posagent"].deb, v2["posagent-hq"].deb, v2["posagent-lab"].deb)
+	for _, name := range pkgNames {
+		if v := query("${Version}", name); v != "1.1.0" {
+			t.Errorf("%s: installed version %q after upgrade, want 1.1.0", name, v)
+		}
 	}
 	if after, _ := os.ReadFile(cfgPath); string(after) != edited {
 		t.Errorf("upgrade changed the edited conffile:\n%s", after)
@@ -172,14 +293,16 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	if _, err := os.Lstat(wants); err != nil {
 		t.Errorf("unit not enabled after upgrade: %v", err)
 	}
+	checkServiceUser(t, sr)
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", "--config", cfgPath}, &out, &errb); code != 0 || !strings.Contains(out.String(), `log_level = "debug"`) {
 		t.Errorf("check-config of the kept config: exit %d %s %s", code, out.String(), errb.String())
 	}
 
 	// Purge: binaries, unit and config go; the identity never does.
-	dpkg("--purge", "posagent")
-	for _, gone := range []string{"usr/bin/posagentd", "usr/lib/systemd/system/posagentd.service", "etc/posagent/posagent.toml"} {
+	dpkg("--purge", "posagent-lab", "posagent-hq", "posagent")
+	for _, gone := range []string{"usr/bin/posagentd", "usr/bin/hqctl", "usr/bin/acquirer-sim", "usr/lib/systemd/system/posagentd.service",
+		"etc/posagent/posagent.toml", "usr/lib/sysusers.d/posagent.conf", "usr/share/doc/posagent-hq/copyright"} {
 		if _, err := os.Stat(filepath.Join(sr, gone)); err == nil {
 			t.Errorf("%s still there after purge", gone)
 		}
@@ -191,6 +314,102 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 		t.Error("purge changed identity.db")
 	}
 }
+
+// checkServiceUser: postinst made the posagent system user in the root,
+// with the device groups, and gpio because the root has that group.
+func checkServiceUser(t *testing.T, sr string) {
+	t.Helper()
+	passwd, _ := os.ReadFile(filepath.Join(sr, "etc/passwd"))
+	group, _ := os.ReadFile(filepath.Join(sr, "etc/group"))
+	var user []string
+	for _, l := range strings.Split(string(passwd), "\n") {
+		if strings.HasPrefix(l, "posagent:") {
+			user = strings.Split(l, ":")
+		}
+	}
+	if len(user) != 7 || user[5] != "/var/lib/posagent" || user[2] == "0" {
+		t.Errorf("no posagent system user in the root's passwd: %q", passwd)
+	}
+	for _, g := range []string{"dialout", "input", "video", "lp", "gpio"} {
+		ok := false
+		for _, l := range strings.Split(string(group), "\n") {
+			f := strings.Split(l, ":")
+			if len(f) == 4 && f[0] == g && slices.Contains(strings.Split(f[3], ","), "posagent") {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("posagent is not in group %s: %q", g, group)
+		}
+	}
+}
+
+// checkCopyrights: each installed package's copyright names every module
+// the build information of its installed binaries lists (what `go version
+// -m` prints), with its version, and carries a license text for it.
+func checkCopyrights(t *testing.T, sr string) {
+	t.Helper()
+	for _, name := range pkgNames {
+		b, err := os.ReadFile(filepath.Join(sr, "usr/share/doc", name, "copyright"))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		text := string(b)
+		if !strings.HasPrefix(text, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") {
+			t.Errorf("%s: copyright is not DEP-5", name)
+		}
+		var bins []string
+		for _, bin := range binariesOf[name] {
+			if p := filepath.Join(sr, "usr/bin", bin); pkgExists(p) {
+				bins = append(bins, p)
+			}
+		}
+		args := append([]string{"version", "-m"}, bins...)
+		out := pkgRun(t, "", nil, "go", args...)
+		n := 0
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || (f[0] != "dep" && f[0] != "=>") {
+				continue
+			}
+			if f[0] == "dep" && strings.Contains(out, line+"\n\t=>") {
+				continue // replaced: the => line is what is linked
+			}
+			n++
+			para := copyrightParagraph(text, "Files: vendor/"+f[1]+"/*\n")
+			if !strings.Contains(para, "Comment: Go module "+f[1]+" "+f[2]+",") {
+				t.Errorf("%s: copyright lacks module %s %s", name, f[1], f[2])
+				continue
+			}
+			if !regexp.MustCompile(`\nLicense: [A-Za-z0-9.\- ]+\n ---- [A-Za-z._\-]+ ----\n( .*\n){3,}`).MatchString(para) {
+				t.Errorf("%s: module %s has no license text:\n%s", name, f[1], para)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: go version -m listed no module: %s", name, out)
+		}
+		if !strings.Contains(text, "Comment: Go runtime and standard library") {
+			t.Errorf("%s: copyright lacks the Go toolchain's license", name)
+		}
+	}
+}
+
+// copyrightParagraph returns the paragraph of a DEP-5 file that starts
+// with head, or "".
+func copyrightParagraph(text, head string) string {
+	i := strings.Index(text, "\n"+head)
+	if i < 0 {
+		return ""
+	}
+	p := text[i+1:]
+	if j := strings.Index(p, "\n\n"); j >= 0 {
+		p = p[:j+1]
+	}
+	return p
+}
+
+func pkgExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func pkgFileHash(t *testing.T, path string) [32]byte {
 	t.Helper()
@@ -204,29 +423,31 @@ func pkgFileHash(t *testing.T, path string) [32]byte {
 // checkIPK reads the .ipk (nfpm writes a gzipped tar of debian-binary,
 // control.tar.gz and data.tar.gz) and checks control, conffiles, scripts
 // and modes.
-func checkIPK(t *testing.T, path string) {
+func checkIPK(t *testing.T, name, path string, want map[string]string) {
 	t.Helper()
 	outer := readTarGz(t, path)
 	ctl := readTarGzBytes(t, outer["./control.tar.gz"].data)
 	data := readTarGzBytes(t, outer["./data.tar.gz"].data)
-	if c := string(ctl["./control"].data); !strings.Contains(c, "Architecture: x86_64") || !strings.Contains(c, "Package: posagent") {
+	if c := string(ctl["./control"].data); !strings.Contains(c, "Architecture: x86_64") || !strings.Contains(c, "Package: "+name+"\n") {
 		t.Errorf("ipk control:\n%s", c)
 	}
-	if c := strings.TrimSpace(string(ctl["./conffiles"].data)); c != conffile {
-		t.Errorf("ipk conffiles %q", c)
-	}
-	for _, s := range []string{"./postinst", "./prerm", "./postrm"} {
-		if e, ok := ctl[s]; !ok || e.mode&0o111 == 0 {
-			t.Errorf("ipk script %s missing or not executable", s)
+	if name == "posagent" {
+		if c := strings.TrimSpace(string(ctl["./conffiles"].data)); c != conffile {
+			t.Errorf("ipk conffiles %q", c)
+		}
+		for _, s := range []string{"./postinst", "./prerm", "./postrm"} {
+			if e, ok := ctl[s]; !ok || e.mode&0o111 == 0 {
+				t.Errorf("ipk script %s missing or not executable", s)
+			}
 		}
 	}
-	for p, mode := range wantFiles {
+	for p, mode := range want {
 		e, ok := data[p]
 		if !ok {
 			e, ok = data[strings.TrimSuffix(p, "/")]
 		}
 		if !ok || os.FileMode(e.mode).Perm().String()[1:] != mode[1:] {
-			t.Errorf("ipk: %s mode %o (present %v), want %s", p, e.mode, ok, mode)
+			t.Errorf("%s ipk: %s mode %o (present %v), want %s", name, p, e.mode, ok, mode)
 		}
 	}
 }
