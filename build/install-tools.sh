@@ -22,9 +22,9 @@ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing="$missing gcc-aarch6
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "installing:$missing"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 else
 	echo "missing:$missing (install them, e.g. sudo apt-get install$missing)" >&2
 	exit 1

@@ -102,3 +102,75 @@ func TestSentinelsDistinct(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiSignature(t *testing.T) {
+	pub1, priv1 := testKey(t, 1)
+	pub2, priv2 := testKey(t, 2)
+	_, priv3 := testKey(t, 3)
+	keys := map[string]ed25519.PublicKey{"hq-1": pub1, "hq-2": pub2}
+	payload := []byte(`{"v":1,"id":"multi"}`)
+
+	raw, err := SealMulti(payload, Signer{"hq-1", priv1}, Signer{"hq-2", priv2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig1 := base64.StdEncoding.EncodeToString(ed25519.Sign(priv1, payload))
+	sig2 := base64.StdEncoding.EncodeToString(ed25519.Sign(priv2, payload))
+	want := `{"payload":"` + base64.StdEncoding.EncodeToString(payload) + `","sigs":[{"kid":"hq-1","sig":"` + sig1 + `"},{"kid":"hq-2","sig":"` + sig2 + `"}]}`
+	if string(raw) != want {
+		t.Fatalf("envelope\n got %s\nwant %s", raw, want)
+	}
+	_, signers, err := OpenSigners(raw, keys)
+	if err != nil || strings.Join(signers, ",") != "hq-1,hq-2" {
+		t.Fatalf("OpenSigners = %v, %v; want hq-1,hq-2", signers, err)
+	}
+
+	// Co-signing a single-signature envelope gives the same bytes as
+	// sealing with both at once.
+	single, err := Seal("hq-1", priv1, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigned, err := AddSignature(single, Signer{"hq-2", priv2})
+	if err != nil || string(cosigned) != want {
+		t.Fatalf("AddSignature = %s, %v; want %s", cosigned, err, want)
+	}
+	if _, err := AddSignature(cosigned, Signer{"hq-2", priv2}); err == nil {
+		t.Fatal("the same kid co-signed twice")
+	}
+
+	// One valid signature among an unknown kid and a bad one verifies,
+	// and only the valid kid counts.
+	bad := strings.Replace(want, sig2, base64.StdEncoding.EncodeToString(ed25519.Sign(priv3, payload)), 1)
+	if _, s, err := OpenSigners([]byte(bad), keys); err != nil || strings.Join(s, ",") != "hq-1" {
+		t.Fatalf("bad second signature: signers %v, err %v; want hq-1", s, err)
+	}
+	unknownOnly, _ := SealMulti(payload, Signer{"hq-9", priv3})
+	if _, _, err := OpenSigners(unknownOnly, keys); !errors.Is(err, ErrUnknownKID) {
+		t.Fatalf("unknown kids: %v, want ErrUnknownKID", err)
+	}
+	forged, _ := SealMulti(payload, Signer{"hq-1", priv3}, Signer{"hq-2", priv3})
+	if _, _, err := OpenSigners(forged, keys); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("forged signatures: %v, want ErrBadSignature", err)
+	}
+	// A repeated kid counts once.
+	dup := `{"payload":"` + base64.StdEncoding.EncodeToString(payload) + `","sigs":[{"kid":"hq-1","sig":"` + sig1 + `"},{"kid":"hq-1","sig":"` + sig1 + `"}]}`
+	if _, s, err := OpenSigners([]byte(dup), keys); err != nil || len(s) != 1 {
+		t.Fatalf("repeated kid: signers %v, err %v; want one", s, err)
+	}
+}
+
+func TestDecodeEnvelopeForms(t *testing.T) {
+	for name, raw := range map[string]string{
+		"both forms":      `{"kid":"hq-1","payload":"e30=","sig":"AAAA","sigs":[{"kid":"hq-2","sig":"AAAA"}]}`,
+		"kid without sig": `{"kid":"hq-1","payload":"e30="}`,
+		"sig without kid": `{"payload":"e30=","sig":"AAAA"}`,
+		"empty sigs":      `{"payload":"e30=","sigs":[]}`,
+		"sigs entry bare": `{"payload":"e30=","sigs":[{"kid":"hq-1"}]}`,
+		"no payload":      `{"sigs":[{"kid":"hq-1","sig":"AAAA"}]}`,
+	} {
+		if _, err := Decode([]byte(raw)); !errors.Is(err, ErrNotJSON) {
+			t.Errorf("%s: %v, want ErrNotJSON", name, err)
+		}
+	}
+}
