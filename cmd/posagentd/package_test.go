@@ -10,7 +10,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -20,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // pkgRepoRoot is the repository root, from this package's directory.
@@ -641,14 +644,96 @@ func bashCheck(t *testing.T, what, body string) {
 	}
 }
 
-// Buildroot: the .mk sets what the golang-package infrastructure and a
-// package review need, its blocks balance, its shell parses, and every
-// file it installs from the source tree exists.
+// Buildroot: the package as shipped passes the check of 2025.11's rules;
+// copies with one thing broken each fail it with that thing named.
 func TestPackageBuildroot(t *testing.T) {
 	root := pkgRepoRoot(t)
-	mk, err := os.ReadFile(filepath.Join(root, "build/buildroot/posagent/posagent.mk"))
+	dir := filepath.Join(root, "build/buildroot/posagent")
+	if probs := checkBuildroot(root, dir); len(probs) != 0 {
+		t.Fatalf("build/buildroot/posagent:\n%s", strings.Join(probs, "\n"))
+	}
+	for _, tc := range []struct {
+		name   string
+		break_ func(d string)
+		want   string
+	}{
+		{"_INSTALL_BINS", func(d string) {
+			mkAppend(t, d, "POSAGENT_INSTALL_BINS = posagentd\n")
+		}, "POSAGENT_INSTALL_BINS"},
+		{"_INSTALL_BINS under an ifeq", func(d string) {
+			mkAppend(t, d, "ifeq ($(BR2_PACKAGE_POSAGENT_LAB_TOOLS),y)\nPOSAGENT_INSTALL_BINS += hqctl\nendif\n")
+		}, "POSAGENT_INSTALL_BINS"},
+		{"no .hash", func(d string) { os.Remove(filepath.Join(d, "posagent.hash")) }, "posagent.hash"},
+		{"stale license hash", func(d string) {
+			os.WriteFile(filepath.Join(d, "posagent.hash"), []byte("sha256  "+strings.Repeat("0", 64)+"  LICENSE\n"), 0o644)
+		}, "LICENSE"},
+		{"no _LICENSE_FILES", func(d string) { mkReplace(t, d, "POSAGENT_LICENSE_FILES = LICENSE\n", "") }, "POSAGENT_LICENSE_FILES"},
+		{"no _LICENSE", func(d string) { mkReplace(t, d, "POSAGENT_LICENSE = Proprietary\n", "") }, "POSAGENT_LICENSE "},
+		{"redistributable", func(d string) { mkReplace(t, d, "POSAGENT_REDISTRIBUTE = NO", "POSAGENT_REDISTRIBUTE = YES") }, "POSAGENT_REDISTRIBUTE"},
+		{"no init script", func(d string) { os.Remove(filepath.Join(d, "S95posagentd")) }, "S95posagentd"},
+		{"eval not last", func(d string) { mkAppend(t, d, "POSAGENT_TAGS = x\n") }, "must be last"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := filepath.Join(t.TempDir(), "posagent")
+			copyDir(t, dir, bad)
+			tc.break_(bad)
+			probs := checkBuildroot(root, bad)
+			if !strings.Contains(strings.Join(probs, "\n"), tc.want) {
+				t.Errorf("a copy with %s passes (problems: %q), want one naming %q", tc.name, probs, tc.want)
+			}
+		})
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	os.MkdirAll(to, 0o755)
+	ents, err := os.ReadDir(from)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := e.Info()
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mkAppend adds lines before the final $(eval $(golang-package)), where an
+// assignment would still count.
+func mkAppend(t *testing.T, d, lines string) {
+	t.Helper()
+	mkReplace(t, d, "$(eval $(golang-package))", lines+"$(eval $(golang-package))")
+	if strings.HasPrefix(lines, "POSAGENT_TAGS") {
+		mkReplace(t, d, lines+"$(eval $(golang-package))", "$(eval $(golang-package))\n"+lines)
+	}
+}
+
+func mkReplace(t *testing.T, d, old, new string) {
+	t.Helper()
+	p := filepath.Join(d, "posagent.mk")
+	b, err := os.ReadFile(p)
+	if err != nil || !strings.Contains(string(b), old) {
+		t.Fatalf("posagent.mk lacks %q: %v", old, err)
+	}
+	os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
+}
+
+// checkBuildroot checks a Buildroot package directory (Config.in,
+// posagent.mk, posagent.hash, the init script) against what the
+// golang-package infrastructure of 2025.11 and a package review need, and
+// returns the problems. root is the source tree the package builds.
+func checkBuildroot(root, dir string) []string {
+	var probs []string
+	bad := func(f string, a ...any) { probs = append(probs, fmt.Sprintf(f, a...)) }
+	mk, err := os.ReadFile(filepath.Join(dir, "posagent.mk"))
+	if err != nil {
+		return []string{err.Error()}
 	}
 	vars := map[string]string{}
 	defines := map[string]string{}
@@ -661,19 +746,19 @@ func TestPackageBuildroot(t *testing.T) {
 		switch {
 		case strings.HasPrefix(l, "define "):
 			if cur != "" {
-				t.Fatalf("line %d: define inside define %s", i+1, cur)
+				bad("posagent.mk line %d: define inside define %s", i+1, cur)
 			}
 			cur = strings.TrimSpace(strings.TrimPrefix(l, "define "))
 			body.Reset()
 		case l == "endef":
 			if cur == "" {
-				t.Fatalf("line %d: endef without define", i+1)
+				bad("posagent.mk line %d: endef without define", i+1)
 			}
 			defines[cur] = body.String()
 			cur = ""
 		case cur != "":
 			if !strings.HasPrefix(l, "\t") && strings.TrimSpace(l) != "" && !strings.HasPrefix(l, "/") {
-				t.Errorf("line %d: recipe line in %s not tab-indented", i+1, cur)
+				bad("posagent.mk line %d: recipe line in %s not tab-indented", i+1, cur)
 			}
 			body.WriteString(l + "\n")
 		case strings.HasPrefix(l, "ifeq ") || strings.HasPrefix(l, "ifneq ") || strings.HasPrefix(l, "ifdef "):
@@ -683,75 +768,201 @@ func TestPackageBuildroot(t *testing.T) {
 		case strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" || l == "else":
 		case strings.HasPrefix(l, "$(eval "):
 			if l != "$(eval $(golang-package))" {
-				t.Errorf("line %d: %q", i+1, l)
+				bad("posagent.mk line %d: %q", i+1, l)
 			}
 			if strings.TrimSpace(strings.Join(lines[i+1:], "")) != "" {
-				t.Errorf("line %d: $(eval $(golang-package)) must be last", i+1)
+				bad("posagent.mk line %d: $(eval $(golang-package)) must be last", i+1)
 			}
 		default:
 			m := assign.FindStringSubmatch(l)
 			if m == nil {
-				t.Errorf("line %d: not an assignment: %q", i+1, l)
+				bad("posagent.mk line %d: not an assignment: %q", i+1, l)
 				continue
 			}
 			if !strings.HasPrefix(m[1], "POSAGENT_") {
-				t.Errorf("line %d: %s is not in the package's namespace", i+1, m[1])
+				bad("posagent.mk line %d: %s is not in the package's namespace", i+1, m[1])
 			}
 			vars[m[1]] += " " + m[3]
 		}
 	}
 	if cur != "" || depth != 0 {
-		t.Fatalf("unbalanced: define %q open, if depth %d", cur, depth)
+		bad("posagent.mk unbalanced: define %q open, if depth %d", cur, depth)
 	}
-	for _, v := range []string{"POSAGENT_VERSION", "POSAGENT_SITE", "POSAGENT_LICENSE", "POSAGENT_GOMOD", "POSAGENT_BUILD_TARGETS", "POSAGENT_INSTALL_BINS", "POSAGENT_LDFLAGS"} {
-		if strings.TrimSpace(vars[v]) == "" {
-			t.Errorf("%s not set", v)
+	val := func(v string) string { return strings.TrimSpace(vars[v]) }
+	// pkg-golang.mk (2025.11): "Package $(1) sets $(2)_INSTALL_BINS, which
+	// is no longer supported" — an error at parse time, under any ifeq.
+	if _, ok := vars["POSAGENT_INSTALL_BINS"]; ok {
+		bad("POSAGENT_INSTALL_BINS is set: Buildroot 2025.11 refuses it (pkg-golang.mk: no longer supported); _BUILD_TARGETS names the binaries")
+	}
+	for _, v := range []string{"POSAGENT_VERSION", "POSAGENT_SITE", "POSAGENT_LICENSE", "POSAGENT_LICENSE_FILES", "POSAGENT_GOMOD", "POSAGENT_BUILD_TARGETS", "POSAGENT_LDFLAGS"} {
+		if val(v) == "" {
+			bad("%s not set", v)
 		}
 	}
-	if strings.TrimSpace(vars["POSAGENT_GOMOD"]) != "github.com/posagent/posagent" {
-		t.Errorf("POSAGENT_GOMOD %q", vars["POSAGENT_GOMOD"])
+	if val("POSAGENT_REDISTRIBUTE") != "NO" {
+		bad("POSAGENT_REDISTRIBUTE = %q, want NO: our own code is not redistributed by legal-info", val("POSAGENT_REDISTRIBUTE"))
 	}
-	for _, tgt := range strings.Fields(vars["POSAGENT_BUILD_TARGETS"]) {
+	if val("POSAGENT_GOMOD") != "github.com/posagent/posagent" {
+		bad("POSAGENT_GOMOD %q", val("POSAGENT_GOMOD"))
+	}
+	if strings.Contains(val("POSAGENT_LDFLAGS"), "-s") || strings.Contains(val("POSAGENT_LDFLAGS"), "-w") {
+		bad("POSAGENT_LDFLAGS %q strips: Buildroot strips at target-finalize (BR2_STRIP_strip)", val("POSAGENT_LDFLAGS"))
+	}
+	for _, tgt := range strings.Fields(val("POSAGENT_BUILD_TARGETS")) {
 		if _, err := os.Stat(filepath.Join(root, tgt, "main.go")); err != nil {
-			t.Errorf("build target %s: %v", tgt, err)
+			bad("build target %s: %v", tgt, err)
 		}
 	}
-	for _, d := range []string{"POSAGENT_INSTALL_INIT_SYSTEMD", "POSAGENT_PERMISSIONS", "POSAGENT_INSTALL_CONFIG"} {
+	for _, d := range []string{"POSAGENT_INSTALL_INIT_SYSTEMD", "POSAGENT_INSTALL_INIT_SYSV", "POSAGENT_PERMISSIONS", "POSAGENT_INSTALL_CONFIG", "POSAGENT_USERS"} {
 		if _, ok := defines[d]; !ok {
-			t.Errorf("define %s missing", d)
+			bad("define %s missing", d)
 		}
 	}
 	if !strings.Contains(defines["POSAGENT_PERMISSIONS"], "/var/lib/posagent d 0700 0 0") {
-		t.Errorf("permissions %q", defines["POSAGENT_PERMISSIONS"])
+		bad("permissions %q", defines["POSAGENT_PERMISSIONS"])
+	}
+	if u := strings.Fields(defines["POSAGENT_USERS"]); len(u) < 9 || u[0] != "posagent" || u[1] != "-1" || !strings.Contains(u[7], "dialout") {
+		bad("POSAGENT_USERS %q: want a makeusers line for the posagent system user in dialout,…", defines["POSAGENT_USERS"])
 	}
 	makeRef := regexp.MustCompile(`\$\((@D|[A-Z_]+)\)`)
 	srcRef := regexp.MustCompile(`\$\(@D\)/(\S+)`)
 	for name, b := range defines {
-		if name == "POSAGENT_PERMISSIONS" {
+		if name == "POSAGENT_PERMISSIONS" || name == "POSAGENT_USERS" {
 			continue
 		}
 		for _, m := range srcRef.FindAllStringSubmatch(b, -1) {
-			if _, err := os.Stat(filepath.Join(root, m[1])); err != nil {
-				t.Errorf("%s installs %s: %v", name, m[1], err)
+			p := filepath.Join(root, m[1])
+			if strings.HasPrefix(m[1], "build/buildroot/posagent/") {
+				p = filepath.Join(dir, strings.TrimPrefix(m[1], "build/buildroot/posagent/"))
+			}
+			if _, err := os.Stat(p); err != nil {
+				bad("%s installs %s: %v", name, m[1], err)
 			}
 		}
 		sh := strings.ReplaceAll(makeRef.ReplaceAllString(b, "X"), "\\\n", " ")
-		bashCheck(t, name, sh)
+		cmd := exec.Command("bash", "-n")
+		cmd.Stdin = strings.NewReader(sh)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bad("%s: bash -n: %v %s", name, err, out)
+		}
 	}
 
-	cfg, err := os.ReadFile(filepath.Join(root, "build/buildroot/posagent/Config.in"))
+	// The .hash: Buildroot fails a download its .hash has no line for, and
+	// checks each _LICENSE_FILES entry against it in legal-info.
+	hash, err := os.ReadFile(filepath.Join(dir, "posagent.hash"))
 	if err != nil {
-		t.Fatal(err)
+		bad("posagent.hash: %v", err)
 	}
-	for _, want := range []string{"config BR2_PACKAGE_POSAGENT\n", "\tbool \"posagent\"\n", "\tdepends on BR2_PACKAGE_HOST_GO_TARGET_ARCH_SUPPORTS\n", "\thelp\n"} {
+	hashes := map[string]string{}
+	for i, l := range strings.Split(string(hash), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) != 3 || f[0] != "sha256" || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(f[1]) {
+			bad("posagent.hash line %d: %q is not \"sha256 <64 hex> <file>\"", i+1, l)
+			continue
+		}
+		hashes[f[2]] = f[1]
+	}
+	for _, lf := range strings.Fields(val("POSAGENT_LICENSE_FILES")) {
+		b, err := os.ReadFile(filepath.Join(root, lf))
+		if err != nil {
+			bad("license file %s: %v", lf, err)
+			continue
+		}
+		if sum := sha256.Sum256(b); hashes[lf] != hex.EncodeToString(sum[:]) {
+			bad("posagent.hash: %s has sha256 %x, the .hash says %q", lf, sum, hashes[lf])
+		}
+	}
+
+	// The SysV script: executable, parses, has the actions.
+	s, err := os.ReadFile(filepath.Join(dir, "S95posagentd"))
+	if err != nil {
+		bad("S95posagentd: %v", err)
+	} else {
+		if fi, _ := os.Stat(filepath.Join(dir, "S95posagentd")); fi.Mode().Perm()&0o111 == 0 {
+			bad("S95posagentd is not executable")
+		}
+		for _, sh := range []string{"sh", "bash"} {
+			if out, err := exec.Command(sh, "-n", filepath.Join(dir, "S95posagentd")).CombinedOutput(); err != nil {
+				bad("S95posagentd: %s -n: %v %s", sh, err, out)
+			}
+		}
+		for _, a := range []string{"start)", "stop", "restart)", "reload"} {
+			if !strings.Contains(string(s), a) {
+				bad("S95posagentd has no %s", a)
+			}
+		}
+	}
+
+	cfg, err := os.ReadFile(filepath.Join(dir, "Config.in"))
+	if err != nil {
+		return append(probs, err.Error())
+	}
+	for _, want := range []string{"config BR2_PACKAGE_POSAGENT\n", "\tbool \"posagent\"\n", "\tdepends on BR2_PACKAGE_HOST_GO_TARGET_ARCH_SUPPORTS\n",
+		"\tselect BR2_PACKAGE_HOST_GO\n", "\thelp\n"} {
 		if !strings.Contains(string(cfg), want) {
-			t.Errorf("Config.in lacks %q", want)
+			bad("Config.in lacks %q", want)
 		}
 	}
 	for i, l := range strings.Split(string(cfg), "\n") {
 		if l != "" && !strings.HasPrefix(l, "config ") && !strings.HasPrefix(l, "comment ") && !strings.HasPrefix(l, "\t") {
-			t.Errorf("Config.in line %d: %q is neither a block start nor tab-indented", i+1, l)
+			bad("Config.in line %d: %q is neither a block start nor tab-indented", i+1, l)
 		}
+	}
+	return probs
+}
+
+// The SysV script respawns the agent, forwards reload as SIGHUP (restart
+// when idle) and stops it, here with a stand-in agent and Debian's
+// start-stop-daemon (BusyBox's takes the same options).
+func TestPackageBuildrootSysVScript(t *testing.T) {
+	if _, err := exec.LookPath("start-stop-daemon"); err != nil {
+		t.Fatal("start-stop-daemon not found: install dpkg (build/install-tools.sh)")
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "events")
+	fake := filepath.Join(dir, "posagentd")
+	os.WriteFile(fake, []byte(`#!/bin/sh
+echo "start $$" >>`+log+`
+trap 'echo "hup $$" >>`+log+`; exit 0' HUP
+trap 'echo "term $$" >>`+log+`; exit 0' TERM
+while :; do sleep 0.1; done
+`), 0o755)
+	script := filepath.Join(pkgRepoRoot(t), "build/buildroot/posagent/S95posagentd")
+	env := []string{"DAEMON=" + fake, "CONFIG=" + filepath.Join(dir, "pos.toml"), "RUNDIR=" + dir, "RESPAWN_DELAY=0.2"}
+	events := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(log)
+			ev := strings.Fields(strings.ReplaceAll(string(b), "\n", " "))
+			if len(ev)/2 >= n || time.Now().After(deadline) {
+				var out []string
+				for i := 0; i+1 < len(ev); i += 2 {
+					out = append(out, ev[i])
+				}
+				return out
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	pkgRun(t, "", env, "sh", script, "start")
+	if ev := events(1); len(ev) != 1 || ev[0] != "start" {
+		t.Fatalf("after start: %v", ev)
+	}
+	pkgRun(t, "", env, "sh", script, "reload") // SIGHUP: the agent stops when idle; the loop starts it again
+	if ev := events(3); strings.Join(ev, " ") != "start hup start" {
+		t.Fatalf("after reload: %v, want start hup start", ev)
+	}
+	pkgRun(t, "", env, "sh", script, "stop")
+	if ev := events(4); strings.Join(ev, " ") != "start hup start term" {
+		t.Fatalf("after stop: %v, want … term", ev)
+	}
+	time.Sleep(500 * time.Millisecond) // no respawn after stop
+	if ev := events(5); len(ev) != 4 {
+		t.Fatalf("respawned after stop: %v", ev)
 	}
 }
 
