@@ -139,8 +139,9 @@ func (x elfFacts) check(t *testing.T, tg target, pie bool, interp string) {
 }
 
 // The recipe's build as go.bbclass runs it: CGO_ENABLED=1 (the class's
-// default), -buildmode=pie, external linking with OE's LDFLAGS, the
-// loader named, no -linkshared (GO_DYNLINK cleared) and no -s -w.
+// default), -buildmode=pie, external linking (GO_LINKMODE) with OE's
+// LDFLAGS, the loader named, no -linkshared (GO_DYNLINK cleared) and no
+// -s -w.
 func TestYoctoBuildFlags(t *testing.T) {
 	root := repoRoot(t)
 	for _, tg := range targets {
@@ -148,7 +149,7 @@ func TestYoctoBuildFlags(t *testing.T) {
 			needCC(t, tg.cc)
 			out := filepath.Join(t.TempDir(), "posagentd")
 			extld := strings.TrimSpace(tg.hostCCArch + " -Wl,-O1 -Wl,--hash-style=gnu -Wl,--as-needed -Wl,-z,relro,-z,now")
-			ldflags := fmt.Sprintf("-ldflags=  -I %s -X main.version=1.0.0+git -extldflags '%s'", tg.loader, extld)
+			ldflags := fmt.Sprintf("-ldflags= -linkmode=external -I %s -X main.version=1.0.0+git -extldflags '%s'", tg.loader, extld)
 			env := []string{"CGO_ENABLED=1", "GOARCH=" + tg.goarch, "GOARM=" + tg.goarm, "CC=" + tg.cc,
 				"CGO_CFLAGS=-O2 -g -pipe", "CGO_LDFLAGS=-Wl,-O1 -Wl,--hash-style=gnu -Wl,--as-needed -Wl,-z,relro,-z,now",
 				"GOPROXY=off", "GOTOOLCHAIN=local"}

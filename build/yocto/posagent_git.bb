@@ -39,10 +39,14 @@ GO_INSTALL = "${GO_IMPORT}/cmd/posagentd"
 #   -linkshared against go-runtime's libstd.so and an rpath to it: off
 #   (GO_LINKSHARED, GO_RPATH and GO_RPATH_LINK all follow GO_DYNLINK), so
 #   the agent is one self-contained binary that an update replaces alone.
+# - GO_LINKMODE: on aarch64 Go would link the PIE itself (internal
+#   linking), and OE's LDFLAGS (-z relro -z now) would never reach a
+#   linker; external linking on both arches gives both the same hardening.
 # - No -s -w: OE strips the binary and splits its symbols into ${PN}-dbg
 #   (-s -w would trip the already-stripped QA check).
 GO_DYNLINK:arm = ""
 GO_DYNLINK:aarch64 = ""
+GO_LINKMODE = "-linkmode=external"
 GO_EXTRA_LDFLAGS:append = " -X main.version=${PV}"
 
 inherit go-mod systemd useradd

@@ -998,6 +998,11 @@ func TestPackageYocto(t *testing.T) {
 			body.Reset()
 		case strings.HasPrefix(l, "inherit "):
 			inherits = append(inherits, strings.Fields(l)[1:]...)
+		case strings.HasPrefix(l, "require "):
+			inc := strings.ReplaceAll(strings.TrimPrefix(l, "require "), "${BPN}", "posagent")
+			if _, err := os.Stat(filepath.Join(root, "build/yocto", inc)); err != nil {
+				t.Errorf("line %d: %v", i+1, err)
+			}
 		case strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "":
 		default:
 			for strings.HasSuffix(l, "\\") && i+1 < len(lines) {
