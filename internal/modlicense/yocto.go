@@ -77,7 +77,9 @@ func GenerateYocto(dir, modcache string, pkgs ...string) (Yocto, error) {
 			zips[Module{f[2], f[3]}] = true
 		}
 	}
-	var gm struct{ Require []struct{ Path, Version string } }
+	var gm struct {
+		Require []struct{ Path, Version string }
+	}
 	out, err = goCmd(dir, "mod", "edit", "-json")
 	if err != nil {
 		return y, err
