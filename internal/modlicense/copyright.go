@@ -84,7 +84,7 @@ func WriteCopyright(w io.Writer, pkg, ownLicense, modcache, goroot string, bins 
 		for _, n := range []string{"LICENSE", "PATENTS"} {
 			b, err := os.ReadFile(filepath.Join(goroot, n))
 			if err != nil {
-				return fmt.Errorf("Go toolchain license: %w", err)
+				return fmt.Errorf("the Go toolchain's license: %w", err)
 			}
 			files = append(files, File{Name: n, Text: b})
 		}
