@@ -514,7 +514,9 @@ func TestPackageUnitVerifyCatchesTypos(t *testing.T) {
 	for _, k := range []string{"Type=notify", "WatchdogSec=", "Restart=always", "ProtectSystem=strict",
 		"ReadWritePaths=/var/lib/posagent", "NoNewPrivileges=yes", "CapabilityBoundingSet=CAP_SYS_BOOT",
 		"PrivateTmp=yes", "RestartForceExitStatus=3", "SuccessExitStatus=3", "NotifyAccess=main",
-		"ExecStart=/usr/bin/posagentd --config /etc/posagent/posagent.toml"} {
+		"ExecStart=/usr/bin/posagentd --config /etc/posagent/posagent.toml",
+		"User=posagent", "Group=posagent", "AmbientCapabilities=CAP_SYS_BOOT", "StateDirectory=posagent", "StateDirectoryMode=0700",
+		"After=network-online.target time-sync.target"} {
 		if !strings.Contains(string(unit), "\n"+k) {
 			t.Errorf("unit lacks %q", k)
 		}
