@@ -920,6 +920,9 @@ func checkBuildroot(root, dir string) []string {
 // when idle) and stops it, here with a stand-in agent and Debian's
 // start-stop-daemon (BusyBox's takes the same options).
 func TestPackageBuildrootSysVScript(t *testing.T) {
+	// start-stop-daemon lives in sbin, which a CI PATH may lack.
+	path := os.Getenv("PATH") + ":/usr/sbin:/sbin"
+	t.Setenv("PATH", path)
 	if _, err := exec.LookPath("start-stop-daemon"); err != nil {
 		t.Fatal("start-stop-daemon not found: install dpkg (build/install-tools.sh)")
 	}
