@@ -41,10 +41,14 @@ NFPM="$TOOLS/nfpm"
 # before a revision: v1.2.3-4-gabc → 1.2.3+4+gabc, abc123-dirty → 0.0.0+gitabc123+dirty.
 pkg_version() {
 	v=$(printf '%s' "$1" | sed 's/^v//; s/-/+/g; s/[^A-Za-z0-9.+~]/./g')
-	case "$v" in
-	[0-9]*) printf '%s\n' "$v" ;;
-	*) printf '0.0.0+git%s\n' "$v" ;;
-	esac
+	# Only a tag (v1.2.3…) makes a release version: an untagged describe is
+	# a bare commit hash, which may start with a digit ("4a7b225") and
+	# would then sort above every release.
+	if printf '%s' "$1" | grep -Eq '^v?[0-9]+\.[0-9]+'; then
+		printf '%s\n' "$v"
+	else
+		printf '0.0.0+git%s\n' "$v"
+	fi
 }
 PKG_VERSION=${PKG_VERSION:-$(pkg_version "$VERSION")}
 

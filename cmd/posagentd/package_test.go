@@ -1067,3 +1067,29 @@ func TestPackageYocto(t *testing.T) {
 	}
 	bashCheck(t, "do_install:append", regexp.MustCompile(`\$\{[A-Za-z_]+\}`).ReplaceAllString(inst, "X"))
 }
+
+// package.sh's version scheme: a tag makes a release version; an untagged
+// describe (a bare hash, maybe starting with a digit) sorts below every
+// release.
+func TestPackageVersionScheme(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(pkgRepoRoot(t), "build/package.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := regexp.MustCompile(`(?ms)^pkg_version\(\) \{.*?^\}`).Find(b)
+	if fn == nil {
+		t.Fatal("no pkg_version in build/package.sh")
+	}
+	for in, want := range map[string]string{"v1.2.3": "1.2.3", "v1.2.3-4-gabc": "1.2.3+4+gabc",
+		"4a7b225": "0.0.0+git4a7b225", "4a7b225-dirty": "0.0.0+git4a7b225+dirty", "abc123": "0.0.0+gitabc123"} {
+		out, err := exec.Command("sh", "-c", string(fn)+"\npkg_version \"$1\"", "sh", in).Output()
+		if got := strings.TrimSpace(string(out)); err != nil || got != want {
+			t.Errorf("pkg_version %s = %q (%v), want %q", in, got, err, want)
+		}
+		if want != "1.2.3" && want != "1.2.3+4+gabc" {
+			if err := exec.Command("dpkg", "--compare-versions", want, "lt", "1.0.0~").Run(); err != nil {
+				t.Errorf("%s does not sort below the first release", want)
+			}
+		}
+	}
+}
