@@ -158,6 +158,7 @@ func TestYoctoBuildFlags(t *testing.T) {
 				t.Fatalf("go.bbclass build: %v\n%s", err, msg)
 			}
 			x := readELF(t, out)
+			logSize(t, out, tg.cc)
 			x.check(t, tg, true, tg.loader)
 			if !x.relro || !x.bindNow {
 				t.Errorf("relro %v, bind-now %v: OE's SECURITY_LDFLAGS did not reach the linker", x.relro, x.bindNow)
@@ -242,6 +243,7 @@ func TestBuildrootBuildFlags(t *testing.T) {
 					t.Fatalf("pkg-golang.mk build: %v\n%s", err, msg)
 				}
 				x := readELF(t, out)
+				logSize(t, out, tg.cc)
 				interp := tg.loader
 				if static {
 					interp = ""
@@ -253,4 +255,21 @@ func TestBuildrootBuildFlags(t *testing.T) {
 			})
 		}
 	}
+}
+
+// logSize logs the binary's size as built and as the build system's strip
+// leaves it (the README's figures come from `go test -v ./build`).
+func logSize(t *testing.T, path, cc string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := path + ".stripped"
+	strip := strings.TrimSuffix(cc, "gcc") + "strip"
+	if out, err := exec.Command(strip, "-o", stripped, path).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v %s", strip, err, out)
+	}
+	sf, _ := os.Stat(stripped)
+	t.Logf("%s: %.1f MB as built, %.1f MB stripped", filepath.Base(path), float64(fi.Size())/1e6, float64(sf.Size())/1e6)
 }
