@@ -316,6 +316,20 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	if h := pkgFileHash(t, filepath.Join(dataDir, "identity.db")); h != idHash {
 		t.Error("purge changed identity.db")
 	}
+
+	// A first install on a fresh image: postinst enables the unit.
+	fresh := filepath.Join(work, "fresh")
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/log", "etc"} {
+		os.MkdirAll(filepath.Join(fresh, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(fresh, "var/lib/dpkg/status"), nil, 0o644)
+	pkgRun(t, "", nil, "dpkg", "--root="+fresh, "--force-not-root", "--force-script-chrootless", "--log=/dev/null", "-i", v1["posagent"].deb)
+	if _, err := os.Lstat(filepath.Join(fresh, "etc/systemd/system/multi-user.target.wants/posagentd.service")); err != nil {
+		t.Errorf("first install did not enable the unit: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fresh, "etc/passwd")); !strings.Contains(string(b), "posagent:") {
+		t.Errorf("first install made no posagent user: %q", b)
+	}
 }
 
 // checkServiceUser: postinst made the posagent system user in the root,
