@@ -4,8 +4,9 @@
 # (to run the ARM builds), dbus-daemon (a private bus for the logind reboot
 # test), dpkg and systemd's tools (package tests), and the ARMv7/ARM64 cross
 # C compilers the Yocto and Buildroot build reproductions link with (both
-# build systems link Go with the target's gcc: cgo, PIE). Only as root on Debian/Ubuntu; elsewhere it says
-# what is missing and the tests that need it fail with that message.
+# build systems link Go with the target's gcc: cgo, PIE), and PostgreSQL
+# for the HQ tests. Only as root on Debian/Ubuntu; elsewhere it says what
+# is missing and the tests that need it fail with that message.
 set -e
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
@@ -18,6 +19,8 @@ command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 || missing="$missing gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing="$missing gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+# PostgreSQL server programs: the throwaway clusters of the HQ tests (initdb).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "installing:$missing"

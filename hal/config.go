@@ -19,6 +19,10 @@ type Config struct {
 	BuzzerPin   string `toml:"buzzer_pin"`   // periph pin name, "" = absent
 	TamperPin   string `toml:"tamper_pin"`   // periph pin name, "" = absent
 	Reboot      string `toml:"reboot"`       // "syscall", "systemd" or "exit"
+	// SecureElement names the secure element: "soft" (the software one,
+	// hal/sesim, keys in files under data_dir/se) is the only one built
+	// in; a terminal's hardware SE gets a name of its own.
+	SecureElement string `toml:"secure_element"`
 }
 
 // Config values with a meaning of their own.
@@ -29,6 +33,7 @@ const (
 	RebootSyscall = "syscall"
 	RebootSystemd = "systemd" // systemd-logind's Reboot over D-Bus (hal/reboot.Logind)
 	RebootExit    = "exit"
+	SESoft        = "soft"
 
 	DefaultBaud = 115200
 )
@@ -42,6 +47,8 @@ func DefaultConfig() Config {
 		CardReader:  "/dev/ttyS2",
 		Printer:     "/dev/ttyS3",
 		Reboot:      RebootSyscall,
+
+		SecureElement: SESoft,
 	}
 }
 
@@ -63,6 +70,9 @@ func (c Config) Validate() error {
 	case RebootSyscall, RebootSystemd, RebootExit:
 	default:
 		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q, %q or %q", c.Reboot, RebootSyscall, RebootSystemd, RebootExit))
+	}
+	if c.SecureElement != SESoft {
+		errs = append(errs, fmt.Errorf("hal.secure_element %q: want %q", c.SecureElement, SESoft))
 	}
 	return errors.Join(errs...)
 }

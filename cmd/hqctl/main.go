@@ -40,6 +40,18 @@ Usage:
   hqctl broker [--listen ADDR]          run an embedded lab MQTT broker (not for production)
   hqctl version
 
+Over hqd's HTTP API (jobs, fleet, activation codes, audit):
+  hqctl job create --type unbind|status|hq_keys (--serial S … | --serials-file F | --search TEXT | --state S)
+                 [--args JSON] [--rate 60] [--max-inflight 50] [--abort-pct 10] [--abort-min 20] [--ttl 24h] [--note T] [--watch] [--json]
+  hqctl job show ID [--watch] [--json] | job list [--json] | job items ID [--state S] [--json]
+  hqctl job cancel ID | job resume ID [--abort-pct N] | job sign ID --key DIR/KID.key
+  hqctl fleet summary [--json] | fleet list [--state S] [--online true|false] [--search T] [--limit N] [--json]
+  hqctl fleet show SERIAL [--json] | fleet state SERIAL
+  hqctl code issue --serial S --tid T --mid M --acquirer HOST:PORT [--merchant-name N] [--tpdu T] [--acquirer-tls] [--ttl 24h] [--json]
+  hqctl code list [--serial S] [--json]
+  hqctl audit [--actor A] [--action PREFIX] [--target T] [--limit 100] [--json]
+    API flags: --hq URL (default $HQCTL_HQ or http://127.0.0.1:8440), --token-file F (or $HQCTL_TOKEN), --ca-file F
+
 Broker flags of unbind, status, send and serve: --broker URL, --ca-file, --cert-file,
 --key-file (TLS, ssl://), --username (default hq), --password (or $HQCTL_MQTT_PASSWORD).
 Run "hqctl COMMAND --help" for a command's flags.
@@ -75,6 +87,14 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdTerminalState(args[1:], stdout, stderr)
 	case "broker":
 		return cmdBroker(args[1:], stdout, stderr)
+	case "job":
+		return cmdJob(args[1:], stdout, stderr)
+	case "fleet":
+		return cmdFleet(args[1:], stdout, stderr)
+	case "code":
+		return cmdCode(args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "hqctl %s\n", version)
 		return 0

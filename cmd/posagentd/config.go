@@ -96,9 +96,11 @@ func ParseConfig(b []byte, name string) (Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			key := perr.LastKey
-			if key == "" {
-				key = fmt.Sprintf("line %d", perr.Position.Line)
+			// A syntax error names its line, and the last key read
+			// before it when there is one.
+			key := fmt.Sprintf("line %d", perr.Position.Line)
+			if perr.LastKey != "" {
+				key = fmt.Sprintf("%s (line %d)", perr.LastKey, perr.Position.Line)
 			}
 			return Config{}, &ConfigError{Key: key, Msg: firstLine(perr.Message)}
 		}

@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// AuditEntry is one line of the append-only audit trail: who did what,
+// when, from where. The database refuses updates and deletes of the table
+// (a trigger on both dialects).
+type AuditEntry struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`  // operator name, or "hqd" for the service itself
+	Source string    `json:"source"` // remote address, "cli", "mqtt"
+	Action string    `json:"action"` // e.g. code.issue, job.create, activation.answer
+	Target string    `json:"target"` // serial, job id, kid …
+	Detail string    `json:"detail"` // JSON or a sentence
+}
+
+// Audit appends an entry (in the caller's transaction, so the trail and the
+// change it records commit together).
+func (tx *Tx) Audit(ctx context.Context, e AuditEntry) error {
+	return audit(ctx, tx.tx, e)
+}
+
+// Audit appends an entry on its own.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	return audit(ctx, s.db, e)
+}
+
+func audit(ctx context.Context, q querier, e AuditEntry) error {
+	_, err := q.ExecContext(ctx, "INSERT INTO audit (at, actor, source, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+		ms(e.At), e.Actor, e.Source, e.Action, e.Target, e.Detail)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// AuditQuery filters the trail; zero fields match everything.
+type AuditQuery struct {
+	Actor  string
+	Action string // prefix: "job." matches every job action
+	Target string
+	Since  time.Time
+	Before int64 // entries with a smaller id (paging backwards)
+	Limit  int
+}
+
+// AuditTrail returns entries newest first.
+func (s *Store) AuditTrail(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	where := "TRUE"
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where += fmt.Sprintf(" AND "+cond, len(args))
+	}
+	if q.Actor != "" {
+		add("actor = $%d", q.Actor)
+	}
+	if q.Action != "" {
+		add(`action LIKE $%d ESCAPE '\'`, likeEscape(q.Action)+"%")
+	}
+	if q.Target != "" {
+		add("target = $%d", q.Target)
+	}
+	if !q.Since.IsZero() {
+		add("at >= $%d", ms(q.Since))
+	}
+	if q.Before > 0 {
+		add("id < $%d", q.Before)
+	}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	args = append(args, q.Limit)
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT id, at, actor, source, action, target, detail FROM audit WHERE %s ORDER BY id DESC LIMIT $%d", where, len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Source, &e.Action, &e.Target, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Reject records a message from the broker that was not taken as truth
+// (malformed, unverifiable, from an unknown device): counted and kept for
+// the operator, its content never stored.
+type Reject struct {
+	At     time.Time `json:"at"`
+	Topic  string    `json:"topic"`
+	Kind   string    `json:"kind"`   // ack, evt, status
+	Reason string    `json:"reason"` // not-an-envelope, bad-signature, …
+	Detail string    `json:"detail"`
+	Size   int       `json:"size"`
+}
+
+// AddReject records a refused message.
+func (tx *Tx) AddReject(ctx context.Context, r Reject) error {
+	_, err := tx.tx.ExecContext(ctx, "INSERT INTO rejects (at, topic, kind, reason, detail, size) VALUES ($1, $2, $3, $4, $5, $6)",
+		ms(r.At), r.Topic, r.Kind, r.Reason, r.Detail, r.Size)
+	if err != nil {
+		return fmt.Errorf("record reject: %w", err)
+	}
+	return nil
+}
+
+// RejectCounts counts the refused messages by reason.
+func (s *Store) RejectCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT reason, COUNT(*) FROM rejects GROUP BY reason")
+	if err != nil {
+		return nil, fmt.Errorf("reject counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var r string
+		var n int
+		if err := rows.Scan(&r, &n); err != nil {
+			return nil, err
+		}
+		out[r] = n
+	}
+	return out, rows.Err()
+}
+
+// AddEvent stores a verified terminal event once (serial, id); it reports
+// false for a duplicate delivery.
+func (tx *Tx) AddEvent(ctx context.Context, serial, id, typ string, at time.Time, envelope []byte, now time.Time) (bool, error) {
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO events (serial, id, type, at, received_at, envelope) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (serial, id) DO NOTHING`, serial, id, typ, ms(at), ms(now), envelope)
+	if err != nil {
+		return false, fmt.Errorf("store event %s/%s: %w", serial, id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// EventCount counts the stored events of a type (tests, benchmarks).
+func (s *Store) EventCount(ctx context.Context, typ string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events WHERE type = $1", typ).Scan(&n)
+	return n, err
+}
+
+// Signature is one operator's signature on a command payload.
+type Signature struct {
+	CmdID    string    `json:"cmd_id"`
+	KID      string    `json:"kid"`
+	Sig      []byte    `json:"sig"`
+	Operator string    `json:"operator"`
+	AddedAt  time.Time `json:"added_at"`
+}
+
+// AddSignature stores a verified signature of a command waiting for
+// signatures; the same kid twice is refused by the primary key.
+func (tx *Tx) AddSignature(ctx context.Context, sg Signature) error {
+	_, err := tx.tx.ExecContext(ctx, "INSERT INTO command_signatures (cmd_id, kid, sig, operator, added_at) VALUES ($1, $2, $3, $4, $5)",
+		sg.CmdID, sg.KID, sg.Sig, sg.Operator, ms(sg.AddedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("command %s: kid %s has signed already", sg.CmdID, sg.KID)
+	}
+	if err != nil {
+		return fmt.Errorf("store signature of %s: %w", sg.CmdID, err)
+	}
+	return nil
+}
+
+// Signatures returns a command's signatures in the order they were added.
+func (tx *Tx) Signatures(ctx context.Context, cmdID string) ([]Signature, error) {
+	return signatures(ctx, tx.tx, cmdID)
+}
+
+// Signatures returns a command's signatures in the order they were added.
+func (s *Store) Signatures(ctx context.Context, cmdID string) ([]Signature, error) {
+	return signatures(ctx, s.db, cmdID)
+}
+
+func signatures(ctx context.Context, q querier, cmdID string) ([]Signature, error) {
+	rows, err := q.QueryContext(ctx, "SELECT cmd_id, kid, sig, operator, added_at FROM command_signatures WHERE cmd_id = $1 ORDER BY added_at, kid", cmdID)
+	if err != nil {
+		return nil, fmt.Errorf("signatures of %s: %w", cmdID, err)
+	}
+	defer rows.Close()
+	var out []Signature
+	for rows.Next() {
+		var sg Signature
+		var at int64
+		if err := rows.Scan(&sg.CmdID, &sg.KID, &sg.Sig, &sg.Operator, &at); err != nil {
+			return nil, err
+		}
+		sg.AddedAt = fromMS(at)
+		out = append(out, sg)
+	}
+	return out, rows.Err()
+}
+
+// SigningCommands lists a job's commands that wait for signatures, in item
+// order, with the kids that signed each.
+func (s *Store) SigningCommands(ctx context.Context, jobID string) ([]Command, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+commandCols+" FROM commands WHERE job_id = $1 AND state = $2 ORDER BY id", jobID, CmdSigning)
+	if err != nil {
+		return nil, fmt.Errorf("job %s commands: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []Command
+	for rows.Next() {
+		c, err := scanCommand(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// SetJobState moves a job between states (signing → running once every
+// command carries its signatures).
+func (tx *Tx) SetJobState(ctx context.Context, id, from, to string, now time.Time) (bool, error) {
+	res, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, updated_at = $3, next_send_at = $3 WHERE id = $1 AND state = $4", id, to, ms(now), from)
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

@@ -1,0 +1,509 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Job states.
+const (
+	JobSigning   = "signing"   // waits for operators' signatures on its commands
+	JobRunning   = "running"   // sending at its rate
+	JobAborted   = "aborted"   // stopped sending: too many failed (resume continues it)
+	JobCancelled = "cancelled" // stopped by an operator; pending items cancelled
+	JobDone      = "done"      // every item final
+)
+
+// Job item states: pending (not sent yet), then the command's states, and
+// no_answer for a command that expired without a final ack.
+const (
+	ItemPending    = "pending"
+	ItemSent       = CmdSent
+	ItemAccepted   = CmdAccepted
+	ItemInProgress = CmdInProgress
+	ItemSucceeded  = CmdSucceeded
+	ItemFailed     = CmdFailed
+	ItemRejected   = CmdRejected
+	ItemNoAnswer   = "no_answer"
+	ItemCancelled  = CmdCancelled
+)
+
+// ItemFinal reports whether a job item state is final.
+func ItemFinal(state string) bool {
+	switch state {
+	case ItemSucceeded, ItemFailed, ItemRejected, ItemNoAnswer, ItemCancelled:
+		return true
+	}
+	return false
+}
+
+// Signing modes of a job.
+const (
+	SignHQD       = "hqd"       // hqd signs each command with its ops key when it sends it
+	SignOperators = "operators" // operators sign every command before the job runs
+)
+
+// Job is a rollout of one command type over many terminals.
+type Job struct {
+	ID           string        `json:"id"`
+	Type         string        `json:"type"`
+	Args         string        `json:"args"` // the commands' args JSON
+	State        string        `json:"state"`
+	Signing      string        `json:"signing"`
+	RequiredSigs int           `json:"required_sigs"`
+	RatePerMin   int           `json:"rate_per_min"`
+	MaxInflight  int           `json:"max_inflight"`
+	AbortPct     int           `json:"abort_pct"` // stop sending when more than this % of finished items failed
+	AbortMin     int           `json:"abort_min"` // ... once at least this many finished
+	CommandTTL   time.Duration `json:"command_ttl"`
+	Total        int           `json:"total"`
+	CreatedBy    string        `json:"created_by"`
+	CreatedAt    time.Time     `json:"created_at"`
+	UpdatedAt    time.Time     `json:"updated_at"`
+	FinishedAt   time.Time     `json:"finished_at,omitzero"`
+	Note         string        `json:"note"`
+	NextSendAt   time.Time     `json:"next_send_at,omitzero"`
+	LeaseOwner   string        `json:"lease_owner"`
+	LeaseUntil   time.Time     `json:"lease_until,omitzero"`
+}
+
+const jobCols = `id, type, args, state, signing, required_sigs, rate_per_min, max_inflight, abort_pct, abort_min, command_ttl_ms,
+	total, created_by, created_at, updated_at, finished_at, note, next_send_at, lease_owner, lease_until`
+
+func scanJob(sc interface{ Scan(...any) error }) (Job, error) {
+	var j Job
+	var ttl, created, updated, next, lease int64
+	var finished sql.NullInt64
+	err := sc.Scan(&j.ID, &j.Type, &j.Args, &j.State, &j.Signing, &j.RequiredSigs, &j.RatePerMin, &j.MaxInflight, &j.AbortPct,
+		&j.AbortMin, &ttl, &j.Total, &j.CreatedBy, &created, &updated, &finished, &j.Note, &next, &j.LeaseOwner, &lease)
+	j.CommandTTL = time.Duration(ttl) * time.Millisecond
+	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), nullMS(finished)
+	j.NextSendAt, j.LeaseUntil = fromMS(next), fromMS(lease)
+	return j, err
+}
+
+// ItemCmdID is the command id of a job's item: <job>.<serial>, at most
+// 24+1+32 characters, inside the 64 of remote.md's id syntax.
+func ItemCmdID(jobID, serial string) string { return jobID + "." + serial }
+
+// PreparedCommand is a command built at job creation (operator-signed
+// jobs): the payload operators will sign.
+type PreparedCommand struct {
+	Serial    string
+	Payload   []byte
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// CreateJob stores a job and its items (one per serial, in order) in one
+// transaction: a job is never half-created. prepared, for an
+// operator-signed job, holds each serial's command payload, stored as a
+// command in state signing.
+func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared []PreparedCommand) error {
+	j.Total = len(serials)
+	err := s.InTx(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $17, '', 0)`,
+			j.ID, j.Type, j.Args, j.State, j.Signing, j.RequiredSigs, j.RatePerMin, j.MaxInflight, j.AbortPct, j.AbortMin,
+			j.CommandTTL.Milliseconds(), j.Total, j.CreatedBy, ms(j.CreatedAt), ms(j.CreatedAt), j.Note, ms(j.CreatedAt))
+		if err != nil {
+			return err
+		}
+		// Multi-row inserts: one round trip per 200 items.
+		for start := 0; start < len(serials); start += 200 {
+			end := min(start+200, len(serials))
+			var b strings.Builder
+			b.WriteString("INSERT INTO job_items (job_id, serial, seq, cmd_id, state, updated_at) VALUES ")
+			args := make([]any, 0, (end-start)*6)
+			for i := start; i < end; i++ {
+				if i > start {
+					b.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+				args = append(args, j.ID, serials[i], i, ItemCmdID(j.ID, serials[i]), ItemPending, ms(j.CreatedAt))
+			}
+			if _, err := tx.tx.ExecContext(ctx, b.String(), args...); err != nil {
+				return err
+			}
+		}
+		for _, p := range prepared {
+			if err := tx.InsertCommand(ctx, Command{ID: ItemCmdID(j.ID, p.Serial), Serial: p.Serial, Type: j.Type, JobID: j.ID,
+				Payload: p.Payload, RequiredSigs: j.RequiredSigs, State: CmdSigning, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt,
+				CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Job returns one job, or ErrNotFound.
+func (s *Store) Job(ctx context.Context, id string) (Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, ErrNotFound
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// Jobs lists jobs, newest first.
+func (s *Store) Jobs(ctx context.Context, limit int) ([]Job, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+jobCols+" FROM jobs ORDER BY created_at DESC, id LIMIT $1", limit)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Counts are a job's items by state.
+type Counts map[string]int
+
+// Finished is the number of items in a final state (cancelled excluded).
+func (c Counts) Finished() int {
+	return c[ItemSucceeded] + c[ItemFailed] + c[ItemRejected] + c[ItemNoAnswer]
+}
+
+// Bad is the number of items that ended without succeeding.
+func (c Counts) Bad() int { return c[ItemFailed] + c[ItemRejected] + c[ItemNoAnswer] }
+
+// Inflight is the number of items sent and not final.
+func (c Counts) Inflight() int { return c[ItemSent] + c[ItemAccepted] + c[ItemInProgress] }
+
+// Sent is the number of items whose command was published.
+func (c Counts) Sent() int { return c.Inflight() + c.Finished() }
+
+func counts(ctx context.Context, q querier, jobID string) (Counts, error) {
+	rows, err := q.QueryContext(ctx, "SELECT state, COUNT(*) FROM job_items WHERE job_id = $1 GROUP BY state", jobID)
+	if err != nil {
+		return nil, fmt.Errorf("job %s counts: %w", jobID, err)
+	}
+	defer rows.Close()
+	c := Counts{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		c[st] = n
+	}
+	return c, rows.Err()
+}
+
+// JobCounts returns a job's items by state.
+func (s *Store) JobCounts(ctx context.Context, jobID string) (Counts, error) {
+	return counts(ctx, s.db, jobID)
+}
+
+// Item is one terminal of a job.
+type Item struct {
+	Serial    string    `json:"serial"`
+	Seq       int       `json:"seq"`
+	CmdID     string    `json:"cmd_id"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// JobItems lists a job's items in order after seq after, optionally of one
+// state, at most limit.
+func (s *Store) JobItems(ctx context.Context, jobID, state string, after, limit int) ([]Item, error) {
+	q := "SELECT serial, seq, cmd_id, state, reason, updated_at FROM job_items WHERE job_id = $1 AND seq > $2"
+	args := []any{jobID, after}
+	if state != "" {
+		q += " AND state = $4"
+	}
+	q += " ORDER BY seq LIMIT $3"
+	args = append(args, limit)
+	if state != "" {
+		args = append(args, state)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("job %s items: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []Item
+	for rows.Next() {
+		var it Item
+		var up int64
+		if err := rows.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up); err != nil {
+			return nil, err
+		}
+		it.UpdatedAt = fromMS(up)
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// setItemState moves a job item forward (never out of a final state).
+func (tx *Tx) setItemState(ctx context.Context, cmdID, cmdState, reason string, now time.Time) error {
+	state := cmdState
+	if cmdState == CmdExpired {
+		state = ItemNoAnswer
+	}
+	_, err := tx.tx.ExecContext(ctx, `UPDATE job_items SET state = $2, reason = $3, updated_at = $4
+		WHERE cmd_id = $1 AND state NOT IN ('succeeded', 'failed', 'rejected', 'no_answer', 'cancelled')`,
+		cmdID, state, reason, ms(now))
+	if err != nil {
+		return fmt.Errorf("job item %s: %w", cmdID, err)
+	}
+	return nil
+}
+
+// ClaimJobs renews this instance's leases and takes running jobs whose
+// lease has run out (their instance died or stopped): a job is stepped by
+// one instance at a time. It returns the ids of the jobs owner holds.
+func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration) ([]string, error) {
+	var ids []string
+	err := s.InTx(ctx, func(tx *Tx) error {
+		ids = nil
+		rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM jobs WHERE state = $1 AND (lease_owner = $2 OR lease_until < $3)
+			ORDER BY created_at`+s.skipLocked(), JobRunning, owner, ms(now))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET lease_owner = $2, lease_until = $3 WHERE id = $1",
+				id, owner, ms(now.Add(lease))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// ReleaseJobs gives up owner's leases (a clean stop), so another instance
+// takes the jobs on at once.
+func (s *Store) ReleaseJobs(ctx context.Context, owner string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE jobs SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1", owner)
+	return err
+}
+
+// StepPlan is what a job step may do: send up to Send items.
+type StepPlan struct {
+	Job    Job
+	Counts Counts
+}
+
+// Outbound is a command a job step stored and the caller publishes after
+// the commit.
+type Outbound struct {
+	ID       string
+	Serial   string
+	Envelope []byte
+}
+
+// BuildFunc makes the signed command of one job item at send time; it runs
+// inside the step's transaction.
+type BuildFunc func(ctx context.Context, tx *Tx, j Job, it Item, now time.Time) (Command, error)
+
+// StepJob runs one step of a job that owner holds: it checks the abort
+// threshold and completion, then sends as many pending items as the rate
+// (next_send_at) and the in-flight cap allow, each stored as a sent
+// command before it is returned for publishing. A job another instance
+// took over, or that is no longer running, is left alone.
+func (s *Store) StepJob(ctx context.Context, owner, jobID string, now time.Time, resendInterval time.Duration, build BuildFunc) (Job, Counts, []Outbound, error) {
+	var (
+		j   Job
+		c   Counts
+		out []Outbound
+	)
+	err := s.InTx(ctx, func(tx *Tx) error {
+		out = nil
+		var err error
+		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), jobID))
+		if err != nil {
+			return err
+		}
+		if j.State != JobRunning || j.LeaseOwner != owner {
+			return nil
+		}
+		if c, err = counts(ctx, tx.tx, jobID); err != nil {
+			return err
+		}
+		if fin := c.Finished(); fin >= j.AbortMin && fin > 0 && c.Bad()*100 > j.AbortPct*fin {
+			j.State = JobAborted
+			j.Note = fmt.Sprintf("aborted: %d of %d finished failed (%.1f %%), over the %d %% threshold",
+				c.Bad(), fin, float64(c.Bad())*100/float64(fin), j.AbortPct)
+			_, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, note = $3, updated_at = $4 WHERE id = $1",
+				jobID, j.State, j.Note, ms(now))
+			return err
+		}
+		if c[ItemPending] == 0 && c.Inflight() == 0 {
+			j.State, j.FinishedAt = JobDone, now
+			_, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, finished_at = $3, updated_at = $3 WHERE id = $1",
+				jobID, j.State, ms(now))
+			return err
+		}
+		interval := time.Minute / time.Duration(max(j.RatePerMin, 1))
+		next := j.NextSendAt
+		// A job that waited (a restart, the cap) does not make up for
+		// lost time in one burst: at most one second of sends at once.
+		if floor := now.Add(-time.Second); next.Before(floor) {
+			next = floor
+		}
+		room := j.MaxInflight - c.Inflight()
+		n := 0
+		for !next.After(now) && room-n > 0 {
+			n++
+			next = next.Add(interval)
+		}
+		if n == 0 || c[ItemPending] == 0 {
+			return nil
+		}
+		items, err := pendingItems(ctx, tx, jobID, n)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			cmd, err := build(ctx, tx, j, it, now)
+			if err != nil {
+				return fmt.Errorf("job %s item %s: %w", jobID, it.Serial, err)
+			}
+			if _, err := tx.tx.ExecContext(ctx, "UPDATE job_items SET state = $2, updated_at = $3 WHERE job_id = $1 AND serial = $4",
+				jobID, ItemSent, ms(now), it.Serial); err != nil {
+				return err
+			}
+			c[ItemPending]--
+			c[ItemSent]++
+			out = append(out, Outbound{ID: cmd.ID, Serial: cmd.Serial, Envelope: cmd.Envelope})
+		}
+		// Unused slots of this step are not kept for later.
+		if len(items) < n {
+			next = now.Add(interval)
+		}
+		_, err = tx.tx.ExecContext(ctx, "UPDATE jobs SET next_send_at = $2, updated_at = $3 WHERE id = $1", jobID, ms(next), ms(now))
+		return err
+	})
+	if err != nil {
+		return j, c, nil, fmt.Errorf("step job %s: %w", jobID, err)
+	}
+	return j, c, out, nil
+}
+
+func pendingItems(ctx context.Context, tx *Tx, jobID string, n int) ([]Item, error) {
+	rows, err := tx.tx.QueryContext(ctx, `SELECT serial, seq, cmd_id, state, reason, updated_at FROM job_items
+		WHERE job_id = $1 AND state = $2 ORDER BY seq LIMIT $3`, jobID, ItemPending, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Item
+	for rows.Next() {
+		var it Item
+		var up int64
+		if err := rows.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up); err != nil {
+			return nil, err
+		}
+		it.UpdatedAt = fromMS(up)
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// ErrJobState: the job is not in a state that allows the change.
+var ErrJobState = errors.New("not allowed in the job's state")
+
+// CancelJob stops a job: no more sends, pending items cancelled. Commands
+// already sent keep being re-sent until their final ack or expiry (they may
+// already be executing on the terminal; their outcome still matters).
+func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (Job, error) {
+	var j Job
+	err := s.InTx(ctx, func(tx *Tx) error {
+		var err error
+		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if j.State == JobDone || j.State == JobCancelled {
+			return fmt.Errorf("job %s is %s: %w", id, j.State, ErrJobState)
+		}
+		j.State = JobCancelled
+		if _, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, updated_at = $3, finished_at = $3, lease_owner = '' WHERE id = $1",
+			id, JobCancelled, ms(now)); err != nil {
+			return err
+		}
+		if _, err := tx.tx.ExecContext(ctx, "UPDATE job_items SET state = $2, updated_at = $3 WHERE job_id = $1 AND state = $4",
+			id, ItemCancelled, ms(now), ItemPending); err != nil {
+			return err
+		}
+		_, err = tx.tx.ExecContext(ctx, "UPDATE commands SET state = $2, final_at = $3 WHERE job_id = $1 AND state = $4",
+			id, CmdCancelled, ms(now), CmdSigning)
+		return err
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// ResumeJob sets an aborted job running again (an operator's decision,
+// after looking at why it failed); abortPct > 0 replaces its threshold.
+func (s *Store) ResumeJob(ctx context.Context, id string, abortPct int, now time.Time) (Job, error) {
+	var j Job
+	err := s.InTx(ctx, func(tx *Tx) error {
+		var err error
+		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if j.State != JobAborted {
+			return fmt.Errorf("job %s is %s, only an aborted job resumes: %w", id, j.State, ErrJobState)
+		}
+		if abortPct > 0 {
+			j.AbortPct = abortPct
+		}
+		j.State = JobRunning
+		_, err = tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, abort_pct = $3, note = '', updated_at = $4, next_send_at = $4 WHERE id = $1",
+			id, j.State, j.AbortPct, ms(now))
+		return err
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("resume job %s: %w", id, err)
+	}
+	return j, nil
+}
