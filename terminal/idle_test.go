@@ -12,10 +12,7 @@ import (
 // while APPROVED waits for the cashier. An owed reversal keeps it busy
 // until the host has it.
 func TestIdleFollowsTheSale(t *testing.T) {
-	st := State{Lifecycle: Active, Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456",
-		Merchant: Merchant{TID: "12345678", MID: "123456789012345", Name: "TEST SHOP", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"},
-		Counters: Counters{Batch: 1}}
-	m := New(st, testPwd)
+	m := New(idleActive(), testPwd)
 	now := t0
 	var last Request
 	step := func(ev Event) {
@@ -69,21 +66,34 @@ func TestIdleFollowsTheSale(t *testing.T) {
 	want("reversal owed", false)
 }
 
+// idleActive is an active, signed-in terminal with its settlement card.
+func idleActive() State {
+	b := NewBinding("PA00000001", "6222600000000000018", t0)
+	return State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456",
+		Merchant: Merchant{TID: "12345678", MID: "123456789012345", Name: "TEST SHOP", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"},
+		Counters: Counters{Batch: 1}, Binding: &b, WorkingKeys: true}
+}
+
 func TestIdleStates(t *testing.T) {
+	settling := idleActive()
+	settling.Settling = 1
+	unbinding := idleActive()
+	unbinding.Intent = &UnbindIntent{Stage: "wiping"}
 	for _, tc := range []struct {
 		name string
 		st   State
 		idle bool
 	}{
-		{"unactivated", State{Lifecycle: Unactivated}, true},
-		{"tampered", State{Lifecycle: Tampered}, true},
-		{"settlement to resume", State{Lifecycle: Active, Settling: 1, Counters: Counters{Batch: 1}}, false},
-		{"unbinding", State{Lifecycle: Unbinding, Intent: &UnbindIntent{Stage: "wiping"}}, false},
+		{"active", idleActive(), true},
+		{"unactivated", State{}, true},
+		{"tampered", State{Tampered: true}, true},
+		{"settlement to resume", settling, false},
+		{"unbinding", unbinding, false},
 	} {
 		m := New(tc.st, testPwd)
 		m.Step(t0, Boot{})
 		if m.Idle() != tc.idle {
-			t.Errorf("%s: Idle() = %v, want %v", tc.name, m.Idle(), tc.idle)
+			t.Errorf("%s: Idle() = %v, want %v; screen:\n%s", tc.name, m.Idle(), tc.idle, m.Screen())
 		}
 	}
 }
