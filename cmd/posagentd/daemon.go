@@ -91,7 +91,7 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 			d.close()
 		}
 	}()
-	err = sys.open(cfg)
+	err = sys.open(cfg, log)
 	d.se, d.store, d.dev, d.clock, d.disk = sys.SE, sys.Store, sys.Devices, sys.Clock, sys.Disk
 	if d.store != nil {
 		d.ident = d.store.Ident()
