@@ -129,19 +129,28 @@ package:
 	VERSION=$(VERSION) GO=$(GO) OUT=$(OUT) build/package.sh
 	@ls -l $(OUT)/*.deb $(OUT)/*.ipk
 
-## test-package: build the amd64 .deb/.ipk, inspect them, install, upgrade and
-## purge in a scratch root with dpkg, systemd-analyze verify the unit, and
-## check the maintainer scripts, Buildroot package and Yocto recipe
+## test-package: build the amd64 .deb/.ipk of the three packages, inspect
+## them, install over the pre-split package, upgrade and purge in a scratch
+## root with dpkg, systemd-analyze verify the unit, an upgrade during a sale;
+## check the Buildroot package and the Yocto recipe, and reproduce both build
+## systems' builds for ARMv7 and ARM64 (build/buildflags.md)
 test-package:
 	@build/install-tools.sh
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestPackage' -v ./cmd/posagentd
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^(TestPackage|TestIdleRestart)' -v ./cmd/posagentd
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./build ./internal/modlicense ./hal/reboot
+
+## yocto-includes: regenerate the Yocto recipe's gomod:// and license
+## includes from go.mod and the module cache
+yocto-includes:
+	$(GO) mod download
+	$(GO) run ./internal/modlicense/cmd/modlicense yocto -o build/yocto ./cmd/posagentd
 
 ## footprint: stripped ARMv7 binary size, idle RSS (amd64 and qemu-arm-static),
 ## cold start to MAIN MENU with a 999-transaction batch
 footprint:
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
 
-.PHONY: package test-package footprint font
+.PHONY: package test-package footprint font yocto-includes
 
 ## bench-hq: HQ figures: code issue and job creation at 100,000 terminals
 ## (SQLite, PostgreSQL), acks/s ingested by two hqd instances on PostgreSQL,

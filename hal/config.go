@@ -18,7 +18,7 @@ type Config struct {
 	LEDPin      string `toml:"led_pin"`      // periph pin name, "" = absent
 	BuzzerPin   string `toml:"buzzer_pin"`   // periph pin name, "" = absent
 	TamperPin   string `toml:"tamper_pin"`   // periph pin name, "" = absent
-	Reboot      string `toml:"reboot"`       // "syscall" or "exit"
+	Reboot      string `toml:"reboot"`       // "syscall", "systemd" or "exit"
 	// SecureElement names the secure element: "soft" (the software one,
 	// hal/sesim, keys in files under data_dir/se) is the only one built
 	// in; a terminal's hardware SE gets a name of its own.
@@ -47,6 +47,7 @@ const (
 	KindSim       = "sim"
 	ConsoleStdio  = "stdio"
 	RebootSyscall = "syscall"
+	RebootSystemd = "systemd" // systemd-logind's Reboot over D-Bus (hal/reboot.Logind)
 	RebootExit    = "exit"
 	SESoft        = "soft"
 
@@ -108,9 +109,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("hal.console_baud %d: want a positive speed such as %d", c.ConsoleBaud, DefaultBaud))
 	}
 	switch c.Reboot {
-	case RebootSyscall, RebootExit:
+	case RebootSyscall, RebootSystemd, RebootExit:
 	default:
-		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q or %q", c.Reboot, RebootSyscall, RebootExit))
+		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q, %q or %q", c.Reboot, RebootSyscall, RebootSystemd, RebootExit))
 	}
 	if c.SecureElement != SESoft {
 		errs = append(errs, fmt.Errorf("hal.secure_element %q: want %q", c.SecureElement, SESoft))

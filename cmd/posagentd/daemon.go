@@ -42,6 +42,7 @@ type daemon struct {
 	deciding   *storage.InboxItem
 	decidingID string
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	restart    idleRestart // a restart that waits for an idle moment (idle_restart.go)
 	clock      wallClock
 	disk       diskMeter
 	diskKiB    int64 // the last free space read; -1 unknown
@@ -82,6 +83,8 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	d.restart.listen()
+	defer d.restart.close()
 	d.sd = startSystemd(log)
 	defer d.sd.Stop() // STOPPING=1 before the stores close
 
@@ -182,6 +185,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	d.step(terminal.Boot{})
 	d.watch()
 	for !d.stop {
+		if d.restartDue() {
+			return exitOK
+		}
 		d.sd.Running(d.m.Lifecycle()) // READY=1 after Boot's first screen; STATUS= on a change
 		select {
 		case sig := <-sigs:
@@ -211,6 +217,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(ev)
 		case <-d.rl.wake:
 			d.processInbox()
+		case <-d.restart.requests():
+			d.requestRestart()
 		case ack := <-d.sd.Probes():
 			close(ack) // the watchdog's proof that this loop turns (systemd.go)
 		}
