@@ -2,6 +2,8 @@ package terminal
 
 import (
 	"log/slog"
+
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // askSupervisor asks for the supervisor password and runs then on the
@@ -10,12 +12,12 @@ import (
 // persisted before the screen says so, so a restart does not reset them.
 // Cancel does not reset the counter; a right password does.
 func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
-	e := &entryView{title: title, prompt: "SUPERVISOR PWD", secret: true, min: 1, max: 12}
+	e := &entryView{title: title, prompt: m.t(i18n.SupervisorPwd), secret: true, min: 1, max: 12}
 	e.enter = func(m *Machine, pwd string) {
 		lock := m.st.PwdLock
 		if !lock.LockedUntil.IsZero() {
 			if m.now.Before(lock.LockedUntil) {
-				m.showResult("LOCKED", "TRY AGAIN LATER")
+				m.showResult(m.t(i18n.Locked), m.t(i18n.TryAgainLater))
 				return
 			}
 			// The lock has run out: a fresh start of three tries.
@@ -33,11 +35,11 @@ func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
 		if lock.Fails >= MaxPwdFails {
 			lock.LockedUntil = m.now.Add(LockDuration)
 			m.setPwdLock(lock)
-			m.showResult("LOCKED", "TRY AGAIN LATER")
+			m.showResult(m.t(i18n.Locked), m.t(i18n.TryAgainLater))
 			return
 		}
 		m.setPwdLock(lock)
-		e.note = "WRONG PWD"
+		e.note = m.t(i18n.WrongPwd)
 	}
 	m.push(e)
 }
@@ -51,14 +53,14 @@ func (m *Machine) setPwdLock(l PwdLock) {
 // supervisor's (spec/terminal.md locks only the supervisor password), but
 // a wrong one is logged for the fleet's audit trail.
 func (m *Machine) askTech(title string, then func(m *Machine)) {
-	e := &entryView{title: title, prompt: "TECH PWD", secret: true, min: 1, max: 16}
+	e := &entryView{title: title, prompt: m.t(i18n.TechPwd), secret: true, min: 1, max: 16}
 	e.enter = func(m *Machine, pwd string) {
 		if m.checkPwd(m.st.TechPwdHash, pwd) {
 			then(m)
 			return
 		}
 		m.log(slog.LevelWarn, "wrong technician password")
-		e.note = "WRONG PWD"
+		e.note = m.t(i18n.WrongPwd)
 	}
 	m.push(e)
 }
