@@ -122,7 +122,7 @@ func (m *Machine) voidCandidate(stan STAN) {
 		m.replace(&confirmView{
 			lines: []string{m.t(i18n.VoidConfirm), m.label(i18n.AmountLabel, t.Amount.String()), t.PAN.String(),
 				m.label(i18n.VoucherLabel, t.STAN.String()), "", m.t(i18n.EnterToAccept)},
-			ok:    func(m *Machine) { m.confirmVoid(t) },
+			ok: func(m *Machine) { m.confirmVoid(t) },
 		})
 	}
 }
