@@ -119,7 +119,7 @@ func Open(cfg hal.Config, dataDir string, log *slog.Logger) (_ *hal.Devices, err
 		d.OnClose(p.Close)
 		d.Printer = escpos.New(p, escpos.FromConfig(cfg))
 	default:
-		p, err := OpenFilePrinter(cfg.Printer)
+		p, err := OpenFilePrinter(cfg.Printer, escpos.FromConfig(cfg).Encoding)
 		if err != nil {
 			return nil, err
 		}

@@ -321,3 +321,34 @@ func TestFramebufferFile(t *testing.T) {
 		t.Fatalf("the console goes on: %v", err)
 	}
 }
+
+// TestPrinterFileEncoding: the printer file holds what the printer's font
+// reads: GB18030 for printer_encoding = "gb18030" (the zh-CN default), a
+// '?' for a Chinese character in ASCII.
+func TestPrinterFileEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		enc  string
+		want string
+	}{
+		{"gb18030", "\xb3\xb7\xcf\xfa 12.34\n\f\n"}, // 撤销 in GB18030
+		{"ascii", "?? 12.34\n\f\n"},
+	} {
+		cfg, _ := simConfig(t)
+		cfg.PrinterEncoding = tc.enc
+		d, err := Open(cfg, t.TempDir(), discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Printer.Print(hal.Receipt{Lines: []string{"撤销 12.34"}}); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		b, err := os.ReadFile(cfg.Printer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s: printer file %q, want %q", tc.enc, b, tc.want)
+		}
+	}
+}
