@@ -15,9 +15,12 @@ import (
 // back (the printer adapter keeps it). The adapter that saw the problem
 // logs it; the core only shows it.
 
-// PrinterStatus reports the printer's paper: PaperOut while the paper
-// sensor says the roll is out (hal.ErrPaperOut, hal.PrinterPaperOut).
-type PrinterStatus struct{ PaperOut bool }
+// PrinterStatus reports the printer's state: PaperOut while the paper
+// sensor says the roll is out (hal.ErrPaperOut, hal.PrinterPaperOut),
+// Offline while the device cannot be opened or written (unplugged,
+// switched off: hal.PrinterOffline). Receipts wait in the printer either
+// way.
+type PrinterStatus struct{ PaperOut, Offline bool }
 
 // KeypadStatus reports the keypad device gone (Missing) or back.
 type KeypadStatus struct{ Missing bool }
@@ -31,7 +34,7 @@ func (KeypadStatus) isEvent()  {}
 func (DisplayStatus) isEvent() {}
 
 type deviceProblems struct {
-	paperOut, keypadMissing, displayFault bool
+	paperOut, printerOffline, keypadMissing, displayFault bool
 }
 
 // words are the problems' words, the most urgent first.
@@ -39,6 +42,9 @@ func (d deviceProblems) words(m *Machine) []string {
 	var w []string
 	if d.paperOut {
 		w = append(w, m.t(i18n.PaperOut))
+	}
+	if d.printerOffline {
+		w = append(w, m.t(i18n.PrinterFault))
 	}
 	if d.keypadMissing {
 		w = append(w, m.t(i18n.KeypadMissing))

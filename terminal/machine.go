@@ -206,7 +206,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	case ClockSynced:
 		m.onClockSynced()
 	case PrinterStatus:
-		m.devices.paperOut = ev.PaperOut
+		m.devices.paperOut, m.devices.printerOffline = ev.PaperOut, ev.Offline
 	case KeypadStatus:
 		m.devices.keypadMissing = ev.Missing
 	case DisplayStatus:

@@ -72,7 +72,7 @@ func TestTranscripts(t *testing.T) {
 //	expect WORD                         (the screen must contain WORD)
 //	expect-print WORD                   (the last receipt printed must contain WORD)
 //	expect-store WHAT                   (reversal, no-reversal, settling, intent, no-intent, txns=N, stan=N)
-//	printer paperout|ready              (the printer's paper sensor)
+//	printer paperout|offline|ready      (the printer's state)
 //	keypad missing|back                 (the keypad device gone or back)
 //	display fault                       (the configured display could not be opened)
 //	# comment
@@ -305,7 +305,7 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				t.Errorf("%s:%d: the last receipt does not show %q:\n%s", path, n, arg, strings.Join(lastPrint, "\n"))
 			}
 		case "printer":
-			step(PrinterStatus{PaperOut: arg == "paperout"})
+			step(PrinterStatus{PaperOut: arg == "paperout", Offline: arg == "offline"})
 		case "keypad":
 			step(KeypadStatus{Missing: arg == "missing"})
 		case "display":
