@@ -292,11 +292,6 @@ func TestE2EFramebufferZhCN(t *testing.T) {
 	fb := filepath.Join(t.TempDir(), "fb0")
 	h := NewTerm(t, sim, TermOptions{Lang: "zh-CN", HAL: map[string]string{"display": "fb:" + fb, "display_geometry": "320x240x16"}})
 	h.WaitScreen("主菜单", waitTimeout)
-	b, err := os.ReadFile(fb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := fbdev.GeometryOf(320, 240, 16).Decode(b)
 	f, err := os.Open(filepath.Join("..", "..", "hal", "fbdev", "testdata", "main-menu-zh-320x240.png"))
 	if err != nil {
 		t.Fatal(err)
@@ -306,8 +301,26 @@ func TestE2EFramebufferZhCN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x, y, ok := samePicture(got, want); !ok {
-		t.Errorf("the framebuffer's MAIN MENU differs from hal/fbdev's golden at (%d,%d)", x, y)
+	// The console shows a screen a moment before the framebuffer does:
+	// wait for the panel's copy.
+	g := fbdev.GeometryOf(320, 240, 16)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		b, err := os.ReadFile(fb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, y, ok := -1, -1, false
+		if len(b) == g.LineLength*g.Height {
+			x, y, ok = samePicture(g.Decode(b), want)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the framebuffer's MAIN MENU (%d bytes) differs from hal/fbdev's golden at (%d,%d)", len(b), x, y)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	bad := NewTerm(t, sim, TermOptions{Lang: "zh-CN", TID: "12345679", HAL: map[string]string{"display": "fb:" + filepath.Join(t.TempDir(), "none", "fb0")}})
