@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
 	"image"
 	"image/png"
 	"os"
@@ -146,10 +147,26 @@ func TestE2ECashierZhCN(t *testing.T) {
 		"原凭证号 "+v2, "持卡人签名", "*** 重打印凭证 ***", "结算单", "结算成功")
 }
 
-// evdevKeys writes input_event records for keys as the harness types
-// them ("0"-"9", "\r" Enter, "x" Cancel, "\x7f" Clear): a press, then a
-// release (which the keypad ignores).
-func evdevKeys(w *os.File) func(string) error {
+// daemonLayout is the input_event layout of the posagentd under test:
+// the 16-byte one of a 32-bit build (the ARMv7 daemon under qemu in `make
+// test-arm`), else the 24-byte one.
+func daemonLayout(t *testing.T) evdev.Layout {
+	t.Helper()
+	f, err := elf.Open(daemonBin)
+	if err != nil {
+		t.Fatalf("read the daemon's ELF header: %v", err)
+	}
+	defer f.Close()
+	if f.Class == elf.ELFCLASS32 {
+		return evdev.Layout32
+	}
+	return evdev.Layout64
+}
+
+// evdevKeys writes input_event records of layout l for keys as the
+// harness types them ("0"-"9", "\r" Enter, "x" Cancel, "\x7f" Clear): a
+// press, then a release (which the keypad ignores).
+func evdevKeys(w *os.File, l evdev.Layout) func(string) error {
 	return func(keys string) error {
 		var b []byte
 		for _, c := range []byte(keys) {
@@ -168,8 +185,8 @@ func evdevKeys(w *os.File) func(string) error {
 			default:
 				continue
 			}
-			b = append(b, evdev.Encode(evdev.NativeLayout, code, 1)...)
-			b = append(b, evdev.Encode(evdev.NativeLayout, code, 0)...)
+			b = append(b, evdev.Encode(l, code, 1)...)
+			b = append(b, evdev.Encode(l, code, 0)...)
 		}
 		_, err := w.Write(b)
 		return err
@@ -205,7 +222,7 @@ func TestE2EEvdevKeypad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	h.keypad = evdevKeys(w)
+	h.keypad = evdevKeys(w, daemonLayout(t))
 	h.waitFor(func(s string) bool { return strings.Contains(s, "MAIN MENU") && !strings.Contains(s, "NO KEYPAD") })
 
 	s = h.Sale(2345, track2A)
