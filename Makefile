@@ -117,8 +117,9 @@ font:
 	$(GO) run ./hal/fbdev/internal/fontgen
 
 ## demo: the host simulator against the acquirer simulator and a lab broker
+## (make demo DEMO_LANG=zh-CN: the Chinese terminal)
 demo: deps build
-	@build/demo.sh
+	@build/demo.sh $(if $(DEMO_LANG),--lang $(DEMO_LANG))
 
 clean:
 	rm -rf $(OUT) .demo

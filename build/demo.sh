@@ -4,10 +4,14 @@
 # service (hqd on SQLite: activation codes and service, jobs, API) and one
 # simulated terminal, DEMO-0001, whose screen and keypad are this terminal.
 #
-# Usage: build/demo.sh [--fresh]
+# Usage: build/demo.sh [--fresh] [--lang en|zh-CN]
 #
 # The lab lives in .demo/ (kept between runs: the terminal stays activated,
-# its batch stays open). --fresh (or DEMO_FRESH=1) starts over.
+# its batch stays open). --fresh (or DEMO_FRESH=1) starts over. --lang
+# zh-CN (or DEMO_LANG=zh-CN) shows the Chinese terminal: its screens, and
+# its receipts in GB18030 (iconv -f GB18030 .demo/receipts.txt). Every
+# screen is also drawn as the terminal's 320x240 LCD would show it, into
+# .demo/screen.png (open it in an image viewer that reloads).
 #
 # Environment, for tests and for running two labs side by side:
 #   DEMO_DIR          work directory (default .demo in the repository)
@@ -16,6 +20,7 @@
 #   DEMO_ACQ_PORT     acquirer simulator port (default 15000)
 #   DEMO_HQ_PORT      hqd's API port on 127.0.0.1 (default 18440)
 #   DEMO_FRESH=1      same as --fresh
+#   DEMO_LANG         same as --lang
 #
 # The terminal runs in the foreground; when it asks for a reboot (exit
 # status 3, [hal] reboot = "exit") it is started again, like a supervisor
@@ -39,20 +44,42 @@ BROKER_PORT=${DEMO_BROKER_PORT:-18883}
 ACQ_PORT=${DEMO_ACQ_PORT:-15000}
 HQ_PORT=${DEMO_HQ_PORT:-18440}
 FRESH=${DEMO_FRESH:-0}
+LANG_UI=${DEMO_LANG:-en}
 
-for arg in "$@"; do
-	case $arg in
+usage="usage: build/demo.sh [--fresh] [--lang en|zh-CN]"
+while [ $# -gt 0 ]; do
+	case $1 in
 	--fresh) FRESH=1 ;;
+	--lang)
+		if [ $# -lt 2 ]; then
+			echo "demo: --lang needs a value ($usage)" >&2
+			exit 2
+		fi
+		LANG_UI=$2
+		shift
+		;;
+	--lang=*) LANG_UI=${1#--lang=} ;;
 	-h | --help)
-		sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "demo: unknown argument $arg (usage: build/demo.sh [--fresh])" >&2
+		echo "demo: unknown argument $1 ($usage)" >&2
 		exit 2
 		;;
 	esac
+	shift
 done
+case $LANG_UI in
+en | zh-CN) ;;
+*)
+	echo "demo: --lang $LANG_UI: want en or zh-CN" >&2
+	exit 2
+	;;
+esac
+if [ "$LANG_UI" = zh-CN ]; then
+	MERCHANT="上海演示商户"
+fi
 
 for b in posagentd hqctl hqd acquirer-sim; do
 	if [ ! -x "$BIN/$b" ]; then
@@ -150,6 +177,13 @@ console = "stdio"
 card_reader = "$DIR/card"
 printer = "$DIR/receipts.txt"
 reboot = "exit"
+# The screens as the terminal's 320x240 LCD shows them, for people who
+# would rather look than read.
+display_png = "$DIR/screen.png"
+display_png_size = "320x240"
+
+[ui]
+lang = "$LANG_UI"
 
 [mqtt]
 broker = "tcp://127.0.0.1:$BROKER_PORT"
@@ -209,7 +243,7 @@ BANNER_LINES=0
 banner() {
 	local state code lines=()
 	state=$(hq_state)
-	lines+=("posagent demo: terminal $SERIAL")
+	lines+=("posagent demo: terminal $SERIAL ($LANG_UI)")
 	if [ "$state" = active ]; then
 		lines+=("  terminal          ACTIVE (activated in an earlier run; --fresh starts over)")
 	else
@@ -226,6 +260,7 @@ banner() {
 	lines+=("  supervisor pwd    $SUPERVISOR_PWD")
 	lines+=("  swipe a card      from another terminal: $SWIPE [PAN]")
 	lines+=("  HQ (hqd)          $HQCTL_HQ  token .demo/admin.token")
+	lines+=("  the LCD           $DIR/screen.png")
 	lines+=("  quit              Ctrl-C        lab and logs: $DIR")
 	lines+=("--------------------------------------------------------------------------")
 	printf '\033[2J\033[H'

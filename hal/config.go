@@ -39,6 +39,11 @@ type Config struct {
 	// ("WxH") pixels.
 	DisplayPNG     string `toml:"display_png"`
 	DisplayPNGSize string `toml:"display_png_size"`
+	// DisplayGeometry (kind "sim"): with display = "fb:PATH" and PATH a
+	// regular file standing in for /dev/fb0 (the ioctls fail on a file),
+	// its geometry, "WIDTHxHEIGHTxBITS" (1, 16, 24 or 32 bits per pixel).
+	// A real framebuffer device reports its own.
+	DisplayGeometry string `toml:"display_geometry"`
 }
 
 // Config values with a meaning of their own.
@@ -56,7 +61,8 @@ const (
 	PrefixEvdev   = "evdev:"  // keypad = "evdev:/dev/input/event0"
 	PrefixUSBLP   = "usblp:"  // printer = "usblp:/dev/usb/lp0"
 
-	DefaultDisplayPNGSize = "320x240"
+	DefaultDisplayPNGSize  = "320x240"
+	DefaultDisplayGeometry = "320x240x16"
 
 	DefaultBaud = 115200
 )
@@ -76,6 +82,7 @@ func DefaultConfig() Config {
 		Keypad:             DeviceConsole,
 		PrinterChineseMode: true,
 		DisplayPNGSize:     DefaultDisplayPNGSize,
+		DisplayGeometry:    DefaultDisplayGeometry,
 	}
 }
 
@@ -92,6 +99,20 @@ func ParseSize(s string) (w, h int, err error) {
 		return 0, 0, fmt.Errorf("size %q: want WIDTHxHEIGHT in pixels, such as %q", s, DefaultDisplayPNGSize)
 	}
 	return w, h, nil
+}
+
+// ParseGeometry reads a "WxHxBITS" framebuffer geometry: a size in pixels
+// and 1, 16, 24 or 32 bits per pixel.
+func ParseGeometry(s string) (w, h, bits int, err error) {
+	if _, err := fmt.Sscanf(s, "%dx%dx%d", &w, &h, &bits); err != nil || fmt.Sprintf("%dx%dx%d", w, h, bits) != s || w <= 0 || h <= 0 {
+		return 0, 0, 0, fmt.Errorf("geometry %q: want WIDTHxHEIGHTxBITS, such as %q", s, DefaultDisplayGeometry)
+	}
+	switch bits {
+	case 1, 16, 24, 32:
+	default:
+		return 0, 0, 0, fmt.Errorf("geometry %q: %d bits per pixel, want 1, 16, 24 or 32", s, bits)
+	}
+	return w, h, bits, nil
 }
 
 // Validate reports every problem of c at once, prefixed with the TOML key.
@@ -139,9 +160,14 @@ func (c Config) ValidateDevices() (key, msg string) {
 		if !ok || !abs(p) {
 			return "display", fmt.Sprintf("%q: want %q or %q", c.Display, DeviceConsole, PrefixFB+"/dev/fb0")
 		}
-		if c.Kind != KindLinux {
-			return "display", fmt.Sprintf("%q needs kind = %q (the simulator draws the framebuffer into display_png)", c.Display, KindLinux)
-		}
+	}
+	if w, h, _, err := ParseGeometry(c.DisplayGeometry); err != nil {
+		return "display_geometry", err.Error()
+	} else if w < MinPanelWidth || h < MinPanelHeight {
+		return "display_geometry", fmt.Sprintf("%q: the screens need at least %dx%d", c.DisplayGeometry, MinPanelWidth, MinPanelHeight)
+	}
+	if c.DisplayGeometry != DefaultDisplayGeometry && c.Kind != KindSim {
+		return "display_geometry", fmt.Sprintf("needs kind = %q: a framebuffer device reports its own geometry", KindSim)
 	}
 	if c.Keypad != DeviceConsole {
 		p, ok := DevicePath(c.Keypad, PrefixEvdev)

@@ -1,6 +1,10 @@
 package terminal
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/posagent/posagent/terminal/i18n"
+)
 
 // MinFreeKiB is the free space of the data directory below which no new
 // sale or void starts: what is left is kept for what is already owed (a
@@ -33,6 +37,6 @@ func (m *Machine) diskFull(title string) bool {
 	if !m.diskLow {
 		return false
 	}
-	m.showResult(title, "DISK FULL", "SETTLE, CALL SERVICE")
+	m.showResult(title, m.t(i18n.DiskFull), m.t(i18n.SettleCall))
 	return true
 }

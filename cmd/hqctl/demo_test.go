@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"image/png"
 	"net"
 	"os"
 	"os/exec"
@@ -10,13 +11,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // TestDemo drives build/demo.sh (what `make demo` runs) the way a person
 // does: in a real terminal (tmux, 80x30), reading the screen and typing.
 // It activates the terminal with the code from the banner, makes a sale and
 // voids it, then stops the lab with Ctrl-C.
-func TestDemo(t *testing.T) {
+func TestDemo(t *testing.T) { runDemo(t, i18n.EN) }
+
+// TestDemoZhCN: the same with build/demo.sh --lang zh-CN, reading the
+// Chinese screens; the screen is also drawn into the lab's screen.png.
+func TestDemoZhCN(t *testing.T) { runDemo(t, i18n.ZhCN) }
+
+func runDemo(t *testing.T, lang i18n.Lang) {
+	w := lang.T
 	tmuxBin, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux is missing: run build/install-tools.sh (apt-get install tmux)")
@@ -50,7 +60,7 @@ func TestDemo(t *testing.T) {
 		}
 		return string(out)
 	}
-	script := "env " + strings.Join(env, " ") + " " + filepath.Join(root, "build/demo.sh") + "; echo DEMO-EXIT $?; sleep 60"
+	script := "env " + strings.Join(env, " ") + " " + filepath.Join(root, "build/demo.sh") + " --lang " + lang.String() + "; echo DEMO-EXIT $?; sleep 60"
 	tmux("new-session", "-d", "-s", "demo", "-x", "80", "-y", "30", script)
 	t.Cleanup(func() {
 		_ = exec.Command(tmuxBin, "-L", sock, "kill-server").Run()
@@ -95,7 +105,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 
-	waitScreen("NOT ACTIVATED", 60*time.Second)
+	waitScreen(w(i18n.NotActivated), 60*time.Second)
 	m := regexp.MustCompile(`activation code +(\d{8})`).FindStringSubmatch(pane())
 	if m == nil {
 		t.Fatalf("no activation code in the banner:\n%s", pane())
@@ -107,53 +117,67 @@ func TestDemo(t *testing.T) {
 	}
 
 	keys("1")
-	waitScreen("TECH PWD", 5*time.Second)
+	waitScreen(w(i18n.TechPwd), 5*time.Second)
 	keys("4321", "Enter")
-	waitScreen("ACTIVATION CODE", 5*time.Second)
+	waitScreen(w(i18n.ActivationCode), 5*time.Second)
 	keys(m[1], "Enter")
 	// WAITING FOR HQ lasts as long as HQ takes (milliseconds here); then the
 	// demo's acquirer signs the terminal in with the TMK hqd gave it.
-	waitScreen("SWIPE SETTLEMENT CARD", 30*time.Second)
+	waitScreen(w(i18n.SwipeSettleCard), 30*time.Second)
 	hqdLog, _ := os.ReadFile(filepath.Join(lab, "hqd.log"))
 	if !regexp.MustCompile(`activation request answered.* serial=DEMO-0001 request=act-DEMO-0001-\d+ provision=prov-DEMO-0001-\d+ tid=10000001`).Match(hqdLog) {
 		t.Fatalf("hqd.log has no provision:\n%s", hqdLog)
 	}
 	swipe()
-	waitScreen("ACTIVATED", 10*time.Second)
+	waitScreen(w(i18n.Activated), 10*time.Second)
 	keys("Enter")
-	waitScreen("MAIN MENU", 10*time.Second)
+	waitScreen(w(i18n.MainMenu), 10*time.Second)
 
 	// Sale: 1, amount in fen, Enter, swipe.
 	keys("1")
-	waitScreen("AMOUNT", 5*time.Second)
+	waitScreen(w(i18n.Amount), 5*time.Second)
 	keys("1234", "Enter")
-	waitScreen("SWIPE CARD", 5*time.Second)
+	waitScreen(w(i18n.SwipeCard), 5*time.Second)
 	swipe("6222021234567890123")
-	s := waitScreen("APPROVED", 30*time.Second)
-	v := regexp.MustCompile(`VOUCHER (\d{6})`).FindStringSubmatch(s)
+	s := waitScreen(w(i18n.Approved), 30*time.Second)
+	v := regexp.MustCompile(w(i18n.VoucherLabel) + ` (\d{6})`).FindStringSubmatch(s)
 	if v == nil || !strings.Contains(s, "12.34") {
 		t.Fatalf("sale APPROVED screen without voucher or amount:\n%s", s)
 	}
 	keys("Enter")
-	waitScreen("MAIN MENU", 5*time.Second)
+	waitScreen(w(i18n.MainMenu), 5*time.Second)
 
 	// Void: 2 TRANSACTION MGMT, 1 VOID, supervisor password, 1 VOUCHER NO,
 	// the voucher, confirm.
 	keys("2")
-	waitScreen("TRANSACTION MGMT", 5*time.Second)
+	waitScreen(w(i18n.TxnMgmt), 5*time.Second)
 	keys("1")
-	waitScreen("SUPERVISOR PWD", 5*time.Second)
+	waitScreen(w(i18n.SupervisorPwd), 5*time.Second)
 	keys("123456", "Enter")
-	waitScreen("VOID BY", 5*time.Second)
+	waitScreen(w(i18n.VoidBy), 5*time.Second)
 	keys("1")
-	waitScreen("VOUCHER NO", 5*time.Second)
+	waitScreen(w(i18n.VoucherNo), 5*time.Second)
 	keys(v[1], "Enter")
-	s = waitScreen("VOID?", 5*time.Second)
+	s = waitScreen(w(i18n.VoidConfirm), 5*time.Second)
 	if !strings.Contains(s, "12.34") || !strings.Contains(s, v[1]) {
 		t.Fatalf("void confirm screen:\n%s", s)
 	}
 	keys("Enter")
-	waitScreen("APPROVED", 30*time.Second)
+	waitScreen(w(i18n.Approved), 30*time.Second)
+
+	// The LCD picture of the demo: the last screen, 320x240.
+	if !strings.Contains(pane(), "screen.png") {
+		t.Errorf("banner lacks the screen picture:\n%s", pane())
+	}
+	f, err := os.Open(filepath.Join(lab, "screen.png"))
+	if err != nil {
+		t.Fatalf("the demo draws no screen picture: %v", err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil || img.Bounds().Dx() != 320 || img.Bounds().Dy() != 240 {
+		t.Fatalf("screen.png: %v; want a 320x240 PNG", err)
+	}
 
 	// Ctrl-C stops the terminal cleanly and the script takes the lab down.
 	keys("C-c")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // daemon is the imperative shell around the terminal core: it owns the
@@ -121,7 +123,11 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	if st.TimeFloor.Before(buildTime) {
 		st.TimeFloor = buildTime
 	}
-	d.m = terminal.New(st, checkPassword)
+	lang, err := i18n.ParseLang(cfg.UI.Lang)
+	if err != nil {
+		return nil, fmt.Errorf("config: ui.lang: %w", err)
+	}
+	d.m = terminal.New(st, checkPassword, terminal.WithLang(lang))
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
@@ -178,11 +184,26 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	keys := d.dev.Keypad.Keys()
 	swipes := d.dev.CardReader.Swipes()
 	tamper := d.dev.Tamper.Tampered()
+	// Devices that report their problems as they come and go (the
+	// screens say so: terminal/devices.go).
+	var paper <-chan hal.PrinterStatus
+	if pm, ok := d.dev.Printer.(hal.PrinterMonitor); ok {
+		paper = pm.PrinterStatus()
+	}
+	var keypad <-chan bool
+	if km, ok := d.dev.Keypad.(hal.KeypadMonitor); ok {
+		keypad = km.KeypadPresent()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 
 	d.rl.start()
 	d.step(terminal.Boot{})
+	if d.dev.DisplayFault != nil {
+		// The adapter logged why; the console the screens fell back to
+		// says so.
+		d.step(terminal.DisplayStatus{Fault: true})
+	}
 	d.watch()
 	for !d.stop {
 		if d.restartDue() {
@@ -210,6 +231,10 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(terminal.CardSwiped{Card: c.Track2, Err: c.Err})
 		case <-tamper:
 			d.step(terminal.TamperDetected{})
+		case st := <-paper:
+			d.step(terminal.PrinterStatus{PaperOut: st == hal.PrinterPaperOut, Offline: st == hal.PrinterOffline})
+		case present := <-keypad:
+			d.step(terminal.KeypadStatus{Missing: !present})
 		case <-tick.C:
 			d.watch()
 			d.step(terminal.Tick{})
@@ -300,7 +325,16 @@ func (d *daemon) do(e terminal.Effect) error {
 			d.log.Warn("display", slog.String("err", err.Error()))
 		}
 	case terminal.Print:
-		if err := d.dev.Printer.Print(e.Receipt); err != nil {
+		// The transaction is on disk by now: a receipt that cannot print
+		// changes nothing about it (REPRINT LAST prints it again).
+		switch err := d.dev.Printer.Print(e.Receipt); {
+		case err == nil:
+		case errors.Is(err, hal.ErrPaperOut):
+			// Kept by the printer, printed when paper is back; the
+			// screen says PAPER OUT until then.
+			d.log.Info("receipt waits for paper", slog.String("err", err.Error()))
+			d.next = append(d.next, terminal.PrinterStatus{PaperOut: true})
+		default:
 			d.log.Warn("printer", slog.String("err", err.Error()))
 		}
 	case terminal.SetLED:
