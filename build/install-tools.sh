@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the real parts the tests and the demo use, when missing:
-# mosquitto (the MQTT broker of the integration tests) and qemu-user-static
-# (to run the ARM builds). Only as root on Debian/Ubuntu; elsewhere it says
+# mosquitto (the MQTT broker of the integration tests), qemu-user-static
+# (to run the ARM builds), chromium (the back office's browser tests). Only as root on Debian/Ubuntu; elsewhere it says
 # what is missing and the tests that need it fail with that message.
 set -e
 missing=""
@@ -11,6 +11,10 @@ command -v qemu-arm-static >/dev/null 2>&1 || missing="$missing qemu-user-static
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+# Headless chromium: the back office's browser tests (chromedp); CJK fonts so
+# its Chinese pages (and their screenshots) show characters, not boxes.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing="$missing fonts-noto-cjk"
 # PostgreSQL server programs: the throwaway clusters of the HQ tests (initdb).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0

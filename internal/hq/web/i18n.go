@@ -64,6 +64,17 @@ func tr(lang, key string, args ...any) string {
 	return s
 }
 
+// trN is tr for a message about n things: the key's ".one" form when n is
+// 1 and the language has one (English), else the key itself.
+func trN(lang, key string, n int) string {
+	if n == 1 {
+		if _, ok := catalog[lang][key+".one"]; ok {
+			return tr(lang, key+".one", n)
+		}
+	}
+	return tr(lang, key, n)
+}
+
 // reasonText says a terminal's machine reason word (remote.md) in plain
 // language: what happened and what it means for the operator.
 func reasonText(lang, word string) string {
@@ -310,6 +321,9 @@ var catalog = map[string]map[string]string{
 		"req.rejected-by":      "Rejected by %s on %s:",
 		"req.progress":         "Progress",
 		"req.batch-open":       "%d transactions",
+		"req.batch-open.one":   "%d transaction",
+		"req.hours":            "%d hours",
+		"req.actions-run":      "Actions",
 		"req.batch-empty":      "empty",
 		"req.amount-unknown":   "amount not reported",
 		"req.err.no-key":       "You have no registered signing key: make one under Signing keys and have an admin register it.",
@@ -349,6 +363,7 @@ var catalog = map[string]map[string]string{
 		"step.not-sent":          "never sent",
 		"step.settling-now":      "the terminal reports unbinding",
 		"step.wiped-detail":      "%d transactions removed, keys zeroised, settlement-card binding removed",
+		"step.wiped-detail.one":  "%d transaction removed, keys zeroised, settlement-card binding removed",
 		"step.keys-not-zeroised": "(keys NOT reported zeroised)",
 		"step.rebooted-detail":   "its status says unactivated",
 		"stepstate.done":         "done",
@@ -729,6 +744,8 @@ var catalog = map[string]map[string]string{
 		"req.rejected-by":      "%s 于 %s 驳回：",
 		"req.progress":         "进度",
 		"req.batch-open":       "%d 笔交易",
+		"req.hours":            "%d 小时",
+		"req.actions-run":      "操作",
 		"req.batch-empty":      "无",
 		"req.amount-unknown":   "未报告金额",
 		"req.err.no-key":       "您没有已登记的签名密钥：请在“签名密钥”中生成，并请管理员登记。",

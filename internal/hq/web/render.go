@@ -34,6 +34,10 @@ func (p *page) T(key string, args ...any) string { return tr(p.Lang, key, args..
 // Has reports whether the logged-in operator holds a role.
 func (p *page) Has(role string) bool { return p.Op != nil && p.Op.Has(role) }
 
+// N translates a message about n things: English has a singular form
+// (key + ".one") where the catalog gives one.
+func (p *page) N(key string, n int) string { return trN(p.Lang, key, n) }
+
 // Reason says a machine reason word in plain language.
 func (p *page) Reason(word string) string { return reasonText(p.Lang, word) }
 
@@ -87,12 +91,13 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%s¥%d.%02d", sign, fen/100, fen%100)
 	},
-	"b64":  func(b []byte) string { return base64.StdEncoding.EncodeToString(b) },
-	"list": func(v ...any) []any { return v },
-	"has":  func(list []string, v string) bool { return slices.Contains(list, v) },
-	"str":  func(b []byte) string { return string(b) },
-	"join": strings.Join,
-	"add":  func(a, b int) int { return a + b },
+	"b64":   func(b []byte) string { return base64.StdEncoding.EncodeToString(b) },
+	"list":  func(v ...any) []any { return v },
+	"hours": func(d time.Duration) int { return int(d / time.Hour) },
+	"has":   func(list []string, v string) bool { return slices.Contains(list, v) },
+	"str":   func(b []byte) string { return string(b) },
+	"join":  strings.Join,
+	"add":   func(a, b int) int { return a + b },
 	"json": func(v any) (string, error) {
 		b, err := json.Marshal(v)
 		return string(b), err

@@ -222,7 +222,7 @@ func timeline(lang string, jt store.JobTerminal, acks []store.AckRecord) []step 
 	}
 	if res.BindingRemoved {
 		steps[iWiped].State = stepDone
-		steps[iWiped].Detail = T("step.wiped-detail", res.TxnsRemoved)
+		steps[iWiped].Detail = trN(lang, "step.wiped-detail", res.TxnsRemoved)
 		if !res.KeysZeroised {
 			steps[iWiped].Detail += " " + T("step.keys-not-zeroised")
 		}

@@ -40,6 +40,15 @@
         const ticked = new Set([...el.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value));
         const open = new Set([...el.querySelectorAll("details[open]")].map((d) => d.closest("tr")?.id));
         el.innerHTML = html;
+        // A part that says its state changed (a request approved, done)
+        // brings the whole page up to date: its actions depend on it.
+        const was = el.dataset.state, now = el.querySelector("[data-state]")?.dataset.state;
+        if (was && now && was !== now) {
+          const q = new URLSearchParams(location.search);
+          q.delete("msg");
+          location.replace(location.pathname + (q.toString() ? "?" + q : ""));
+          return;
+        }
         el.querySelectorAll("input[type=checkbox]").forEach((c) => { if (ticked.has(c.value)) c.checked = true; });
         el.querySelectorAll("details").forEach((d) => { if (open.has(d.closest("tr")?.id)) d.open = true; });
         el.dispatchEvent(new CustomEvent("live-updated", { bubbles: true }));
@@ -166,11 +175,14 @@
           const sig = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes);
           signatures.push({ cmd_id: c.cmd_id, sig: b64(sig) });
         }
-        await fetchJSON(`/jobs/${encodeURIComponent(job)}/signatures`, { method: "POST",
+        const res = await fetchJSON(`/jobs/${encodeURIComponent(job)}/signatures`, { method: "POST",
           headers: { "Content-Type": "application/json" }, body: JSON.stringify({ kid, signatures }) });
         done += signatures.length;
         after = page.commands[page.commands.length - 1].cmd_id;
         out.textContent = msg(`Signed ${done} of ${total}…`, `已签名 ${done}/${total}…`);
+        // The last signature may start the job: there is nothing more to
+        // ask for (the server no longer hands out its payloads).
+        if (res.remaining === 0) break;
       }
       out.textContent = msg(`Signed ${done} of ${total}.`, `已签名 ${done}/${total}。`);
       location.assign(`${location.pathname}?msg=${encodeURIComponent(btn.dataset.done)}`);
