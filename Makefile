@@ -7,7 +7,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 OUT       := build/out
-CMDS      := posagentd hqctl acquirer-sim
+CMDS      := posagentd hqctl hqd acquirer-sim
 # acquirer-sim is a host-side tool on the moov-io reference codec, which
 # does not compile for 32-bit ARM (moov-io/iso8583 v0.26.1 prefix/binary.go
 # overflows int): only the terminal-side binaries are cross-built.
@@ -136,3 +136,13 @@ footprint:
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
 
 .PHONY: package test-package footprint
+
+## bench-hq: HQ figures: code issue and job creation at 100,000 terminals
+## (SQLite, PostgreSQL), acks/s ingested by two hqd instances on PostgreSQL,
+## a 10,000-terminal unbind job end to end with its settlement peak
+bench-hq:
+	@mkdir -p $(OUT)
+	$(GO) test -run '^$$' -bench 'IssueCode|CreateJob' -benchtime 2000x -timeout 30m ./internal/hq/store/ | tee $(OUT)/bench-hq.txt
+	$(GO) test -run '^$$' -bench 'IngestAcks|UnbindJob10k' -benchtime 1x -timeout 60m -v ./cmd/hqd/ | grep -E 'Benchmark|bench_test|ok|FAIL' | tee -a $(OUT)/bench-hq.txt
+
+.PHONY: bench-hq

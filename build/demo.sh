@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # build/demo.sh — the posagent lab in one command (`make demo` runs it after
 # `make build`): an embedded MQTT broker, the acquirer simulator, the HQ
-# activation service and one simulated terminal, DEMO-0001, whose screen
-# and keypad are this terminal.
+# service (hqd on SQLite: activation codes and service, jobs, API) and one
+# simulated terminal, DEMO-0001, whose screen and keypad are this terminal.
 #
 # Usage: build/demo.sh [--fresh]
 #
@@ -11,15 +11,16 @@
 #
 # Environment, for tests and for running two labs side by side:
 #   DEMO_DIR          work directory (default .demo in the repository)
-#   DEMO_BIN          directory of posagentd, hqctl, acquirer-sim (default build/out)
+#   DEMO_BIN          directory of posagentd, hqctl, hqd, acquirer-sim (default build/out)
 #   DEMO_BROKER_PORT  lab broker port (default 18883)
 #   DEMO_ACQ_PORT     acquirer simulator port (default 15000)
+#   DEMO_HQ_PORT      hqd's API port on 127.0.0.1 (default 18440)
 #   DEMO_FRESH=1      same as --fresh
 #
 # The terminal runs in the foreground; when it asks for a reboot (exit
 # status 3, [hal] reboot = "exit") it is started again, like a supervisor
 # would. Ctrl-C stops it and everything the script started. Logs:
-# .demo/{broker,acquirer,serve,posagentd}.log.
+# .demo/{broker,acquirer,hqd,posagentd}.log.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,13 +37,14 @@ BIN=${DEMO_BIN:-build/out}
 DIR=${DEMO_DIR:-.demo}
 BROKER_PORT=${DEMO_BROKER_PORT:-18883}
 ACQ_PORT=${DEMO_ACQ_PORT:-15000}
+HQ_PORT=${DEMO_HQ_PORT:-18440}
 FRESH=${DEMO_FRESH:-0}
 
 for arg in "$@"; do
 	case $arg in
 	--fresh) FRESH=1 ;;
 	-h | --help)
-		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -52,7 +54,7 @@ for arg in "$@"; do
 	esac
 done
 
-for b in posagentd hqctl acquirer-sim; do
+for b in posagentd hqctl hqd acquirer-sim; do
 	if [ ! -x "$BIN/$b" ]; then
 		echo "demo: $BIN/$b is missing: run make build (or make demo)" >&2
 		exit 1
@@ -166,11 +168,34 @@ wait_for "$DIR/broker.log" "listening" "$!" "the lab broker (port $BROKER_PORT)"
 PIDS+=($!)
 wait_for "$DIR/acquirer.log" "listening on" "$!" "the acquirer simulator (port $ACQ_PORT)"
 
-"$BIN/hqctl" serve --broker "tcp://127.0.0.1:$BROKER_PORT" --key "$DIR/hq/hq-1.key" \
-	--state "$DIR/hq-state.json" --registry "$DIR/registry.jsonl" \
-	--acquirer-keys "$DIR/acquirer-keys.json" >"$DIR/serve.log" 2>&1 &
+# HQ: hqd on SQLite with the demo's ops key hq-1 (it signs provision
+# commands and unbinds: the demo's policy needs one signature). An admin
+# operator's API token lets hqctl (and this script) talk to it.
+cat >"$DIR/hqd.toml" <<EOF
+# Written by build/demo.sh on every run.
+db = "sqlite://$DIR/hq.db"
+[mqtt]
+broker = "tcp://127.0.0.1:$BROKER_PORT"
+client_id = "hqd-demo"
+[http]
+listen = "127.0.0.1:$HQ_PORT"
+[signing]
+key_file = "$DIR/hq/hq-1.key"
+[activation]
+acquirer_keys = "$DIR/acquirer-keys.json"
+[jobs]
+resend_interval = "30s"
+EOF
+if [ ! -f "$DIR/admin.token" ]; then
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name demo-admin --roles admin \
+		--token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+fi
+"$BIN/hqd" register --config "$DIR/hqd.toml" "$DIR/registry.jsonl" >>"$DIR/hqd.log" 2>&1
+"$BIN/hqd" run --config "$DIR/hqd.toml" >>"$DIR/hqd.log" 2>&1 &
 PIDS+=($!)
-wait_for "$DIR/serve.log" "serving:" "$!" "the HQ activation service"
+wait_for "$DIR/hqd.log" "subscribed to" "$!" "the HQ service (hqd, port $HQ_PORT)"
+export HQCTL_HQ="http://127.0.0.1:$HQ_PORT"
+hq_state() { "$BIN/hqctl" fleet state --token-file "$DIR/admin.token" "$SERIAL" 2>/dev/null || echo unknown; }
 
 # --- the terminal in the foreground ---
 SWIPE=build/swipe.sh
@@ -183,12 +208,12 @@ fi
 BANNER_LINES=0
 banner() {
 	local state code lines=()
-	state=$("$BIN/hqctl" terminal-state --state "$DIR/hq-state.json" --serial "$SERIAL")
+	state=$(hq_state)
 	lines+=("posagent demo: terminal $SERIAL")
 	if [ "$state" = active ]; then
 		lines+=("  terminal          ACTIVE (activated in an earlier run; --fresh starts over)")
 	else
-		code=$("$BIN/hqctl" activation-code --state "$DIR/hq-state.json" --serial "$SERIAL" \
+		code=$("$BIN/hqctl" code issue --token-file "$DIR/admin.token" --serial "$SERIAL" \
 			--tid "$TID" --mid "$MID" --merchant-name "$MERCHANT" \
 			--acquirer "127.0.0.1:$ACQ_PORT" --json | sed -n 's/.*"code":"\([0-9]\{8\}\)".*/\1/p')
 		if [ -z "$code" ]; then
@@ -200,6 +225,7 @@ banner() {
 	lines+=("  technician pwd    $TECH_PWD")
 	lines+=("  supervisor pwd    $SUPERVISOR_PWD")
 	lines+=("  swipe a card      from another terminal: $SWIPE [PAN]")
+	lines+=("  HQ (hqd)          $HQCTL_HQ  token .demo/admin.token")
 	lines+=("  quit              Ctrl-C        lab and logs: $DIR")
 	lines+=("--------------------------------------------------------------------------")
 	printf '\033[2J\033[H'
@@ -245,10 +271,10 @@ while :; do
 	set -e
 	if [ "$rc" = 3 ] && [ "$STOP" = 0 ]; then
 		echo "demo: the terminal asked for a reboot; starting it again" >>"$DIR/posagentd.log"
-		# An unbind reboots: give serve a moment to record the terminal's
-		# `unbound` event, so the banner offers a new activation code.
+		# An unbind reboots: give hqd a moment to record the unbind's final
+		# ack (or the `unbound` event), so the banner offers a new code.
 		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			[ "$("$BIN/hqctl" terminal-state --state "$DIR/hq-state.json" --serial "$SERIAL")" = active ] || break
+			[ "$(hq_state)" = active ] || break
 			sleep 0.3
 		done
 		continue

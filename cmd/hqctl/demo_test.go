@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
-	for _, c := range []string{"posagentd", "hqctl", "acquirer-sim"} {
+	for _, c := range []string{"posagentd", "hqctl", "hqd", "acquirer-sim"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, c), "./cmd/"+c)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -36,9 +36,9 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	lab := filepath.Join(tmp, "lab")
-	brokerPort, acqPort := freeTCPPort(t), freeTCPPort(t)
+	brokerPort, acqPort, hqPort := freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
 	env := []string{"DEMO_DIR=" + lab, "DEMO_BIN=" + bin,
-		fmt.Sprintf("DEMO_BROKER_PORT=%d", brokerPort), fmt.Sprintf("DEMO_ACQ_PORT=%d", acqPort)}
+		fmt.Sprintf("DEMO_BROKER_PORT=%d", brokerPort), fmt.Sprintf("DEMO_ACQ_PORT=%d", acqPort), fmt.Sprintf("DEMO_HQ_PORT=%d", hqPort)}
 
 	// A private tmux server, so the test never touches anyone's sessions.
 	sock := fmt.Sprintf("posagent-demo-test-%d", os.Getpid())
@@ -55,7 +55,7 @@ func TestDemo(t *testing.T) {
 	t.Cleanup(func() {
 		_ = exec.Command(tmuxBin, "-L", sock, "kill-server").Run()
 		if t.Failed() {
-			for _, l := range []string{"broker", "acquirer", "serve", "posagentd"} {
+			for _, l := range []string{"broker", "acquirer", "hqd", "posagentd"} {
 				b, _ := os.ReadFile(filepath.Join(lab, l+".log"))
 				t.Logf("%s.log:\n%s", l, b)
 			}
@@ -112,11 +112,11 @@ func TestDemo(t *testing.T) {
 	waitScreen("ACTIVATION CODE", 5*time.Second)
 	keys(m[1], "Enter")
 	// WAITING FOR HQ lasts as long as HQ takes (milliseconds here); then the
-	// demo's acquirer signs the terminal in with the TMK serve gave it.
+	// demo's acquirer signs the terminal in with the TMK hqd gave it.
 	waitScreen("SWIPE SETTLEMENT CARD", 30*time.Second)
-	serveLog, _ := os.ReadFile(filepath.Join(lab, "serve.log"))
-	if !regexp.MustCompile(`DEMO-0001 activation_request act-DEMO-0001-\d+ -> provision prov-DEMO-0001-\d+ TID 10000001`).Match(serveLog) {
-		t.Fatalf("serve.log has no provision:\n%s", serveLog)
+	hqdLog, _ := os.ReadFile(filepath.Join(lab, "hqd.log"))
+	if !regexp.MustCompile(`activation request answered.* serial=DEMO-0001 request=act-DEMO-0001-\d+ provision=prov-DEMO-0001-\d+ tid=10000001`).Match(hqdLog) {
+		t.Fatalf("hqd.log has no provision:\n%s", hqdLog)
 	}
 	swipe()
 	waitScreen("ACTIVATED", 10*time.Second)
@@ -164,7 +164,7 @@ func TestDemo(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, port := range []int{brokerPort, acqPort} {
+	for _, port := range []int{brokerPort, acqPort, hqPort} {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 			c.Close()
 			t.Errorf("port %d still open after the demo stopped: a background process was left behind", port)

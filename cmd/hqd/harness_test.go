@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 // lab is one HQ deployment for a test: a mosquitto, a database (SQLite
 // file or a PostgreSQL database), hqd's ops key and an admin token.
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	broker  *mosquittotest.Broker
 	db      string
@@ -54,7 +54,7 @@ type lab struct {
 	extra   string // appended to every config
 }
 
-func newLab(t *testing.T, dialect string, brokerOpts mosquittotest.Options) *lab {
+func newLab(t testing.TB, dialect string, brokerOpts mosquittotest.Options) *lab {
 	t.Helper()
 	l := &lab{t: t, dir: t.TempDir()}
 	l.broker = mosquittotest.Start(t, brokerOpts)
@@ -77,7 +77,7 @@ func newLab(t *testing.T, dialect string, brokerOpts mosquittotest.Options) *lab
 	return l
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func (l *lab) hqd(args ...string) string {
 
 // instance is a running hqd.
 type instance struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cfg  string
 	port int
@@ -196,16 +196,6 @@ func (in *instance) kill() {
 	if in.cmd != nil && in.cmd.Process != nil {
 		_ = in.cmd.Process.Signal(syscall.SIGKILL)
 		<-in.done
-	}
-}
-
-// stop is a clean stop (SIGTERM).
-func (in *instance) stop() {
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-in.done:
-	case <-time.After(20 * time.Second):
-		in.t.Fatalf("hqd %s did not stop on SIGTERM", in.name)
 	}
 }
 

@@ -33,7 +33,7 @@ func eachDB(t *testing.T, fn func(t *testing.T, dialect string)) {
 	}
 }
 
-func openDB(t *testing.T, url string) *store.Store {
+func openDB(t testing.TB, url string) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), url, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -41,16 +41,16 @@ type HQKey struct {
 
 // Options shape a fleet.
 type Options struct {
-	Broker   string
-	Serials  []string
-	PerConn  int               // terminals per MQTT connection; 1 (default) = client id pos-<serial>, username = serial
-	HQKeys   map[string]HQKey  // kid -> key
-	Policy   map[string]int    // type -> signatures needed (default 1)
-	Active   bool              // start active (else unactivated)
-	Batch    int               // open-batch transactions of each active terminal
-	Settler  Settler           // nil: settlement always succeeds at once
-	Log      *slog.Logger
-	Now      func() time.Time
+	Broker  string
+	Serials []string
+	PerConn int              // terminals per MQTT connection; 1 (default) = client id pos-<serial>, username = serial
+	HQKeys  map[string]HQKey // kid -> key
+	Policy  map[string]int   // type -> signatures needed (default 1)
+	Active  bool             // start active (else unactivated)
+	Batch   int              // open-batch transactions of each active terminal
+	Settler Settler          // nil: settlement always succeeds at once
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Terminal is one light terminal.
