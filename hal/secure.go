@@ -23,11 +23,12 @@ func (s KeySlot) String() string {
 	return "KeySlot(?)"
 }
 
-// SecureElement is the port to the terminal's secure element. Keys never
-// leave it in clear: callers install them wrapped or checked, and ask for
-// MACs and seals. On a real terminal it is tamper-responsive hardware;
-// hal/sesim is the software one of the host simulator and the tests.
-type SecureElement interface {
+// The secure element's roles, like storage.Sealer: a part of the
+// daemon takes the narrowest one it needs (the acquirer link MACs and
+// installs working keys, the stores seal, the wipe erases).
+
+// KeyInstaller installs and reports the acquirer keys.
+type KeyInstaller interface {
 	// InstallTMK installs the 16-byte terminal master key after checking
 	// kcv, its 6 hex digits (first 3 bytes of 3DES-encrypting 8 zero
 	// bytes), compared case-insensitively. On a mismatch nothing changes.
@@ -37,19 +38,41 @@ type SecureElement interface {
 	// response under the TMK (acquirer.md §Field 62) and checks both check
 	// values; on any failure nothing is installed.
 	InstallWorkingKeys(f62 []byte) error
+	// HasKey reports whether the slot holds a key.
+	HasKey(KeySlot) bool
+}
+
+// MACer computes field 64.
+type MACer interface {
 	// MAC returns field 64 for a MAC block: the CUP ECB MAC with the MAK,
 	// as 8 ASCII characters (acquirer.md §MAC).
 	MAC(block []byte) ([8]byte, error)
-	// HasKey reports whether the slot holds a key.
-	HasKey(KeySlot) bool
-	// ZeroiseKeys destroys TMK, PIK and MAK (tamper, unbind).
-	ZeroiseKeys() error
+}
 
-	// Seal and Open encrypt and authenticate merchant store values
-	// (AES-256-GCM) under a data key the SE creates on first use.
+// Sealer encrypts and authenticates merchant store values (AES-256-GCM)
+// under a data key the SE creates on first use (storage.Sealer).
+type Sealer interface {
 	Seal(plaintext, additionalData []byte) ([]byte, error)
 	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
+// Eraser destroys keys: tamper and unbind.
+type Eraser interface {
+	// ZeroiseKeys destroys TMK, PIK and MAK.
+	ZeroiseKeys() error
 	// DestroyDataKey destroys the data key: everything sealed under it is
 	// unreadable from then on (crypto-erase on unbind).
 	DestroyDataKey() error
+}
+
+// SecureElement is the port to the terminal's secure element, all its
+// roles together. Keys never leave it in clear: callers install them
+// wrapped or checked, and ask for MACs and seals. On a real terminal it
+// is tamper-responsive hardware; hal/sesim is the software one of the
+// host simulator and the tests.
+type SecureElement interface {
+	KeyInstaller
+	MACer
+	Sealer
+	Eraser
 }

@@ -71,3 +71,33 @@ func (t *IdentityTx) Put(key string, v []byte) error {
 	}
 	return t.tx.Bucket(bktKV).Put([]byte(key), v)
 }
+
+// SetPwdLock stores the supervisor password failure state.
+func (t *IdentityTx) SetPwdLock(l PwdLock) error {
+	raw, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bktIdentity).Put(keyPwdLock, raw)
+}
+
+// SetSupervisorPwdHash replaces the supervisor password hash (PHC string).
+func (t *IdentityTx) SetSupervisorPwdHash(hash string) error {
+	if _, _, _, err := parsePHC(hash); err != nil {
+		return fmt.Errorf("set supervisor password: %w", err)
+	}
+	b := t.tx.Bucket(bktIdentity)
+	if b == nil || b.Get(keyIdentity) == nil {
+		return ErrNoIdentity
+	}
+	var id Identity
+	if err := json.Unmarshal(b.Get(keyIdentity), &id); err != nil {
+		return fmt.Errorf("%w: identity record: %v", ErrCorrupt, err)
+	}
+	id.SupervisorPwdHash = hash
+	raw, err := json.Marshal(id)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyIdentity, raw)
+}

@@ -95,6 +95,11 @@ type Response struct {
 	SettleFlag  byte
 	Undecodable bool  // the answer did not decode or did not match: reversal reason 06
 	DecodeErr   error // why, for the log
+	// LocalDate (field 13, MMDD) and LocalTime (field 12, hhmmss) are the
+	// host's local date and time as raw digits, "" when absent; a sign-in
+	// answer sets an untrusted clock from them.
+	LocalDate string
+	LocalTime string
 }
 
 // Approved reports 39=00.
@@ -124,26 +129,68 @@ func declineLines(code string) []string {
 	return l
 }
 
-// job is an exchange waiting for its reply.
+// job is an exchange waiting for its turn or its reply.
 type job struct {
-	req     Request
+	req Request
+	// build, when set, makes the request at the moment it is sent, from
+	// the state as it is then (a reversal from the reversal slot); false
+	// means there is nothing to send any more, and skipped runs instead
+	// of onReply.
+	build   func(m *Machine) (Request, bool)
+	skipped func(m *Machine)
 	onReply func(m *Machine, r AcquirerReply)
 }
 
 // exchange sends req now if the link is free, or after the exchanges
 // already waiting. One request is in flight at a time (acquirer.md §Frame).
 func (m *Machine) exchange(req Request, onReply func(m *Machine, r AcquirerReply)) {
-	m.nextID++
-	req.ID = m.nextID
-	req.Merchant = m.st.Merchant
-	j := &job{req: req, onReply: onReply}
+	m.enqueue(&job{req: req, onReply: onReply})
+}
+
+func (m *Machine) enqueue(j *job) {
 	if m.inflight != nil {
 		m.waiting = append(m.waiting, j)
 		return
 	}
-	m.inflight = j
-	m.emit(Exchange{Req: req})
+	m.send(j)
 }
+
+// send puts j on the wire, building its request first if it is built at
+// send time. A job with nothing left to send is skipped and the next one
+// goes.
+func (m *Machine) send(j *job) {
+	for j != nil {
+		if j.build != nil {
+			req, ok := j.build(m)
+			if !ok {
+				if j.skipped != nil {
+					j.skipped(m)
+				}
+				j = m.dequeue()
+				continue
+			}
+			j.req = req
+		}
+		m.nextID++
+		j.req.ID = m.nextID
+		j.req.Merchant = m.st.Merchant
+		m.inflight = j
+		m.emit(Exchange{Req: j.req})
+		return
+	}
+}
+
+func (m *Machine) dequeue() *job {
+	if m.inflight != nil || len(m.waiting) == 0 {
+		return nil
+	}
+	j := m.waiting[0]
+	m.waiting = m.waiting[1:]
+	return j
+}
+
+// linkIdle reports that no exchange is in flight or waiting.
+func (m *Machine) linkIdle() bool { return m.inflight == nil && len(m.waiting) == 0 }
 
 func (m *Machine) onAcquirerReply(r AcquirerReply) {
 	j := m.inflight
@@ -157,12 +204,10 @@ func (m *Machine) onAcquirerReply(r AcquirerReply) {
 		m.st.NeedSignIn = true
 	}
 	j.onReply(m, r)
-	if m.inflight == nil && len(m.waiting) > 0 {
-		j := m.waiting[0]
-		m.waiting = m.waiting[1:]
-		m.inflight = j
-		m.emit(Exchange{Req: j.req})
+	if m.inflight == nil {
+		m.send(m.dequeue())
 	}
+	m.whenIdle()
 }
 
 // allocSTAN returns the next STAN and the op that persists it; the op goes
@@ -202,28 +247,44 @@ func (m *Machine) beforeFinancial(then func(m *Machine), fail func(m *Machine, r
 
 // sendReversal sends the pending reversal; done learns whether a 0410
 // cleared it. Any 0410 whose F11 and F41 match clears it, whatever its 39.
+// The request is built from the reversal slot when it is sent, not when it
+// is queued: an answer committed in between (an approval that cleared the
+// slot) means there is nothing to reverse, and a slot that now holds
+// another message is that message's own reversal to send.
 func (m *Machine) sendReversal(done func(m *Machine, ok bool)) {
-	rv := m.st.Reversal
-	if rv == nil {
+	rv0 := m.st.Reversal
+	if rv0 == nil {
 		done(m, true)
 		return
 	}
-	m.exchange(Request{Kind: MsgReversal, STAN: rv.Txn.STAN, Batch: rv.Txn.Batch, Txn: rv.Txn, Reason: rv.Reason, Auth: rv.Auth},
-		func(m *Machine, r AcquirerReply) {
-			if r.Err != nil || r.Resp.Undecodable || r.Resp.STAN != rv.Txn.STAN || r.Resp.TID != m.st.Merchant.TID {
-				m.log(slog.LevelWarn, "reversal not cleared", slog.String("stan", rv.Txn.STAN.String()), errAttr(r.Err))
+	var sent Reversal
+	m.enqueue(&job{
+		build: func(m *Machine) (Request, bool) {
+			rv := m.st.Reversal
+			if rv == nil || rv.Txn.STAN != rv0.Txn.STAN || rv.Txn.Batch != rv0.Txn.Batch {
+				m.log(slog.LevelInfo, "reversal not sent: the slot changed", slog.String("stan", rv0.Txn.STAN.String()))
+				return Request{}, false
+			}
+			sent = *rv
+			return Request{Kind: MsgReversal, STAN: rv.Txn.STAN, Batch: rv.Txn.Batch, Txn: rv.Txn, Reason: rv.Reason, Auth: rv.Auth}, true
+		},
+		skipped: func(m *Machine) { done(m, true) }, // the caller looks at the slot again
+		onReply: func(m *Machine, r AcquirerReply) {
+			if r.Err != nil || r.Resp.Undecodable || r.Resp.STAN != sent.Txn.STAN || r.Resp.TID != m.st.Merchant.TID {
+				m.log(slog.LevelWarn, "reversal not cleared", slog.String("stan", sent.Txn.STAN.String()), errAttr(r.Err))
 				done(m, false)
 				return
 			}
-			t := rv.Txn
+			t := sent.Txn
 			t.Status = Reversed
 			m.putTxn(t)
 			m.st.Reversal = nil
 			m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})
-			m.log(slog.LevelInfo, "reversal cleared", slog.String("stan", t.STAN.String()), slog.String("reason", rv.Reason))
+			m.log(slog.LevelInfo, "reversal cleared", slog.String("stan", t.STAN.String()), slog.String("reason", sent.Reason))
 			m.publishStatus()
 			done(m, true)
-		})
+		},
+	})
 }
 
 // signIn runs a sign-in (0800); done gets "" on success or a reason.
@@ -241,6 +302,7 @@ func (m *Machine) signIn(done func(m *Machine, reason string)) {
 			done(m, "KEY ERROR")
 		default:
 			m.st.NeedSignIn = false
+			m.clockFromSignIn(r.Resp)
 			// Adopt the host's batch number unless ours holds transactions
 			// (acquirer.md §Sign-in).
 			if r.Resp.Batch != 0 && r.Resp.Batch != m.st.Counters.Batch && len(m.st.Journal) == 0 {

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
+	"maps"
 	"time"
 
 	"github.com/posagent/posagent/hal"
@@ -163,12 +163,33 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 		m.activationFailed(map[string]string{"bad-kcv": "BAD KCV", "bad-seal": "BAD SEAL"}[ev.Reason])
 		return
 	}
+	ops := []Op{PutParams{Merchant: m.st.Merchant}}
 	if !a.keep {
+		if old := a.saved.Merchant.TID; old != "" {
+			// The counters of the TID this unit served before stay with
+			// the identity before the merchant store's are replaced.
+			k := TIDKey(m.st.Serial, old)
+			ops = append(ops, PutTIDCounters{Key: k, Counters: a.saved.Counters})
+			m.st.TIDCounters = maps.Clone(m.st.TIDCounters)
+			if m.st.TIDCounters == nil {
+				m.st.TIDCounters = map[string]Counters{}
+			}
+			m.st.TIDCounters[k] = a.saved.Counters
+		}
+		// A TID served before continues its STAN and batch: the host
+		// still knows them (answer 94 for a STAN seen twice).
 		m.st.Counters = Counters{Batch: 1}
+		if c, ok := m.st.TIDCounters[TIDKey(m.st.Serial, m.st.Merchant.TID)]; ok {
+			m.st.Counters = c
+			if m.st.Counters.Batch == 0 {
+				m.st.Counters.Batch = 1
+			}
+		}
 		m.st.Journal, m.st.Prev, m.st.PrevBatch, m.st.Reversal, m.st.Settling = nil, nil, 0, nil, 0
 	}
 	a.stored = true
-	m.emit(Persist{Ops: []Op{PutParams{Merchant: m.st.Merchant}, PutCounters{Counters: m.st.Counters}}})
+	ops = append(ops, PutCounters{Counters: m.st.Counters})
+	m.emit(Persist{Ops: ops})
 	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
 	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "SIGNING IN"}}}
 	m.signIn(func(m *Machine, reason string) {
@@ -209,8 +230,14 @@ func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 	ops := []Op{PutBinding{Binding: b}, PutCounters{Counters: m.st.Counters}}
 	if !a.keep {
 		// A new merchant: the previous one's batches and reversal (a
-		// tampered unit re-activated for another TID; its keys are gone,
-		// the tamper event reported them) do not carry over.
+		// tampered unit re-activated for another TID; its keys are gone)
+		// do not carry over. What they still owe goes to HQ, signed,
+		// before they are erased (the outbox write comes first).
+		if owed, ok := owedOf(a.saved); ok {
+			b, _ := json.Marshal(owed)
+			m.emit(PublishEvent{Type: "owed", Data: b})
+			m.log(slog.LevelWarn, "owed by an earlier TID reported to HQ", slog.String("tid", owed.TID), slog.Int("unsettled", len(owed.Unsettled)), slog.Bool("reversal", owed.Reversal != nil))
+		}
 		for _, old := range []BatchNo{a.saved.Counters.Batch, a.saved.PrevBatch} {
 			if old != 0 {
 				ops = append(ops, DeleteBatch{Batch: old})
@@ -266,15 +293,18 @@ func (m *Machine) onTamper() {
 	}
 	m.emit(ZeroiseKeys{}, Persist{Ops: []Op{SetTampered{On: true}}})
 	m.st.NeedSignIn = true
-	data := map[string]any{"state_before": m.st.Lifecycle.String()}
-	if rv := m.st.Reversal; rv != nil {
-		data["pending_reversal"] = map[string]any{"stan": rv.Txn.STAN.String(), "type": strings.ToLower(rv.Txn.Type.String()),
-			"amount": int64(rv.Txn.Amount), "pan": rv.Txn.PAN.String(), "reason": rv.Reason}
-	}
-	if n := len(m.approvedTxns()); n > 0 {
-		data["open_batch_count"] = n
-	}
-	b, _ := json.Marshal(data)
+	// What the merchant data still owes, in the shape of force's
+	// result.unsettled: the keys are gone, so HQ must know now.
+	owed, _ := owedOf(m.st)
+	// (The reversal's key is pending_reversal here, as HQs already read
+	// it; the owed event names it reversal, as spec/remote.md does.)
+	b, _ := json.Marshal(struct {
+		StateBefore string         `json:"state_before"`
+		TID         string         `json:"tid"`
+		Batch       string         `json:"batch"`
+		Reversal    *UnsettledTxn  `json:"pending_reversal"`
+		Unsettled   []UnsettledTxn `json:"unsettled"`
+	}{m.st.Lifecycle.String(), owed.TID, owed.Batch, owed.Reversal, owed.Unsettled})
 	m.emit(PublishEvent{Type: "tamper", Data: b})
 	m.inflight, m.waiting = nil, nil
 	m.enter(Tampered, "tamper input fired")

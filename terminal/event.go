@@ -29,9 +29,11 @@ type CardSwiped struct {
 // second); timeouts are deadlines compared with the time given to Step.
 type Tick struct{}
 
-// PersistFailed reports that a Persist effect could not be written. The
-// shell executes no effect after a failed Persist, so nothing that depends
-// on it happened.
+// PersistFailed reports that a write could not be made: a Persist, or the
+// outbox write of a SendAck or PublishEvent. The shell executes no effect
+// after it, so nothing that depends on it happened. The machine fails
+// stop: it shows why, asks for a Reboot and decides nothing more; the
+// next boot rebuilds its state from the stores.
 type PersistFailed struct{ Err error }
 
 // TamperDetected is the tamper input firing.
@@ -94,10 +96,12 @@ func (Reboot) isEffect()        {}
 // Status is the retained status the terminal publishes (spec/remote.md
 // §Status payload); the shell adds serial, version, online and time.
 type Status struct {
-	State      Lifecycle
-	TID        string
-	BatchNo    BatchNo
-	BatchCount int
+	State           Lifecycle
+	TID             string
+	BatchNo         BatchNo
+	BatchCount      int
+	ClockTrusted    bool
+	PendingReversal bool
 }
 
 // Op is one durable write. The shell maps each to the stores.

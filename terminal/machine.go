@@ -59,8 +59,25 @@ type State struct {
 	// sent in activation requests.
 	DeviceX25519Pub string
 	// Incomplete: merchant parameters without a settlement-card binding,
-	// an activation cut short by a power cut; erased at boot.
+	// an activation cut short by a power cut; erased at boot. Derived by
+	// Resolve.
 	Incomplete bool
+
+	// Tampered: the tamper input fired and no technician activation has
+	// cleared it since (identity store).
+	Tampered bool
+	// WorkingKeys: the secure element holds a MAK (a fact of the SE, not
+	// of the stores: the shell sets it after Load). Without one the first
+	// financial message signs in first.
+	WorkingKeys bool
+	// TIDCounters are the STAN and batch counters of every TID this
+	// terminal has served, kept with the identity (never wiped): a TID
+	// provisioned again continues its STAN, so the host's duplicate check
+	// (answer 94) never sees a number twice (identity store).
+	TIDCounters map[string]Counters // by TIDKey
+	// TimeFloor is the latest trusted time the terminal has seen, at least
+	// the build time (spec/remote.md "Clock trust"; identity store).
+	TimeFloor time.Time
 }
 
 // Machine is the terminal core: a deterministic state machine. It is not
@@ -78,18 +95,34 @@ type Machine struct {
 	onAlarm func(m *Machine) // a step waiting for its time (unbind retry)
 
 	unbindBackoff time.Duration
+	// unbindWhenIdle: an unbind was accepted while an exchange was in
+	// flight; it goes on once the link is idle.
+	unbindWhenIdle bool
 
 	activation *activation      // the technician activation in progress
 	wipeAfter  func(m *Machine) // what a Wiped outside an unbind goes on with
+
+	diskKnown, diskLow bool // the last DiskFree, compared with MinFreeKiB
+
+	// clockTrusted: since this boot the shell reported the clock
+	// synchronised, or the sign-in answer set it, and it reads no earlier
+	// than the time floor (spec/remote.md "Clock trust").
+	clockTrusted bool
+
+	// halted: a write failed and the machine asked for a reboot; it
+	// decides nothing more (fail-stop: the next boot rebuilds the state
+	// from what is on disk).
+	halted bool
 
 	nextID   uint64 // of the last Request
 	inflight *job   // the exchange in flight (one at a time)
 	waiting  []*job // exchanges queued behind it
 }
 
-// New builds a machine from the state loaded from the stores.
+// New builds a machine from the state loaded from the stores; the
+// lifecycle is worked out from what was loaded (Resolve).
 func New(st State, checkPwd PasswordChecker) *Machine {
-	return &Machine{st: st, checkPwd: checkPwd}
+	return &Machine{st: Resolve(st), checkPwd: checkPwd}
 }
 
 // Lifecycle returns the current lifecycle state.
@@ -103,6 +136,14 @@ func (m *Machine) Screen() hal.Screen { return hal.Screen{Lines: append([]string
 func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	m.now = now
 	m.out = nil
+	if m.halted {
+		return nil // a reboot is on its way: nothing more is decided
+	}
+	if len(m.views) == 0 {
+		if _, ok := ev.(Boot); !ok {
+			return nil // nothing happens before Boot
+		}
+	}
 	switch ev := ev.(type) {
 	case Boot:
 		m.enter(m.st.Lifecycle, "boot")
@@ -141,17 +182,45 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 			c.card(m, ev.Card, ev.Err)
 		}
 	case PersistFailed:
-		m.log(slog.LevelError, "persist failed", slog.String("err", ev.Err.Error()))
-		m.showResult("ERROR", "STORAGE FAULT", "CALL SERVICE")
+		m.failStop(ev.Err)
+		return m.out
 	case TamperDetected:
 		m.onTamper()
 	case Provisioned:
 		m.onProvisioned(ev)
 	case SupervisorPwdStored:
 		m.onSupervisorPwdStored(ev)
+	case DiskFree:
+		m.onDiskFree(ev.KiB)
+	case ClockSynced:
+		m.onClockSynced()
 	}
+	m.checkClock()
 	m.render()
 	return m.out
+}
+
+// failStop is the answer to a write that failed. The shell executed
+// nothing after it, so nothing left that is not on disk; the memory of
+// this machine may now be ahead of the disk, so it is not trusted any
+// more: a clear screen, a log line, and a reboot through the HAL, after
+// which the state is rebuilt from the stores. Any exchange in flight is
+// abandoned with the process: its reversal image is on disk, and the
+// next boot sends it.
+func (m *Machine) failStop(err error) {
+	m.log(slog.LevelError, "write failed: rebooting to rebuild the state from disk", slog.String("err", err.Error()))
+	m.inflight, m.waiting = nil, nil
+	m.alarm, m.onAlarm = time.Time{}, nil
+	m.rebootWith("ERROR", "STORAGE FAULT", "", "REBOOTING")
+}
+
+// rebootWith draws its last screen, then asks for the reboot: the shell
+// stops at Reboot, so the screen must come first.
+func (m *Machine) rebootWith(lines ...string) {
+	m.views = []view{&infoView{lines: lines}}
+	m.render()
+	m.halted = true
+	m.emit(Reboot{})
 }
 
 func (m *Machine) emit(e ...Effect) { m.out = append(m.out, e...) }
@@ -186,7 +255,7 @@ func (m *Machine) enter(l Lifecycle, why string) {
 }
 
 func (m *Machine) status() Status {
-	s := Status{State: m.st.Lifecycle}
+	s := Status{State: m.st.Lifecycle, ClockTrusted: m.clockTrusted, PendingReversal: m.st.Reversal != nil}
 	if m.st.Lifecycle == Active || m.st.Lifecycle == Unbinding {
 		s.TID = m.st.Merchant.TID
 		s.BatchNo = m.st.Counters.Batch

@@ -130,10 +130,13 @@ type UnsettledTxn struct {
 	Time   string `json:"time"`
 }
 
-// Unbind stages.
+// Unbind stages, as persisted in UnbindIntent.Stage.
 const (
-	stageAccepted = "accepted"
-	stageWiping   = "wiping"
+	StageAccepted = "accepted"
+	StageWiping   = "wiping"
+
+	stageAccepted = StageAccepted
+	stageWiping   = StageWiping
 )
 
 // settleRetry bounds the backoff between settlement attempts of an unbind.
@@ -170,8 +173,7 @@ func (m *Machine) onCommand(c RemoteCommand) {
 		}
 		m.st.Intent = iv
 		m.emit(SendAck{CmdID: c.ID, State: AckAccepted, SetIntent: iv})
-		m.enter(Unbinding, "unbind command "+c.ID)
-		m.unbindStep()
+		m.beginUnbind("unbind command " + c.ID)
 	case "provision":
 		m.onProvision(c)
 	default:
@@ -190,10 +192,40 @@ func (m *Machine) startUnbind() {
 				Unsettled: "settle", ExpiresAt: m.now.Add(10 * time.Minute), Stage: stageAccepted}
 			m.st.Intent = iv
 			m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
-			m.enter(Unbinding, "on-device unbind")
-			m.unbindStep()
+			m.beginUnbind("on-device unbind")
 		},
 	})
+}
+
+// beginUnbind enters the unbinding state once the intent is persisted. A
+// flow waiting for the cashier (amount, card, confirm) is cancelled with
+// nothing sent; an exchange in flight finishes exactly as it would have
+// without the unbind (an approved answer stays approved, is printed and is
+// settled; a timeout reverses as usual) before the unbind goes on
+// (spec/remote.md unbind step 1).
+func (m *Machine) beginUnbind(why string) {
+	var busy view
+	if len(m.views) > 0 && !m.linkIdle() {
+		busy = m.top()
+	}
+	m.enter(Unbinding, why)
+	if !m.linkIdle() {
+		if v, ok := busy.(*infoView); ok {
+			m.push(v) // PROCESSING stays until its answer
+		}
+		m.log(slog.LevelInfo, "unbind waits for the exchange in flight")
+		m.unbindWhenIdle = true
+		return
+	}
+	m.unbindStep()
+}
+
+// whenIdle runs what waited for the acquirer link to be free.
+func (m *Machine) whenIdle() {
+	if m.unbindWhenIdle && m.linkIdle() {
+		m.unbindWhenIdle = false
+		m.unbindStep()
+	}
 }
 
 // unbindStep moves the unbind on from wherever it stands; it is called
@@ -232,10 +264,7 @@ func (m *Machine) unbindStep() {
 		return
 	case iv.Unsettled == "force":
 		sum.Settlement = "forced"
-		for _, t := range open {
-			sum.Unsettled = append(sum.Unsettled, UnsettledTxn{STAN: t.STAN.String(), Type: map[TxnType]string{Sale: "sale", Void: "void"}[t.Type],
-				Amount: int64(t.Amount), PAN: t.PAN.String(), Time: t.Time.Format(time.RFC3339)})
-		}
+		sum.Unsettled = unsettledOf(open)
 	default:
 		m.unbindScreen("SETTLEMENT")
 		m.settle(func(m *Machine, outcome, failure string) {
@@ -255,8 +284,63 @@ func (m *Machine) unbindStep() {
 		sum.Settlement, sum.Batch = iv.Settled, m.st.PrevBatch.String()
 	}
 	iv.Stage, iv.Summary = stageWiping, sum
-	m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
+	// The TID's counters stay with the identity: provisioned again, it
+	// continues its STAN (the host's duplicate check, answer 94).
+	m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}, m.keepTIDCounters()}})
 	m.unbindStep()
+}
+
+// keepTIDCounters records the current TID's counters with the identity
+// (never wiped).
+func (m *Machine) keepTIDCounters() Op {
+	if m.st.TIDCounters == nil {
+		m.st.TIDCounters = map[string]Counters{}
+	}
+	k := TIDKey(m.st.Serial, m.st.Merchant.TID)
+	m.st.TIDCounters[k] = m.st.Counters
+	return PutTIDCounters{Key: k, Counters: m.st.Counters}
+}
+
+// UnsettledEntry is one transaction in the shape of an unbind's
+// result.unsettled (spec/remote.md), which the tamper and owed events
+// reuse.
+func UnsettledEntry(t Txn) UnsettledTxn {
+	return UnsettledTxn{STAN: t.STAN.String(), Type: map[TxnType]string{Sale: "sale", Void: "void"}[t.Type],
+		Amount: int64(t.Amount), PAN: t.PAN.String(), Time: t.Time.Format(time.RFC3339)}
+}
+
+func unsettledOf(txns []Txn) []UnsettledTxn {
+	out := []UnsettledTxn{}
+	for _, t := range txns {
+		out = append(out, UnsettledEntry(t))
+	}
+	return out
+}
+
+// OwedData is what an earlier TID still owes: the data of the `owed`
+// event, and the merchant part of the `tamper` event (spec/remote.md
+// §Event payload). Reversal is null when none is pending.
+type OwedData struct {
+	TID       string         `json:"tid"`
+	Batch     string         `json:"batch"`
+	Reversal  *UnsettledTxn  `json:"reversal"`
+	Unsettled []UnsettledTxn `json:"unsettled"`
+}
+
+// owedOf is what st owes the acquirer: the pending reversal and the
+// approved transactions of the open batch.
+func owedOf(st State) (OwedData, bool) {
+	d := OwedData{TID: st.Merchant.TID, Batch: st.Counters.Batch.String(), Unsettled: []UnsettledTxn{}}
+	if rv := st.Reversal; rv != nil {
+		e := UnsettledEntry(rv.Txn)
+		d.Reversal = &e
+	}
+	for _, t := range st.Journal {
+		if t.Status == Approved {
+			d.Unsettled = append(d.Unsettled, UnsettledEntry(t))
+		}
+	}
+	return d, d.Reversal != nil || len(d.Unsettled) > 0
 }
 
 func (m *Machine) approvedTxns() []Txn {
@@ -269,8 +353,18 @@ func (m *Machine) approvedTxns() []Txn {
 	return out
 }
 
+// unbindScreen shows the unbind's step. A result that is on the screen
+// (the APPROVED of a sale that finished before the unbind went on) stays
+// on top until its key or its time.
 func (m *Machine) unbindScreen(step string) {
-	m.views = []view{&infoView{lines: []string{"UNBINDING", "", step, "", "DO NOT POWER OFF"}}}
+	vs := []view{&infoView{lines: []string{"UNBINDING", "", step, "", "DO NOT POWER OFF"}}}
+	if len(m.views) > 1 {
+		if r, ok := m.top().(*resultView); ok {
+			r.back, r.then = 1, nil
+			vs = append(vs, r)
+		}
+	}
+	m.views = vs
 }
 
 // unbindRetry tries again with backoff until the command expires; then
@@ -304,7 +398,16 @@ func (m *Machine) unbindFail(reason string) {
 	} else {
 		m.emit(Persist{Ops: []Op{ClearIntentOp{}}})
 	}
+	var shown *resultView
+	if len(m.views) > 1 {
+		shown, _ = m.top().(*resultView)
+	}
 	m.enter(Active, "unbind failed: "+reason)
+	if shown != nil {
+		// The APPROVED of a sale that finished first stays on the screen.
+		shown.back, shown.then = 1, nil
+		m.push(shown)
+	}
 	if iv.Source == "device" {
 		m.showResult("UNBIND FAILED", reason)
 	}
@@ -334,8 +437,7 @@ func (m *Machine) onWiped(err error) {
 	m.emit(PublishEvent{Type: "unbound", Data: result})
 	m.st.Lifecycle = Unactivated
 	m.publishStatus()
-	m.views = []view{&infoView{lines: []string{"UNBOUND", "", "REBOOTING"}}}
-	m.emit(Reboot{})
+	m.rebootWith("UNBOUND", "", "REBOOTING")
 }
 
 // ClearIntentOp removes the unbind intent (identity store).

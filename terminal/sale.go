@@ -18,7 +18,7 @@ func (m *Machine) startSale() {
 		m.showResult("SALE", "BUSY", "REVERSAL IN PROGRESS")
 		return
 	}
-	if m.settleFirst("SALE") {
+	if m.settleFirst("SALE") || m.diskFull("SALE") {
 		return
 	}
 	e := &entryView{title: "SALE", prompt: "AMOUNT", amount: true, min: 1, max: maxAmountDigits}
@@ -66,7 +66,12 @@ func (v *swipeView) card(m *Machine, c hal.Track2, err error) {
 	}
 	m.replace(&infoView{lines: []string{"SALE", "AMOUNT " + v.amount.String(), "", "PROCESSING"}})
 	amount := v.amount
-	m.beforeFinancial(func(m *Machine) { m.sendSale(amount, c) }, func(m *Machine, reason string) {
+	m.beforeFinancial(func(m *Machine) {
+		if m.st.Lifecycle != Active {
+			return // an unbind came while a reversal went first: nothing was sent for this sale
+		}
+		m.sendSale(amount, c)
+	}, func(m *Machine, reason string) {
 		m.flowError(reason)
 	})
 }

@@ -55,15 +55,20 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
-// runTranscript plays a script. Lines:
+// runTranscript plays a script against a machine whose Persist effects
+// are applied to a MemStore, executed in order as the shell does. Lines:
 //
-//	state active|unactivated|tampered   (before boot)
+//	state active|unactivated|tampered   (what is on disk before boot)
 //	serial S
-//	boot
+//	needsignin                          (the secure element holds no MAK)
+//	boot                                (build the machine from the store, Boot)
+//	restart                             (the same after a reboot or a power cut)
+//	persistfail                         (the next write fails: disk full)
 //	keys 12<enter><cancel><clear>x      (one KeyPressed per key)
 //	wait 30s                            (advance the clock, then Tick)
 //	swipe ;PAN=YYMM...?
 //	expect WORD                         (the screen must contain WORD)
+//	expect-store WHAT                   (reversal, no-reversal, settling, intent, no-intent, txns=N, stan=N)
 //	# comment
 func runTranscript(t *testing.T, path string) string {
 	t.Helper()
@@ -72,23 +77,79 @@ func runTranscript(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st := State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456"}
+	store := NewMemStore(State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456"})
+	keys := true // the secure element holds working keys
+	var failNext bool
 	var m *Machine
 	now := t0
 	var out strings.Builder
 	var last Request // the last Exchange asked for
+	// write is one durable write of the shell: it fails when persistfail
+	// armed it.
+	write := func(ops []Op) error {
+		if failNext {
+			failNext = false
+			return fmt.Errorf("write: no space left on device")
+		}
+		return store.Apply(ops)
+	}
 	var step func(ev Event)
 	step = func(ev Event) {
-		for _, e := range m.Step(now, ev) {
-			if c, ok := e.(ChangeSupervisorPwd); ok {
-				// The shell's part: "hash" and store, then answer.
-				defer step(SupervisorPwdStored{Hash: c.New})
-			}
-			if x, ok := e.(Exchange); ok {
-				last = x.Req
-			}
+		effs := m.Step(now, ev)
+		var after []Event
+		for _, e := range effs {
 			out.WriteString("  " + renderEffect(e) + "\n")
+			var err error
+			switch e := e.(type) {
+			case ChangeSupervisorPwd:
+				// The shell's part: "hash" and store, then answer.
+				err = write([]Op{PutSupervisorPwd{Hash: e.New}, PutPwdLock{}})
+				after = append(after, SupervisorPwdStored{Hash: e.New, Err: err})
+				err = nil
+			case Exchange:
+				last = e.Req
+			case SetClock:
+				now = e.At // the shell sets the clock
+			case Persist:
+				err = write(e.Ops)
+			case SendAck:
+				var ops []Op
+				if e.SetIntent != nil {
+					ops = append(ops, PutIntent{Intent: *e.SetIntent})
+				}
+				if e.ClearIntent {
+					ops = append(ops, ClearIntentOp{})
+				}
+				err = write(ops) // the ack goes into the outbox in the same transaction
+			case PublishEvent:
+				err = write(nil) // the outbox
+			case Wipe:
+				keys = false
+				if err := store.WipeMerchant(); err != nil {
+					t.Fatalf("wipe: %v", err)
+				}
+			case ZeroiseKeys:
+				keys = false
+			}
+			if err != nil {
+				// The shell stops at the failed write and tells the core.
+				out.WriteString("  ! write failed: the effects after it are not executed\n")
+				step(PersistFailed{Err: err})
+				return
+			}
 		}
+		for _, ev := range after {
+			step(ev)
+		}
+	}
+	boot := func() {
+		st, err := store.Load()
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		st.WorkingKeys = keys
+		m = New(st, testPwd)
+		step(Boot{})
 	}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
@@ -97,7 +158,7 @@ func runTranscript(t *testing.T, path string) string {
 			continue
 		}
 		cmd, arg, _ := strings.Cut(line, " ")
-		if cmd != "expect" {
+		if !strings.HasPrefix(cmd, "expect") {
 			out.WriteString("> " + line + "\n")
 		}
 		switch cmd {
@@ -106,13 +167,44 @@ func runTranscript(t *testing.T, path string) string {
 			if !ok {
 				t.Fatalf("%s:%d: bad state %q", path, n, arg)
 			}
-			st.Lifecycle = l
-			if l == Active {
-				st.Merchant = Merchant{TID: "12345678", MID: "123456789012345", Name: "TEST SHOP", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"}
-				st.Counters = Counters{STAN: 0, Batch: 1}
+			var ops []Op
+			if l == Active || l == Tampered {
+				b := NewBinding(store.Base.Serial, "6222600000000000018", t0)
+				ops = append(ops, PutParams{Merchant: Merchant{TID: "12345678", MID: "123456789012345", Name: "TEST SHOP", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"}},
+					PutCounters{Counters: Counters{STAN: 0, Batch: 1}}, PutBinding{Binding: b})
+			}
+			if l == Tampered {
+				ops = append(ops, SetTampered{On: true})
+			}
+			keys = l == Active // a provisioned terminal signed in
+			if err := store.Apply(ops); err != nil {
+				t.Fatal(err)
 			}
 		case "needsignin":
-			st.NeedSignIn = true
+			keys = false
+		case "persistfail":
+			failNext = true
+		case "clock":
+			// clock RFC3339: the terminal's clock jumps (a 1970 boot)
+			at, err := time.Parse(time.RFC3339, arg)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			now = at
+		case "floor":
+			at, err := time.Parse(time.RFC3339, arg)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			if err := store.Apply([]Op{PutTimeFloor{At: at}}); err != nil {
+				t.Fatal(err)
+			}
+		case "clocksynced":
+			step(ClockSynced{})
+		case "expect-clock":
+			if got := fmt.Sprint(m.ClockTrusted()); got != arg {
+				t.Errorf("%s:%d: clock trusted %s, want %s (now %s)", path, n, got, arg, now)
+			}
 		case "command":
 			// command ID TYPE [UNSETTLED]
 			f := strings.Fields(arg)
@@ -124,28 +216,36 @@ func runTranscript(t *testing.T, path string) string {
 		case "wiped":
 			step(Wiped{})
 		case "provision":
-			// provision CMDID [wrong]: answer the pending activation request
+			// provision CMDID [wrong|TID]: answer the pending activation request
 			f := strings.Fields(arg)
 			act := ""
 			if m.activation != nil {
 				act = m.activation.id
 			}
+			tid := "87654321"
 			if len(f) > 1 {
-				act = "someone-else"
+				if f[1] == "wrong" {
+					act = "someone-else"
+				} else {
+					tid = f[1]
+				}
 			}
 			step(CommandReceived{Cmd: RemoteCommand{ID: f[0], Type: "provision", ExpiresAt: t0.Add(time.Hour),
-				Provision: &ProvisionCmd{Activation: act, KCV: "ABCDEF", Merchant: Merchant{TID: "87654321", MID: "876543210987654", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"}}}})
+				Provision: &ProvisionCmd{Activation: act, KCV: "ABCDEF", Merchant: Merchant{TID: tid, MID: "876543210987654", AcquirerAddr: "127.0.0.1:5000", TPDU: "6000030000"}}}})
 		case "provisioned":
 			step(Provisioned{Reason: arg})
 		case "tamper":
 			step(TamperDetected{})
 		case "reply":
-			step(parseReply(t, arg, last))
+			r := parseReply(t, arg, last)
+			if last.Kind == MsgSignIn && r.Err == nil && r.Resp.Approved() {
+				keys = true
+			}
+			step(r)
 		case "serial":
-			st.Serial = arg
-		case "boot":
-			m = New(st, testPwd)
-			step(Boot{})
+			store.Base.Serial = arg
+		case "boot", "restart":
+			boot()
 		case "keys":
 			for _, k := range parseKeys(arg) {
 				step(KeyPressed{Key: k})
@@ -164,11 +264,75 @@ func runTranscript(t *testing.T, path string) string {
 			if !m.Screen().Contains(arg) {
 				t.Errorf("%s:%d: screen does not show %q:\n%s", path, n, arg, m.Screen())
 			}
+		case "expect-store":
+			if err := checkStore(store, arg); err != nil {
+				t.Errorf("%s:%d: store: %v", path, n, err)
+			}
 		default:
 			t.Fatalf("%s:%d: unknown command %q", path, n, cmd)
 		}
 	}
 	return out.String()
+}
+
+// checkStore checks one fact of what is on "disk".
+func checkStore(s *MemStore, what string) error {
+	st, err := s.Load()
+	if err != nil {
+		return err
+	}
+	k, v, _ := strings.Cut(what, "=")
+	switch k {
+	case "reversal":
+		if st.Reversal == nil {
+			return fmt.Errorf("no pending reversal")
+		}
+	case "no-reversal":
+		if st.Reversal != nil {
+			return fmt.Errorf("pending reversal %s", st.Reversal.Txn.STAN)
+		}
+	case "settling":
+		if st.Settling == 0 {
+			return fmt.Errorf("no settlement marker")
+		}
+	case "intent":
+		if st.Intent == nil {
+			return fmt.Errorf("no unbind intent")
+		}
+	case "no-intent":
+		if st.Intent != nil {
+			return fmt.Errorf("unbind intent %s", st.Intent.CmdID)
+		}
+	case "txns":
+		if got := fmt.Sprint(len(st.Journal)); got != v {
+			return fmt.Errorf("%s journal records in the open batch, want %s", got, v)
+		}
+	case "approved":
+		n := 0
+		for _, t := range st.Journal {
+			if t.Status == Approved {
+				n++
+			}
+		}
+		if got := fmt.Sprint(n); got != v {
+			return fmt.Errorf("%s approved in the open batch, want %s", got, v)
+		}
+	case "stan":
+		if got := st.Counters.STAN.String(); got != v {
+			return fmt.Errorf("STAN %s, want %s", got, v)
+		}
+	case "batch":
+		if got := st.Counters.Batch.String(); got != v {
+			return fmt.Errorf("batch %s, want %s", got, v)
+		}
+	case "tid":
+		if st.Merchant.TID != v {
+			return fmt.Errorf("TID %q, want %q", st.Merchant.TID, v)
+		}
+	default:
+		return fmt.Errorf("unknown store fact %q", what)
+	}
+	return nil
 }
 
 func parseKeys(s string) []hal.Key {
@@ -203,8 +367,10 @@ func parseKeys(s string) []hal.Key {
 //	reply garbage                  an answer that did not decode
 func parseReply(t *testing.T, arg string, req Request) AcquirerReply {
 	r := AcquirerReply{ID: req.ID}
+	// The host's clock reads t0 (2026-11-21 10:30:00).
 	resp := Response{STAN: req.STAN, TID: req.Merchant.TID, Batch: req.Batch, RespCode: "00",
-		RRN: fmt.Sprintf("2511210%05d", req.STAN), Auth: fmt.Sprintf("38%04d", req.STAN%10000)}
+		RRN: fmt.Sprintf("2511210%05d", req.STAN), Auth: fmt.Sprintf("38%04d", req.STAN%10000),
+		LocalDate: t0.Format("0102"), LocalTime: t0.Format("150405")}
 	f := strings.Fields(arg)
 	switch f[0] {
 	case "timeout":
@@ -219,6 +385,8 @@ func parseReply(t *testing.T, arg string, req Request) AcquirerReply {
 		resp = Response{Undecodable: true}
 	case "settle":
 		resp.SettleFlag = f[1][0]
+	case "notime":
+		resp.LocalDate, resp.LocalTime = "", ""
 	default:
 		resp.RespCode = f[0]
 		if f[0] != "00" {

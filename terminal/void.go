@@ -9,7 +9,7 @@ import (
 // startVoid: SUPERVISOR PWD → VOID BY → VOUCHER NO or TIME → VOID? →
 // PROCESSING → result (spec/terminal.md §Void). Refusals send nothing.
 func (m *Machine) startVoid() {
-	if m.settleFirst("VOID") {
+	if m.settleFirst("VOID") || m.diskFull("VOID") {
 		return
 	}
 	m.askSupervisor("VOID", func(m *Machine) {
@@ -144,6 +144,9 @@ func (v *confirmView) key(m *Machine, k hal.Key) {
 func (m *Machine) confirmVoid(orig Txn) {
 	m.replace(&infoView{lines: []string{"VOID", "VOUCHER " + orig.STAN.String(), "", "PROCESSING"}})
 	m.beforeFinancial(func(m *Machine) {
+		if m.st.Lifecycle != Active {
+			return // an unbind came while a reversal went first: nothing was sent for this void
+		}
 		// Re-check: a reversal sent just now may have changed the original.
 		if cur, ok := m.findTxn(orig.Batch, orig.STAN); !ok || cur.Voided || cur.Status != Approved {
 			m.showResult("VOID", "NOT VOIDABLE")

@@ -240,6 +240,7 @@ func (a *acquirerLink) unpack(q terminal.Request, frame []byte) terminal.Respons
 	r.RRN = string(m.Get(37))
 	r.Auth = string(m.Get(38))
 	r.TID = string(m.Get(41))
+	r.LocalTime, r.LocalDate = string(m.Get(12)), string(m.Get(13)) // hhmmss, MMDD: clock trust
 	if v, ok := m.Uint(11); ok {
 		r.STAN = terminal.STAN(v)
 	}

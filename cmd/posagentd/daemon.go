@@ -2,23 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/posagent/posagent/hal"
-	"github.com/posagent/posagent/hal/linuxhw"
-	"github.com/posagent/posagent/hal/sesim"
-	"github.com/posagent/posagent/hal/simhw"
 	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
 )
 
@@ -28,8 +22,8 @@ import (
 type daemon struct {
 	cfg   Config
 	log   *slog.Logger
-	ident *storage.IdentityStore
-	merch *storage.MerchantStore
+	store *termstore.Store       // the core's state: identity and merchant stores
+	ident *storage.IdentityStore // the remote channel's inbox, outbox and seen ids (store.Ident())
 	se    hal.SecureElement
 	dev   *hal.Devices
 	m     *terminal.Machine
@@ -43,6 +37,12 @@ type daemon struct {
 	// lastStatus is the status the core last asked to publish.
 	lastStatus terminal.Status
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	clock      wallClock
+	disk       diskMeter
+	diskKiB    int64 // the last free space read; -1 unknown
+	// clockWait: commands that wait for a trusted clock, acked
+	// in_progress/clock-unsynced once.
+	clockWait map[string]bool
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
@@ -57,7 +57,7 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "posagentd: %v\n", err)
 		return exitError
 	}
-	d, err := openDaemon(cfg, log, nil)
+	d, err := openDaemon(cfg, log, system{})
 	if err != nil {
 		return fail(err)
 	}
@@ -79,55 +79,40 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	return d.loop(sigs)
 }
 
-// openDaemon opens the stores and the ports. dev, when not nil, replaces
-// the adapter named by the config (in-process tests and benchmarks pass
-// haltest fakes).
-func openDaemon(cfg Config, log *slog.Logger, dev *hal.Devices) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, dev: dev}
+// openDaemon opens the daemon's dependencies (those sys leaves nil, from
+// the config) and builds the machine from the stores.
+func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
-	idPath, merchPath, sePath := storage.Paths(cfg.DataDir)
-	if d.ident, err = storage.OpenIdentity(idPath); err != nil {
-		return nil, err
-	}
-	if d.se, err = sesim.Open(sePath); err != nil {
-		return nil, fmt.Errorf("secure element %s: %w", sePath, err)
-	}
-	// A wipe in progress is only finished, never read: a power cut inside
-	// storage.Wipe leaves a zeroed file that bbolt refuses, and wipe()
-	// erases the file by path when d.merch is nil.
-	if wiping, err := d.wipeInProgress(); err != nil {
-		return nil, err
-	} else if !wiping {
-		if d.merch, err = storage.OpenMerchant(merchPath, d.se); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case d.dev != nil:
-	case cfg.HAL.Kind == hal.KindSim:
-		d.dev, err = simhw.Open(cfg.HAL, cfg.DataDir)
-	default:
-		d.dev, err = linuxhw.Open(cfg.HAL)
+	err = sys.open(cfg, log)
+	d.se, d.store, d.dev, d.clock, d.disk = sys.SE, sys.Store, sys.Devices, sys.Clock, sys.Disk
+	if d.store != nil {
+		d.ident = d.store.Ident()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hal %s: %w", cfg.HAL.Kind, err)
+		return nil, err
 	}
 	if d.id, err = d.ident.Identity(); err != nil {
 		return nil, err
 	}
-	st, err := d.loadState()
+	st, err := d.store.Load()
 	if err != nil {
 		return nil, err
+	}
+	st.WorkingKeys = d.se.HasKey(hal.MAK)
+	if st.TimeFloor.Before(buildTime) {
+		st.TimeFloor = buildTime
 	}
 	d.m = terminal.New(st, checkPassword)
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
 	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
+	d.diskKiB, d.clockWait = -1, map[string]bool{}
 	d.async = make(chan terminal.Event, 16)
 	return d, nil
 }
@@ -147,152 +132,6 @@ func (d *daemon) serial() string {
 	return id.Serial
 }
 
-// loadState works out the machine's starting state from the stores, in one
-// place: tampered beats an unbind in progress, which beats active.
-func (d *daemon) loadState() (terminal.State, error) {
-	id, err := d.ident.Identity()
-	if err != nil {
-		return terminal.State{}, err
-	}
-	lock, err := d.ident.PwdLock()
-	if err != nil {
-		return terminal.State{}, err
-	}
-	st := terminal.State{
-		DeviceX25519Pub:   base64.StdEncoding.EncodeToString(id.DeviceX25519Pub),
-		Serial:            id.Serial,
-		TechPwdHash:       id.TechPwdHash,
-		SupervisorPwdHash: id.SupervisorPwdHash,
-		PwdLock:           terminal.PwdLock{Fails: lock.Failures},
-	}
-	if lock.LockedUntil != 0 {
-		st.PwdLock.LockedUntil = time.Unix(lock.LockedUntil, 0)
-	}
-	_, tampered, err := d.ident.Get(kvTampered)
-	if err != nil {
-		return st, err
-	}
-	rawIntent, unbinding, err := d.ident.Intent()
-	if err != nil {
-		return st, err
-	}
-	if unbinding {
-		st.Intent = new(terminal.UnbindIntent)
-		if err := json.Unmarshal(rawIntent, st.Intent); err != nil {
-			return st, fmt.Errorf("unbind intent: %w", err)
-		}
-	}
-	var active bool
-	if st.Intent == nil || st.Intent.Stage != "wiping" {
-		// A wipe in progress may have destroyed the data key already:
-		// the merchant data is not read again, only erased.
-		if active, err = d.loadMerchant(&st); err != nil {
-			return st, err
-		}
-	}
-	if active && st.Binding == nil && st.Intent == nil {
-		// Parameters without a binding: an activation a power cut stopped
-		// before the settlement card. The core erases it at boot.
-		active, st.Incomplete = false, true
-	}
-	switch {
-	case tampered:
-		st.Lifecycle = terminal.Tampered
-	case unbinding:
-		st.Lifecycle = terminal.Unbinding
-	case active:
-		st.Lifecycle = terminal.Active
-	default:
-		st.Lifecycle = terminal.Unactivated
-	}
-	return st, nil
-}
-
-// loadMerchant reads the merchant data into st; active is false when the
-// terminal has no merchant parameters.
-func (d *daemon) loadMerchant(st *terminal.State) (active bool, err error) {
-	err = d.merch.View(func(tx *storage.MerchantTx) error {
-		p, ok, err := tx.Params()
-		if err != nil || !ok {
-			return err
-		}
-		active = true
-		if err := json.Unmarshal(p, &st.Merchant); err != nil {
-			return fmt.Errorf("merchant parameters: %w", err)
-		}
-		c, err := tx.Counters()
-		if err != nil {
-			return err
-		}
-		st.Counters = terminal.Counters{STAN: terminal.STAN(c.STAN), Batch: terminal.BatchNo(c.Batch)}
-		if st.Counters.Batch == 0 {
-			st.Counters.Batch = 1
-		}
-		batches, err := tx.Batches()
-		if err != nil {
-			return err
-		}
-		for _, b := range batches {
-			entries, err := tx.Txns(b)
-			if err != nil {
-				return err
-			}
-			var list []terminal.Txn
-			for _, e := range entries {
-				var t terminal.Txn
-				if err := json.Unmarshal(e.Rec, &t); err != nil {
-					return fmt.Errorf("journal record %d/%d: %w", b, e.STAN, err)
-				}
-				list = append(list, t)
-			}
-			switch {
-			case terminal.BatchNo(b) == st.Counters.Batch:
-				st.Journal = list
-			case terminal.BatchNo(b) > st.PrevBatch:
-				st.Prev, st.PrevBatch = list, terminal.BatchNo(b)
-			}
-		}
-		if raw, ok, err := tx.Settling(); err != nil {
-			return err
-		} else if ok {
-			b, err := strconv.ParseUint(string(raw), 10, 32)
-			if err != nil {
-				return fmt.Errorf("settlement marker %q: %w", raw, err)
-			}
-			st.Settling = terminal.BatchNo(b)
-		}
-		if raw, ok, err := tx.Binding(); err != nil {
-			return err
-		} else if ok {
-			st.Binding = new(terminal.Binding)
-			if err := json.Unmarshal(raw, st.Binding); err != nil {
-				return fmt.Errorf("settlement-card binding: %w", err)
-			}
-		}
-		rv, ok, err := tx.Reversal()
-		if err != nil {
-			return err
-		}
-		if ok {
-			st.Reversal = new(terminal.Reversal)
-			if err := json.Unmarshal(rv, st.Reversal); err != nil {
-				return fmt.Errorf("reversal slot: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("load merchant store: %w", err)
-	}
-	// Without a MAK the first financial message signs in first.
-	st.NeedSignIn = active && !d.se.HasKey(hal.MAK)
-	return active, nil
-}
-
-// kvTampered marks, in the identity store, that the tamper input fired; it
-// survives the wipe and only technician activation clears it.
-const kvTampered = "tampered"
-
 func (d *daemon) close() {
 	if d.rl != nil {
 		var offline []byte
@@ -307,15 +146,11 @@ func (d *daemon) close() {
 			d.log.Warn("close devices", slog.String("err", err.Error()))
 		}
 	}
-	if d.merch != nil {
-		if err := d.merch.Close(); err != nil {
-			d.log.Error("close merchant store", slog.String("err", err.Error()))
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Error("close stores", slog.String("err", err.Error()))
 		}
-	}
-	if d.ident != nil {
-		if err := d.ident.Close(); err != nil {
-			d.log.Error("close identity store", slog.String("err", err.Error()))
-		}
+		d.store, d.ident = nil, nil
 	}
 }
 
@@ -329,6 +164,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 
 	d.rl.start()
 	d.step(terminal.Boot{})
+	d.watch()
 	for !d.stop {
 		d.sd.Running(d.m.Lifecycle()) // READY=1 after Boot's first screen; STATUS= on a change
 		select {
@@ -353,6 +189,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		case <-tamper:
 			d.step(terminal.TamperDetected{})
 		case <-tick.C:
+			d.watch()
 			d.step(terminal.Tick{})
 		case ev := <-d.async:
 			d.step(ev)
@@ -365,11 +202,44 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	return d.exit
 }
 
-// step feeds one event and executes the effects in order. A Persist that
+// watch feeds what the daemon observes outside the ports: the free space
+// of the data directory and the kernel's clock synchronisation.
+func (d *daemon) watch() {
+	if kib, err := d.disk.FreeKiB(); err == nil {
+		was := d.diskKiB
+		d.diskKiB = kib
+		// Tell the core when the figure crosses its threshold, or moves
+		// by a fair amount (the status reports it).
+		if was < 0 || (was < terminal.MinFreeKiB) != (kib < terminal.MinFreeKiB) || abs(kib-was) >= 1024 {
+			d.step(terminal.DiskFree{KiB: kib})
+			d.rl.setStatus(d.statusPayload(d.lastStatus, true))
+		}
+	}
+	if !d.m.ClockTrusted() && d.clock.Synced() {
+		d.step(terminal.ClockSynced{})
+	}
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// step feeds one event and executes the effects in order. A write that
 // fails stops the list there (nothing that depends on it happens) and is
-// fed back to the machine.
-func (d *daemon) step(ev terminal.Event) {
-	effs := d.m.Step(time.Now(), ev)
+// fed back to the machine, which fails stop (a screen, a log line, a
+// reboot). step reports false when a write failed.
+func (d *daemon) step(ev terminal.Event) bool {
+	ok := true
+	trusted := d.m.ClockTrusted()
+	defer func() {
+		if !trusted && d.m.ClockTrusted() {
+			d.rl.wakeLoop() // commands waiting for a trusted clock are decided now
+		}
+	}()
+	effs := d.m.Step(d.clock.Now(), ev)
 	for len(effs) > 0 {
 		var failed error
 		for _, e := range effs {
@@ -378,18 +248,21 @@ func (d *daemon) step(ev terminal.Event) {
 				break
 			}
 			if d.stop {
-				return
+				return ok
 			}
 		}
 		effs = nil
 		if failed != nil {
-			effs = d.m.Step(time.Now(), terminal.PersistFailed{Err: failed})
+			ok = false
+			d.log.Error("write failed", slog.String("err", failed.Error()))
+			effs = d.m.Step(d.clock.Now(), terminal.PersistFailed{Err: failed})
 		} else if len(d.next) > 0 {
 			ev := d.next[0]
 			d.next = d.next[1:]
-			effs = d.m.Step(time.Now(), ev)
+			effs = d.m.Step(d.clock.Now(), ev)
 		}
 	}
+	return ok
 }
 
 // do executes one effect. Only a failed Persist returns an error: a
@@ -437,6 +310,12 @@ func (d *daemon) do(e terminal.Effect) error {
 		return d.persist(e.Ops)
 	case terminal.Reboot:
 		d.reboot()
+	case terminal.SetClock:
+		if err := d.clock.Set(e.At); err != nil {
+			d.log.Error("set clock", slog.String("err", err.Error()))
+		} else {
+			d.log.Info("clock set from the sign-in answer", slog.Time("at", e.At))
+		}
 	case terminal.Exchange:
 		// Off the loop: an exchange can take the whole acquirer timeout.
 		// The core keeps one in flight, so acquirerLink's buffers are free.
@@ -447,98 +326,12 @@ func (d *daemon) do(e terminal.Effect) error {
 	return nil
 }
 
-// persist writes ops: merchant ops in one fsynced transaction, identity
-// ops each in their own.
+// persist makes ops durable through the store adapter.
 func (d *daemon) persist(ops []terminal.Op) error {
-	var merchantOps []terminal.Op
-	for _, op := range ops {
-		var err error
-		switch op := op.(type) {
-		case terminal.PutPwdLock:
-			l := storage.PwdLock{Failures: op.Lock.Fails}
-			if !op.Lock.LockedUntil.IsZero() {
-				l.LockedUntil = op.Lock.LockedUntil.Unix()
-			}
-			err = d.ident.SetPwdLock(l)
-		case terminal.PutSupervisorPwd:
-			err = d.ident.SetSupervisorPwdHash(op.Hash)
-		case terminal.PutIntent:
-			var b []byte
-			if b, err = json.Marshal(op.Intent); err == nil {
-				err = d.ident.PutIntent(b)
-			}
-		case terminal.ClearIntentOp:
-			err = d.ident.ClearIntent()
-		case terminal.SetTampered:
-			var v []byte
-			if op.On {
-				v = []byte("1")
-			}
-			err = d.ident.Put(kvTampered, v)
-		default:
-			merchantOps = append(merchantOps, op)
-		}
-		if err != nil {
-			return fmt.Errorf("persist %T: %w", op, err)
-		}
+	if err := d.store.Apply(ops); err != nil {
+		return fmt.Errorf("persist: %w", err)
 	}
-	if len(merchantOps) == 0 {
-		return nil
-	}
-	if d.merch == nil {
-		return errors.New("merchant store is wiped")
-	}
-	return d.merch.Update(func(tx *storage.MerchantTx) error {
-		for _, op := range merchantOps {
-			if err := applyMerchantOp(tx, op); err != nil {
-				return fmt.Errorf("persist %T: %w", op, err)
-			}
-		}
-		return nil
-	})
-}
-
-func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
-	switch op := op.(type) {
-	case terminal.PutTxn:
-		b, err := json.Marshal(op.Txn)
-		if err != nil {
-			return err
-		}
-		return tx.PutTxn(uint32(op.Txn.Batch), uint32(op.Txn.STAN), b)
-	case terminal.PutCounters:
-		return tx.PutCounters(storage.Counters{STAN: uint32(op.Counters.STAN), Batch: uint32(op.Counters.Batch)})
-	case terminal.PutReversal:
-		b, err := json.Marshal(op.Reversal)
-		if err != nil {
-			return err
-		}
-		return tx.PutReversal(b)
-	case terminal.ClearReversal:
-		return tx.ClearReversal()
-	case terminal.DeleteBatch:
-		_, err := tx.DeleteBatch(uint32(op.Batch))
-		return err
-	case terminal.PutParams:
-		b, err := json.Marshal(op.Merchant)
-		if err != nil {
-			return err
-		}
-		return tx.PutParams(b)
-	case terminal.DeleteParams:
-		return tx.DeleteParams()
-	case terminal.PutSettling:
-		return tx.PutSettling([]byte(op.Batch.String()))
-	case terminal.ClearSettling:
-		return tx.ClearSettling()
-	case terminal.PutBinding:
-		b, err := json.Marshal(op.Binding)
-		if err != nil {
-			return err
-		}
-		return tx.PutBinding(b)
-	}
-	return fmt.Errorf("unknown store op %T", op)
+	return nil
 }
 
 // changeSupervisorPwd hashes and stores a new supervisor password; the
@@ -546,10 +339,7 @@ func applyMerchantOp(tx *storage.MerchantTx, op terminal.Op) error {
 func (d *daemon) changeSupervisorPwd(pwd string) terminal.SupervisorPwdStored {
 	hash, err := storage.HashPassword(pwd)
 	if err == nil {
-		err = d.ident.SetSupervisorPwdHash(hash)
-	}
-	if err == nil {
-		err = d.ident.SetPwdLock(storage.PwdLock{})
+		err = d.store.Apply([]terminal.Op{terminal.PutSupervisorPwd{Hash: hash}, terminal.PutPwdLock{}})
 	}
 	return terminal.SupervisorPwdStored{Hash: hash, Err: err}
 }
@@ -577,7 +367,7 @@ func (d *daemon) reboot() {
 	d.log.Info("rebooting")
 	r := d.dev.Rebooter
 	d.close() // stores closed and synced before the power goes
-	d.dev, d.merch, d.ident = nil, nil, nil
+	d.dev = nil
 	d.compactIdentity()
 	if err := r.Reboot(); err != nil {
 		d.log.Error("reboot", slog.String("err", err.Error()))

@@ -44,14 +44,14 @@ func (h hqKeys) Set(s string) error {
 
 func cmdFactoryInit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("factory-init", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory (created with mode 0700 if missing)")
 	serial := fs.String("serial", "", "factory serial, [A-Za-z0-9-]{4,32}")
 	pwdFile := fs.String("tech-pwd-file", "", "file holding the technician password (one trailing newline trimmed)")
 	keys := hqKeys{}
 	fs.Var(keys, "hq-key", "HQ command-signing public key as KID=BASE64 (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(fs, args, "posagentd factory-init --data-dir DIR --serial SERIAL --hq-key KID=BASE64 [--hq-key …] --tech-pwd-file FILE",
+		"Creates the factory identity (device keys, HQ keys, password hashes) and prints its public keys as one JSON line.", stdout, stderr); done {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "posagentd factory-init: "+format+"\n", a...)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/posagent/posagent/hal/linuxhw"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -85,19 +87,53 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "/etc/posagent/posagent.toml", "config file")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	noDevices := fs.Bool("no-devices", false, "do not check that the configured devices and GPIO pins exist (a build host)")
+	if code, done := parseFlags(fs, args, "posagentd check-config --config FILE [--no-devices]",
+		"Validates a config, checks that its devices and pins exist, and prints the effective config.", stdout, stderr); done {
+		return code
 	}
 	cfg, err := LoadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "posagentd: %v\n", err)
 		return exitError
 	}
+	if !*noDevices {
+		if err := linuxhw.CheckDevices(cfg.HAL); err != nil {
+			fmt.Fprintf(stderr, "posagentd: config %s: %v\n", *cfgPath, err)
+			return exitError
+		}
+	}
 	if err := writeConfig(stdout, cfg); err != nil {
 		fmt.Fprintf(stderr, "posagentd: %v\n", err)
 		return exitError
 	}
 	return exitOK
+}
+
+// parseFlags parses a subcommand's flags: -h/--help prints its usage to
+// stdout and exits 0; a bad flag or an extra argument is a usage error.
+// done says the command ends with code.
+func parseFlags(fs *flag.FlagSet, args []string, synopsis, what string, stdout, stderr io.Writer) (code int, done bool) {
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: %s\n\n%s\n\n", synopsis, what)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return exitOK, true
+		}
+		fmt.Fprintf(stderr, "posagentd %s: %v\n", fs.Name(), err)
+		usage(stderr)
+		return exitUsage, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "posagentd %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		usage(stderr)
+		return exitUsage, true
+	}
+	return 0, false
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
@@ -230,29 +231,26 @@ func (r *remoteLink) inboxAdd(payload []byte) error {
 	return r.ident.Put(kvInbox, b)
 }
 
-// inboxTake returns the oldest inbox item without removing it.
-func (r *remoteLink) inboxPeek() ([]byte, bool, error) {
+// inboxRemove removes the first item equal to payload once the loop has
+// acted on it (an item that waits for a trusted clock may stay ahead of
+// it).
+func (r *remoteLink) inboxRemove(payload []byte) error {
 	r.inboxMu.Lock()
 	defer r.inboxMu.Unlock()
 	items, err := r.inboxList()
-	if err != nil || len(items) == 0 {
-		return nil, false, err
-	}
-	return items[0], true, nil
-}
-
-// inboxDrop removes the oldest item once the loop has acted on it.
-func (r *remoteLink) inboxDrop() error {
-	r.inboxMu.Lock()
-	defer r.inboxMu.Unlock()
-	items, err := r.inboxList()
-	if err != nil || len(items) == 0 {
+	if err != nil {
 		return err
 	}
-	if len(items) == 1 {
+	for i, it := range items {
+		if bytes.Equal(it, payload) {
+			items = append(items[:i], items[i+1:]...)
+			break
+		}
+	}
+	if len(items) == 0 {
 		return r.ident.Put(kvInbox, nil)
 	}
-	b, err := json.Marshal(items[1:])
+	b, err := json.Marshal(items)
 	if err != nil {
 		return err
 	}

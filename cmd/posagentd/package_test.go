@@ -173,7 +173,7 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 		t.Errorf("unit not enabled after upgrade: %v", err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"check-config", "--config", cfgPath}, &out, &errb); code != 0 || !strings.Contains(out.String(), `log_level = "debug"`) {
+	if code := run([]string{"check-config", "--no-devices", "--config", cfgPath}, &out, &errb); code != 0 || !strings.Contains(out.String(), `log_level = "debug"`) {
 		t.Errorf("check-config of the kept config: exit %d %s %s", code, out.String(), errb.String())
 	}
 
@@ -343,7 +343,7 @@ func verifyOutput(sr string) ([]byte, error) {
 func TestPackageCheckConfig(t *testing.T) {
 	path := filepath.Join(pkgRepoRoot(t), "build/package/posagent.toml")
 	var out, errb bytes.Buffer
-	if code := run([]string{"check-config", "--config", path}, &out, &errb); code != exitOK {
+	if code := run([]string{"check-config", "--no-devices", "--config", path}, &out, &errb); code != exitOK {
 		t.Fatalf("check-config of the shipped config: exit %d: %s", code, errb.String())
 	}
 	back, err := ParseConfig(out.Bytes(), "check-config output")
@@ -371,7 +371,7 @@ func TestPackageCheckConfig(t *testing.T) {
 		}
 		out.Reset()
 		errb.Reset()
-		code := run([]string{"check-config", "--config", p}, &out, &errb)
+		code := run([]string{"check-config", "--no-devices", "--config", p}, &out, &errb)
 		text := out.String() + errb.String()
 		if code != tc.code || !strings.Contains(text, tc.want) {
 			t.Errorf("%s: exit %d, output %q; want exit %d with %q", tc.name, code, text, tc.code, tc.want)

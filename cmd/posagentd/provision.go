@@ -15,6 +15,7 @@ import (
 	"github.com/posagent/posagent/hal/sesim"
 	"github.com/posagent/posagent/iso8583/mac"
 	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
 )
 
@@ -79,11 +80,11 @@ func (p *provisionFile) validate() error {
 // Technician activation (spec/terminal.md) reaches the same state.
 func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "/etc/posagent/posagent.toml", "config file (for data_dir)")
 	file := fs.String("file", "", "provisioning file (JSON)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(fs, args, "posagentd provision --config FILE --file PROVISION.json",
+		"Lab and bench: activates a stopped terminal without HQ (parameters, counters, settlement card, clear TMK).", stdout, stderr); done {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "posagentd provision: "+format+"\n", a...)
@@ -114,54 +115,49 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	if kcv == "" {
 		kcv = mac.TMKKCV(tmk)
 	}
-	idPath, merchPath, sePath := storage.Paths(cfg.DataDir)
-	ident, err := storage.OpenIdentity(idPath)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer ident.Close()
+	_, _, sePath := storage.Paths(cfg.DataDir)
 	se, err := sesim.Open(sePath)
 	if err != nil {
 		return fail("secure element: %v", err)
 	}
-	merch, err := storage.OpenMerchant(merchPath, se)
+	store, err := termstore.Open(cfg.DataDir, se)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer merch.Close()
-	if _, ok, err := merch.Params(); err != nil {
+	defer store.Close()
+	st, err := store.Load()
+	if err != nil {
 		return fail("%v", err)
-	} else if ok {
+	}
+	if st.Merchant.TID != "" {
 		return fail("terminal is already provisioned (unbind it first)")
 	}
 	if err := se.InstallTMK(tmk, kcv); err != nil {
 		return fail("TMK: %v", err)
 	}
-	params, _ := json.Marshal(terminal.Merchant{
-		TID: p.TID, MID: p.MID, Name: p.MerchantName,
-		AcquirerAddr: p.Acquirer.Addr, AcquirerTLS: p.Acquirer.TLS, TPDU: p.Acquirer.TPDU,
-	})
-	batch := p.Batch
+	batch := terminal.BatchNo(p.Batch)
 	if batch == 0 {
 		batch = 1
-	}
-	id, err := ident.Identity()
-	if err != nil {
-		return fail("%v", err)
 	}
 	pan := p.SettlementPAN
 	if pan == "" {
 		pan = defaultSettlementPAN
 	}
-	binding, _ := json.Marshal(terminal.NewBinding(id.Serial, pan, time.Now().UTC()))
-	err = merch.Update(func(tx *storage.MerchantTx) error {
-		if err := tx.PutCounters(storage.Counters{Batch: batch}); err != nil {
-			return err
+	// A TID served before continues its STAN (the host's duplicate check).
+	counters := terminal.Counters{Batch: batch}
+	if c, ok := st.TIDCounters[terminal.TIDKey(st.Serial, p.TID)]; ok {
+		counters.STAN = c.STAN
+		if p.Batch == 0 {
+			counters.Batch = c.Batch
 		}
-		if err := tx.PutBinding(binding); err != nil {
-			return err
-		}
-		return tx.PutParams(params)
+	}
+	err = store.Apply([]terminal.Op{
+		terminal.PutCounters{Counters: counters},
+		terminal.PutBinding{Binding: terminal.NewBinding(st.Serial, pan, time.Now().UTC())},
+		terminal.PutParams{Merchant: terminal.Merchant{
+			TID: p.TID, MID: p.MID, Name: p.MerchantName,
+			AcquirerAddr: p.Acquirer.Addr, AcquirerTLS: p.Acquirer.TLS, TPDU: p.Acquirer.TPDU,
+		}},
 	})
 	if err != nil {
 		return fail("%v", err)

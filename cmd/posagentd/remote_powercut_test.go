@@ -333,7 +333,7 @@ func TestRemoteResumeWipeOverZeroedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	devs, _ := haltest.Devices()
-	d, err := openDaemon(cfg, newLogger(io.Discard, "info"), devs)
+	d, err := openDaemon(cfg, newLogger(io.Discard, "info"), system{Devices: devs})
 	if err != nil {
 		t.Fatalf("boot after a cut inside the wipe: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"golang.org/x/crypto/nacl/box"
 	"log/slog"
 	"strconv"
-	"time"
 
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/storage"
@@ -19,27 +18,45 @@ import (
 // order: spec/remote.md's checks, then the core for the state check and
 // the execution. An item leaves the inbox only after the step that acted
 // on it has run, so a power cut in between replays it (the core and the
-// seen-id check make the replay harmless).
+// seen-id check make the replay harmless); an item whose step failed to
+// write stays, and so does one that waits for a trusted clock.
 func (d *daemon) processInbox() {
-	for !d.stop {
-		payload, ok, err := d.rl.inboxPeek()
-		if err != nil {
-			d.log.Error("inbox", slog.String("err", err.Error()))
+	items, err := d.rl.inboxList()
+	if err != nil {
+		d.log.Error("inbox", slog.String("err", err.Error()))
+		return
+	}
+	for _, payload := range items {
+		if d.stop {
 			return
 		}
-		if !ok {
+		switch d.handleCommand(payload) {
+		case cmdFailed:
+			// A write the command's step needed failed: it stays in the
+			// inbox for the next boot (the core fails stop).
 			return
+		case cmdWaits:
+			continue
 		}
-		d.handleCommand(payload)
-		if err := d.rl.inboxDrop(); err != nil {
+		if err := d.rl.inboxRemove(payload); err != nil {
 			d.log.Error("inbox", slog.String("err", err.Error()))
 			return
 		}
 	}
 }
 
-func (d *daemon) handleCommand(payload []byte) {
-	now := time.Now()
+// What became of an inbox command.
+type cmdOutcome int
+
+const (
+	cmdDone   cmdOutcome = iota // decided: it leaves the inbox
+	cmdFailed                   // a write failed: it stays
+	cmdWaits                    // it waits for a trusted clock: it stays
+)
+
+// handleCommand decides on one command.
+func (d *daemon) handleCommand(payload []byte) cmdOutcome {
+	now := d.clock.Now()
 	seen := func(id string) ([32]byte, bool) {
 		c, ok, err := d.ident.Seen(id)
 		if err != nil {
@@ -54,27 +71,41 @@ func (d *daemon) handleCommand(payload []byte) {
 		c, _, err := d.ident.Seen(cmd.ID)
 		if err != nil {
 			d.log.Error("seen ids", slog.String("err", err.Error()))
-			return
+			return cmdFailed
 		}
 		d.log.Info("command replayed: final ack re-sent", slog.String("id", cmd.ID))
 		if _, err := d.ident.Enqueue(remote.AckTopic(d.id.Serial), c.Ack); err != nil {
 			d.log.Error("outbox", slog.String("err", err.Error()))
+			return cmdFailed
 		}
 		d.rl.kickOutbox()
-		return
+		return cmdDone
+	case (v.Reason == remote.ReasonExpired || v.Reason == remote.ReasonNotYetValid) && !d.m.ClockTrusted():
+		// The clock is not trusted yet (spec/remote.md "Clock trust"): the
+		// command waits, decided once it is.
+		if !d.clockWait[v.CmdID] {
+			d.log.Info("command waits for a trusted clock", slog.String("id", v.CmdID), slog.String("would-be", v.Reason))
+			if err := d.sendAck(terminal.SendAck{CmdID: v.CmdID, State: terminal.AckInProgress, Reason: ReasonClockUnsynced}); err != nil {
+				d.log.Error("ack", slog.String("err", err.Error()))
+				return cmdFailed
+			}
+			d.clockWait[v.CmdID] = true
+		}
+		return cmdWaits
 	case !v.OK():
 		d.log.Warn("command rejected", slog.String("id", v.CmdID), slog.String("reason", v.Reason), slog.String("detail", v.Detail))
 		if err := d.sendAck(terminal.SendAck{CmdID: v.CmdID, State: terminal.AckRejected, Reason: v.Reason}); err != nil {
 			d.log.Error("ack", slog.String("err", err.Error()))
+			return cmdFailed
 		}
-		return
+		return cmdDone
 	}
 	rc := terminal.RemoteCommand{ID: cmd.ID, Type: cmd.Type, ExpiresAt: cmd.ExpiresAt, PayloadHash: sha256.Sum256(payload)}
 	if cmd.Type == "unbind" {
 		a, err := cmd.Unbind()
 		if err != nil { // CheckCommand validated the args: cannot happen
 			d.log.Error("unbind args", slog.String("err", err.Error()))
-			return
+			return cmdDone
 		}
 		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
 	}
@@ -82,20 +113,27 @@ func (d *daemon) handleCommand(payload []byte) {
 		a, err := cmd.Provision()
 		if err != nil {
 			d.log.Error("provision args", slog.String("err", err.Error()))
-			return
+			return cmdDone
 		}
 		rc.Provision = &terminal.ProvisionCmd{Activation: a.Activation, Sealed: a.TMKSealed, KCV: a.TMKKCV,
 			Merchant: terminal.Merchant{TID: a.TID, MID: a.MID, Name: a.MerchantName,
 				AcquirerAddr: a.Acquirer.Addr, AcquirerTLS: a.Acquirer.TLS, TPDU: a.Acquirer.TPDU}}
 	}
-	d.step(terminal.CommandReceived{Cmd: rc})
+	if !d.step(terminal.CommandReceived{Cmd: rc}) {
+		return cmdFailed
+	}
+	return cmdDone
 }
+
+// ReasonClockUnsynced is the reason of the in_progress ack of a command
+// that waits for a trusted clock (spec/remote.md "Clock trust").
+const ReasonClockUnsynced = "clock-unsynced"
 
 // sendAck signs the ack and writes it to the outbox together with the
 // identity-store changes that go with it, in one fsynced transaction.
 func (d *daemon) sendAck(a terminal.SendAck) error {
 	payload, err := json.Marshal(remote.Ack{V: 1, CmdID: a.CmdID, Serial: d.id.Serial, State: a.State,
-		Reason: a.Reason, At: time.Now().UTC(), Result: a.Result})
+		Reason: a.Reason, At: d.clock.Now().UTC(), Result: a.Result})
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
@@ -119,7 +157,7 @@ func (d *daemon) sendAck(a terminal.SendAck) error {
 			}
 		}
 		if a.Seen {
-			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: a.PayloadHash, Ack: env, At: time.Now().UTC()}); err != nil {
+			if err := tx.PutSeen(storage.SeenCommand{ID: a.CmdID, PayloadSHA256: a.PayloadHash, Ack: env, At: d.clock.Now().UTC()}); err != nil {
 				return err
 			}
 		}
@@ -136,7 +174,7 @@ func (d *daemon) sendAck(a terminal.SendAck) error {
 
 // publishEvent signs an event and puts it in the outbox.
 func (d *daemon) publishEvent(e terminal.PublishEvent) error {
-	now := time.Now().UTC()
+	now := d.clock.Now().UTC()
 	id := e.ID
 	if id == "" {
 		id = d.id.Serial + "-" + strconv.FormatInt(now.UnixNano(), 36)
@@ -160,7 +198,15 @@ func (d *daemon) publishEvent(e terminal.PublishEvent) error {
 // statusPayload is the retained status JSON of spec/remote.md.
 func (d *daemon) statusPayload(s terminal.Status, online bool) []byte {
 	st := remote.Status{Serial: d.id.Serial, Online: online, State: s.State.String(), TID: s.TID,
-		BatchCount: s.BatchCount, Version: version, At: time.Now().UTC()}
+		BatchCount: s.BatchCount, Version: version, At: d.clock.Now().UTC(),
+		Clock: "unsynced", PendingReversal: s.PendingReversal}
+	if s.ClockTrusted {
+		st.Clock = "synced"
+	}
+	if d.diskKiB >= 0 {
+		kib := d.diskKiB
+		st.DiskFreeKiB = &kib
+	}
 	if s.BatchNo != 0 {
 		st.BatchNo = s.BatchNo.String()
 	}
@@ -179,23 +225,9 @@ func (d *daemon) wipe() error {
 	if err := d.se.DestroyDataKey(); err != nil {
 		return fmt.Errorf("destroy data key: %w", err)
 	}
-	var rep storage.WipeReport
-	var err error
-	if d.merch != nil {
-		rep, err = d.merch.Wipe()
-		d.merch = nil
-	} else {
-		_, path, _ := storage.Paths(d.cfg.DataDir)
-		rep, err = storage.Wipe(path)
-	}
+	rep, err := d.store.WipeMerchant()
 	if err != nil {
-		return fmt.Errorf("wipe merchant store: %w", err)
-	}
-	// A fresh, empty store: an activation that failed goes on without a
-	// reboot, and a new data key is made only when something is sealed.
-	_, path, _ := storage.Paths(d.cfg.DataDir)
-	if d.merch, err = storage.OpenMerchant(path, d.se); err != nil {
-		return fmt.Errorf("reopen merchant store: %w", err)
+		return err
 	}
 	d.log.Info("merchant data wiped", slog.Int("txns", rep.Txns), slog.Bool("binding", rep.Binding), slog.Bool("keys", !d.se.HasKey(hal.TMK)))
 	return nil
@@ -221,19 +253,4 @@ func (d *daemon) provision(p terminal.Provision) terminal.Provisioned {
 		return terminal.Provisioned{Reason: remote.ReasonBadKCV, Err: err}
 	}
 	return terminal.Provisioned{}
-}
-
-// wipeInProgress reports whether the persisted unbind intent is at the
-// wiping stage (terminal.UnbindIntent.Stage), read before the merchant
-// store is opened.
-func (d *daemon) wipeInProgress() (bool, error) {
-	raw, ok, err := d.ident.Intent()
-	if err != nil || !ok {
-		return false, err
-	}
-	var iv terminal.UnbindIntent
-	if err := json.Unmarshal(raw, &iv); err != nil {
-		return false, fmt.Errorf("unbind intent: %w", err)
-	}
-	return iv.Stage == "wiping", nil
 }

@@ -166,7 +166,7 @@ func TestSystemdWatchdogFollowsLoopHealth(t *testing.T) {
 	disp := &sdGateDisplay{Display: fakes.Display, blocked: make(chan struct{}, 1)}
 	dev.Display = disp
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := openDaemon(cfg, log, dev)
+	d, err := openDaemon(cfg, log, system{Devices: dev})
 	if err != nil {
 		t.Fatal(err)
 	}

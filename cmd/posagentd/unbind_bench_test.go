@@ -304,7 +304,7 @@ func newFleetTerm(dir, serial, broker, acqAddr string, hqPub ed25519.PublicKey, 
 		return nil, nil, err
 	}
 	devs, _ := haltest.Devices()
-	d, err := openDaemon(cfg, newLogger(io.Discard, "warn"), devs)
+	d, err := openDaemon(cfg, newLogger(io.Discard, "warn"), system{Devices: devs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", serial, err)
 	}

@@ -116,7 +116,7 @@ func startInProcess(tb testing.TB, addr string) *inProcess {
 	p := &inProcess{tb: tb, fakes: fakes, shown: make(chan shownScreen, 4096),
 		sigs: make(chan os.Signal, 1), done: make(chan int, 1)}
 	devs.Display = &timedDisplay{inner: fakes.Display, ch: p.shown}
-	p.d, err = openDaemon(cfg, newLogger(io.Discard, "info"), devs)
+	p.d, err = openDaemon(cfg, newLogger(io.Discard, "info"), system{Devices: devs})
 	if err != nil {
 		tb.Fatal(err)
 	}

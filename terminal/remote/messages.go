@@ -78,6 +78,7 @@ const (
 	EvtActivated         = "activated"
 	EvtUnbound           = "unbound"
 	EvtTamper            = "tamper"
+	EvtOwed              = "owed" // what an earlier TID still owed, before an activation erases it
 )
 
 // Event is the payload of a terminal event; Data is written as {} when empty.
@@ -133,6 +134,13 @@ type Status struct {
 	BatchCount int       `json:"batch_count"`
 	Version    string    `json:"version"`
 	At         time.Time `json:"at"`
+	// Clock is "synced" once the terminal trusts its clock, "unsynced"
+	// before (spec/remote.md "Clock trust").
+	Clock           string `json:"clock,omitempty"`
+	PendingReversal bool   `json:"pending_reversal"`
+	// DiskFreeKiB is the free space of the data directory; absent when
+	// unknown.
+	DiskFreeKiB *int64 `json:"disk_free_kib,omitempty"`
 }
 
 // ParseStatus decodes a status payload (HQ side).
