@@ -32,6 +32,10 @@ SUPERVISOR_PWD=123456
 TID=10000001
 MID=100000000000001
 MERCHANT="POSAGENT DEMO SHOP"
+# Back-office logins of the demo (operators made on the first run).
+ADMIN_PWD=admin-demo-pass
+REQUESTER_PWD=alice-demo-pass
+APPROVER_PWD=bob-demo-pass
 
 BIN=${DEMO_BIN:-build/out}
 DIR=${DEMO_DIR:-.demo}
@@ -187,8 +191,20 @@ acquirer_keys = "$DIR/acquirer-keys.json"
 resend_interval = "30s"
 EOF
 if [ ! -f "$DIR/admin.token" ]; then
+	printf '%s\n' "$ADMIN_PWD" >"$DIR/admin.pwd"
 	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name demo-admin --roles admin \
-		--token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+		--password-file "$DIR/admin.pwd" --token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+fi
+# The back office's two demo operators: one asks for unbinds (and issues
+# activation codes), the other reviews them.
+if [ ! -f "$DIR/operators" ]; then
+	printf '%s\n' "$REQUESTER_PWD" >"$DIR/requester.pwd"
+	printf '%s\n' "$APPROVER_PWD" >"$DIR/approver.pwd"
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name alice --roles requester,technician \
+		--password-file "$DIR/requester.pwd" >>"$DIR/hqd.log" 2>&1
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name bob --roles approver \
+		--password-file "$DIR/approver.pwd" >>"$DIR/hqd.log" 2>&1
+	touch "$DIR/operators"
 fi
 "$BIN/hqd" register --config "$DIR/hqd.toml" "$DIR/registry.jsonl" >>"$DIR/hqd.log" 2>&1
 "$BIN/hqd" run --config "$DIR/hqd.toml" >>"$DIR/hqd.log" 2>&1 &
@@ -225,7 +241,8 @@ banner() {
 	lines+=("  technician pwd    $TECH_PWD")
 	lines+=("  supervisor pwd    $SUPERVISOR_PWD")
 	lines+=("  swipe a card      from another terminal: $SWIPE [PAN]")
-	lines+=("  HQ (hqd)          $HQCTL_HQ  token .demo/admin.token")
+	lines+=("  HQ back office    $HQCTL_HQ/  in a browser (API token .demo/admin.token)")
+	lines+=("  operators         alice / $REQUESTER_PWD (requester)   bob / $APPROVER_PWD (approver)   demo-admin / $ADMIN_PWD")
 	lines+=("  quit              Ctrl-C        lab and logs: $DIR")
 	lines+=("--------------------------------------------------------------------------")
 	printf '\033[2J\033[H'
