@@ -86,7 +86,19 @@ func Build(t testing.TB) {
 			return
 		}
 		Posagentd, AcquirerSim, HQD = filepath.Join(binDir, "posagentd"), filepath.Join(binDir, "acquirer-sim"), filepath.Join(binDir, "hqd")
-		for _, b := range []struct{ out, pkg string }{{Posagentd, "./cmd/posagentd"}, {AcquirerSim, "./cmd/acquirer-sim"}, {HQD, "./cmd/hqd"}} {
+		builds := []struct{ out, pkg string }{{AcquirerSim, "./cmd/acquirer-sim"}, {HQD, "./cmd/hqd"}}
+		// POSAGENT_TEST_DAEMON runs the tests with another posagentd (an
+		// ARM build under qemu-user, another version), as cmd/posagentd's
+		// end-to-end tests do.
+		if bin := os.Getenv("POSAGENT_TEST_DAEMON"); bin != "" {
+			if Posagentd, err = filepath.Abs(bin); err != nil {
+				buildErr = err
+				return
+			}
+		} else {
+			builds = append(builds, struct{ out, pkg string }{Posagentd, "./cmd/posagentd"})
+		}
+		for _, b := range builds {
 			cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
 			cmd.Dir = ModuleRoot
 			if out, err := cmd.CombinedOutput(); err != nil {

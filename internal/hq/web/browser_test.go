@@ -71,20 +71,11 @@ func TestBackOfficeInBrowser(t *testing.T) {
 	alice, bob, admin := br.tab("alice", l.url), br.tab("bob", l.url), br.tab("admin", l.url)
 	for _, p := range []*tab{alice, bob} {
 		p.login(p.name)
-		p.open("/keys")
-		p.waitFor("the browser's key check", `document.getElementById("local-key").innerText.includes("no signing key")`, 20*time.Second)
-		p.submit("#create-key")
-		p.waitFor("the key handed in", `document.getElementById("local-key").innerText.includes("holds this key")`, 20*time.Second)
-		// The private key cannot be read out of the browser.
-		if ext := evalIn[bool](p, `new Promise((ok, no) => { const r = indexedDB.open("posagent-backoffice"); r.onsuccess = () => {
-			const g = r.result.transaction("keys").objectStore("keys").get("op:`+p.name+`"); g.onsuccess = () => ok(g.result.privateKey.extractable); g.onerror = no; }; })`); ext {
-			t.Fatalf("%s's private key is extractable", p.name)
-		}
+		makeKey(t, p)
 	}
 	admin.login("admin")
-	admin.open("/keys")
 	for _, who := range []string{"alice", "bob"} {
-		admin.submit("#register-" + who + " button")
+		registerKey(admin, who, "ops")
 	}
 	kids := map[string]string{}
 	pubs := map[string][]byte{}
@@ -267,6 +258,29 @@ func TestBackOfficeInBrowser(t *testing.T) {
 		t.Fatalf("BO-0003 got %d commands, want 1 (its provision)", n)
 	}
 	terms["BO-0003"].WaitScreen("MAIN MENU", time.Second)
+}
+
+// makeKey makes the operator's signing key in their browser and hands its
+// public half in.
+func makeKey(t *testing.T, p *tab) {
+	t.Helper()
+	p.open("/keys")
+	p.waitFor("the browser's key check", `document.getElementById("local-key").innerText.includes("no signing key")`, 20*time.Second)
+	p.submit("#create-key")
+	p.waitFor("the key handed in", `document.getElementById("local-key").innerText.includes("holds this key")`, 20*time.Second)
+	// The private key cannot be read out of the browser.
+	if ext := evalIn[bool](p, `new Promise((ok, no) => { const r = indexedDB.open("posagent-backoffice"); r.onsuccess = () => {
+		const g = r.result.transaction("keys").objectStore("keys").get("op:`+p.name+`"); g.onsuccess = () => ok(g.result.privateKey.extractable); g.onerror = no; }; })`); ext {
+		t.Fatalf("%s's private key is extractable", p.name)
+	}
+}
+
+// registerKey is the admin registering an operator's handed-in key.
+func registerKey(admin *tab, operator, role string) {
+	admin.t.Helper()
+	admin.open("/keys")
+	admin.do(chromedp.SetValue(chromedp.CSS("#register-"+operator+" select[name=role]"), role))
+	admin.submit("#register-" + operator + " button")
 }
 
 // unbindTo returns the envelope of command id published to serial, or nil.

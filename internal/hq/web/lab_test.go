@@ -53,7 +53,8 @@ type lab struct {
 	broker  *mosquittotest.Broker
 	acq     *termtest.Acquirer
 	acqKeys string
-	opsPub  ed25519.PublicKey // hqd's own ops key (provision commands)
+	opsPub  ed25519.PublicKey  // hqd's own ops key (provision commands)
+	opsPriv ed25519.PrivateKey // ... and its private half, for commands sent around the back office
 	url     string            // the back office
 	token   string            // admin's API token
 	hqd     *exec.Cmd
@@ -64,6 +65,7 @@ type lab struct {
 	obs  paho.Client
 	mu   sync.Mutex
 	cmds []labCmd // every command published to a terminal
+	acks []labCmd // every ack a terminal published
 }
 
 type labCmd struct {
@@ -93,7 +95,7 @@ func startLab(t *testing.T, policy string, operators map[string]string) *lab {
 	}
 	l.acq = termtest.StartAcquirer(t, "--keys", l.acqKeys)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	l.opsPub = pub
+	l.opsPub, l.opsPriv = pub, priv
 	keyFile := filepath.Join(l.dir, "hqd-ops.key")
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -191,12 +193,16 @@ func (l *lab) observe() {
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
 	handler := func(_ paho.Client, m paho.Message) {
-		serial, _, ok := remote.ParseTopic(m.Topic())
+		serial, kind, ok := remote.ParseTopic(m.Topic())
 		if !ok {
 			return
 		}
 		l.mu.Lock()
-		l.cmds = append(l.cmds, labCmd{Serial: serial, Raw: bytes.Clone(m.Payload())})
+		if kind == remote.KindAck {
+			l.acks = append(l.acks, labCmd{Serial: serial, Raw: bytes.Clone(m.Payload())})
+		} else {
+			l.cmds = append(l.cmds, labCmd{Serial: serial, Raw: bytes.Clone(m.Payload())})
+		}
 		l.mu.Unlock()
 	}
 	o := paho.NewClientOptions().AddBroker(l.broker.URL()).SetClientID("observer-" + hex.EncodeToString(id)).
@@ -205,7 +211,7 @@ func (l *lab) observe() {
 	if tok := l.obs.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
 		l.t.Fatalf("observer: %v", tok.Error())
 	}
-	if tok := l.obs.Subscribe(remote.CmdWildcard, 1, handler); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+	if tok := l.obs.SubscribeMultiple(map[string]byte{remote.CmdWildcard: 1, remote.AckWildcard: 1}, handler); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
 		l.t.Fatalf("observer: %v", tok.Error())
 	}
 	l.t.Cleanup(func() { l.obs.Disconnect(100) })
@@ -222,6 +228,44 @@ func (l *lab) commandsTo(serial string) [][]byte {
 		}
 	}
 	return out
+}
+
+// waitAck waits for a final ack of command id from a terminal that
+// verifies with its device key, and returns it.
+func (l *lab) waitAck(term *termtest.Term, id string, d time.Duration) remote.Ack {
+	l.t.Helper()
+	keys := map[string]ed25519.PublicKey{remote.DeviceKID(term.Serial): term.DevPub}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		acks := append([]labCmd(nil), l.acks...)
+		l.mu.Unlock()
+		for _, a := range acks {
+			if a.Serial != term.Serial {
+				continue
+			}
+			env, err := remote.Open(a.Raw, keys)
+			if err != nil {
+				l.t.Fatalf("an ack of %s does not verify with its device key: %v", term.Serial, err)
+			}
+			ack, err := remote.ParseAck(env.Payload)
+			if err == nil && ack.CmdID == id && ack.Final() {
+				return ack
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	l.t.Fatalf("no final ack of %s from %s within %v", id, term.Serial, d)
+	return remote.Ack{}
+}
+
+// publish sends an envelope to a terminal's command topic, as anyone
+// holding a key and the broker's HQ account could: around the back office.
+func (l *lab) publish(serial string, env []byte) {
+	l.t.Helper()
+	if tok := l.obs.Publish(remote.CmdTopic(serial), 1, false, env); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		l.t.Fatalf("publish to %s: %v", serial, tok.Error())
+	}
 }
 
 // api calls hqd's JSON API as the admin.
@@ -284,7 +328,18 @@ func (l *lab) terminal(o termtest.TermOptions) *termtest.Term {
 		}
 		l.hqdCLI("register", "--config", filepath.Join(l.dir, "hqd.toml"), reg)
 	}
-	return termtest.NewTerm(l.t, o)
+	term := termtest.NewTerm(l.t, o)
+	// A terminal publishes its status once its command subscription is in
+	// place: from then on a command reaches it.
+	eventually(l.t, termtest.Wait, o.Serial+"'s status at hqd", func() bool {
+		var out struct {
+			Terminal struct {
+				Online bool `json:"online"`
+			} `json:"terminal"`
+		}
+		return l.api("GET", "/api/v1/terminals/"+o.Serial, nil, &out) == 200 && out.Terminal.Online
+	})
+	return term
 }
 
 // eventually polls cond until it holds.
