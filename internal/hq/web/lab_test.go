@@ -55,8 +55,8 @@ type lab struct {
 	acqKeys string
 	opsPub  ed25519.PublicKey  // hqd's own ops key (provision commands)
 	opsPriv ed25519.PrivateKey // ... and its private half, for commands sent around the back office
-	url     string            // the back office
-	token   string            // admin's API token
+	url     string             // the back office
+	token   string             // admin's API token
 	hqd     *exec.Cmd
 	hqdOut  *termtest.SyncBuffer
 	hqdErr  *termtest.SyncBuffer
