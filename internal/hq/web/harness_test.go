@@ -51,6 +51,7 @@ type boOptions struct {
 	policy      map[string]int
 	loginRate   int
 	maxFailures int
+	secure      bool // TLS (httptest's certificate)
 }
 
 var pwHashes sync.Map // password → argon2id hash, made once per test binary (64 MiB each)
@@ -81,11 +82,15 @@ func newBO(t testing.TB, o boOptions) *bo {
 	b := &bo{t: t, st: st, now: time.Now}
 	svc := &jobs.Service{Store: st, Policy: o.policy, Log: quiet}
 	s, err := web.New(context.Background(), web.Options{Store: st, Jobs: svc, Log: quiet, LoginRate: o.loginRate,
-		MaxFailures: o.maxFailures, Now: func() time.Time { return b.now() }})
+		MaxFailures: o.maxFailures, Secure: o.secure, Now: func() time.Time { return b.now() }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.srv = httptest.NewServer(s.Handler())
+	if o.secure {
+		b.srv = httptest.NewTLSServer(s.Handler())
+	} else {
+		b.srv = httptest.NewServer(s.Handler())
+	}
 	t.Cleanup(b.srv.Close)
 	return b
 }
@@ -140,9 +145,8 @@ type client struct {
 
 func (b *bo) client() *client {
 	jar, _ := cookiejar.New(nil)
-	return &client{t: b.t, b: b, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
+	return &client{t: b.t, b: b, http: &http.Client{Jar: jar, Transport: b.srv.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 var (

@@ -401,6 +401,65 @@ func TestLanguagePerOperator(t *testing.T) {
 	cb.login("bob", "bob-password-123")
 }
 
+// TestSessionCookiesUnderTLS: served over TLS the session cookie is
+// __Host-, Secure, HttpOnly and SameSite=Strict, and every answer carries
+// HSTS and the Content-Security-Policy that forbids inline code.
+func TestSessionCookiesUnderTLS(t *testing.T) {
+	b := newBO(t, boOptions{secure: true})
+	b.operator("alice", "alice-password-1", store.RoleViewer)
+	c := b.client()
+	c.get("/login")
+	resp, err := c.http.PostForm(b.srv.URL+"/login", url.Values{"csrf": {c.csrf}, "name": {"alice"}, "password": {"alice-password-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session string
+	for _, v := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, "__Host-bo_session=") {
+			session = v
+		}
+	}
+	for _, want := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=Strict"} {
+		if !strings.Contains(session, want) {
+			t.Errorf("session cookie %q lacks %s", session, want)
+		}
+	}
+	if strings.Contains(session, "Domain=") {
+		t.Errorf("session cookie %q names a domain", session)
+	}
+	if resp.Header.Get("Strict-Transport-Security") == "" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("headers: %v", resp.Header)
+	}
+	if code, body := c.get("/fleet"); code != 200 || !strings.Contains(body, "<h1>Fleet</h1>") {
+		t.Fatalf("fleet over TLS: %d", code)
+	}
+}
+
+// TestSessionEnds: a session ends after its idle time, and at logout; the
+// old cookie is worth nothing afterwards.
+func TestSessionEnds(t *testing.T) {
+	b := newBO(t, boOptions{})
+	b.operator("alice", "alice-password-1", store.RoleViewer)
+	c := b.client()
+	c.login("alice", "alice-password-1")
+	b.now = func() time.Time { return time.Now().Add(31 * time.Minute) }
+	if _, body := c.get("/fleet"); !strings.Contains(body, "Log in to the HQ back office") {
+		t.Fatalf("after 31 idle minutes the fleet page is still shown")
+	}
+	c.login("alice", "alice-password-1")
+	u, _ := url.Parse(b.srv.URL)
+	old := c.http.Jar.Cookies(u)
+	c.get("/fleet")
+	if code, body := c.post("/logout", url.Values{}); code != 200 || !strings.Contains(body, "Log in") {
+		t.Fatalf("logout: %d", code)
+	}
+	c.http.Jar.SetCookies(u, old)
+	if _, body := c.get("/fleet"); !strings.Contains(body, "Log in to the HQ back office") {
+		t.Fatalf("the cookie of a logged-out session still works")
+	}
+}
+
 func newReq(method, url string, body *strings.Reader) (*http.Request, error) {
 	r, err := http.NewRequest(method, url, body)
 	if err == nil {
