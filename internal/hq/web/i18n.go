@@ -354,6 +354,7 @@ var catalog = map[string]map[string]string{
 
 		"step.sent":              "Sent",
 		"step.accepted":          "Accepted by the terminal",
+		"step.refused":           "Refused by the terminal",
 		"step.settling":          "Settling",
 		"step.settled":           "Settled / uploaded",
 		"step.wiped":             "Merchant data wiped",
@@ -776,6 +777,7 @@ var catalog = map[string]map[string]string{
 
 		"step.sent":              "已发送",
 		"step.accepted":          "终端已接受",
+		"step.refused":           "终端已拒绝",
 		"step.settling":          "结算中",
 		"step.settled":           "已结算 / 已上送",
 		"step.wiped":             "商户数据已清除",

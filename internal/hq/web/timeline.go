@@ -165,9 +165,10 @@ func timeline(lang string, jt store.JobTerminal, acks []store.AckRecord) []step 
 		}
 	}
 	if final != nil && final.State == remote.AckRejected {
+		steps[iAccepted].Label = T("step.refused")
 		steps[iAccepted].State, steps[iAccepted].At = stepFailed, final.ReceivedAt
 		steps[iAccepted].Detail = reasonText(lang, final.Reason)
-		steps[iFinal].State, steps[iFinal].At = stepDone, final.ReceivedAt
+		steps[iFinal].State, steps[iFinal].At = stepFailed, final.ReceivedAt
 		steps[iFinal].Detail = T("ack.rejected")
 		return steps
 	}

@@ -69,7 +69,7 @@ func TestTimeline(t *testing.T) {
 	rej := store.AckRecord{CmdID: cmd, State: "rejected", Reason: "insufficient-signatures", ReceivedAt: t0.Add(time.Second),
 		Envelope: ackEnv(t, priv, cmd, serial, "rejected", "insufficient-signatures", nil)}
 	s = timeline("en", jt, []store.AckRecord{rej})
-	if got := states(s); got != "done failed todo todo todo todo done" || !strings.Contains(s[1].Detail, "Not enough signatures") {
+	if got := states(s); got != "done failed todo todo todo todo failed" || s[1].Label != "Refused by the terminal" || !strings.Contains(s[1].Detail, "Not enough signatures") {
 		t.Errorf("rejected: %s %q", got, s[1].Detail)
 	}
 	// No answer before expiry.
