@@ -77,6 +77,10 @@ func TestBackOfficeInBrowser(t *testing.T) {
 	for _, who := range []string{"alice", "bob"} {
 		registerKey(admin, who, "ops")
 	}
+	for _, path := range []string{"/keys", "/operators", "/audit", "/fleet", "/requests"} {
+		admin.open(path)
+		assertLabelled(t, admin)
+	}
 	kids := map[string]string{}
 	pubs := map[string][]byte{}
 	for kid, pub := range l.keys() {
@@ -106,6 +110,7 @@ func TestBackOfficeInBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.ID("merchant"), []string{"Lotus Tea House", "北京东城便利店", "Harbour Books"}[i]),
 			chromedp.SetValue(chromedp.ID("acquirer"), l.acq.Addr))
 		tom.submit("#issue")
+		assertLabelled(t, tom)
 		code := strings.TrimSpace(tom.text("#issued .code"))
 		if len(code) != 8 {
 			t.Fatalf("activation code for %s: %q\n%s", serial, code, tom.bodyText())
@@ -125,6 +130,7 @@ func TestBackOfficeInBrowser(t *testing.T) {
 		const b = s => (rows.find(r => r.innerText.includes(s)) || {cells: []}).cells[6]?.innerText || "";
 		return b("BO-0001").startsWith("1") && b("BO-0002").startsWith("2"); })()`, 60*time.Second)
 	alice.shot("fleet")
+	assertLabelled(t, alice)
 	assertNoSidewaysScroll(t, alice, "the fleet page at 1280×800")
 	alice.do(chromedp.EmulateViewport(390, 844))
 	alice.open("/fleet")
@@ -191,6 +197,7 @@ func TestBackOfficeInBrowser(t *testing.T) {
 	bob.waitFor("the terminals and their open batches", `document.querySelector("#t-BO-0002") &&
 		document.querySelector("#t-BO-0002").innerText.includes("2 transactions")`, 30*time.Second)
 	bob.shot("request-review")
+	assertLabelled(t, bob)
 	pressTabUntil(t, bob, "approve")
 	evalIn[chromedp.Void](bob, `window.__leaving = true`)
 	bob.do(chromedp.KeyEvent("\r"))
@@ -312,6 +319,7 @@ func askForUnbind(t *testing.T, p *tab, serials []string, reason, unsettled stri
 	if got := evalIn[string](p, `document.getElementById("serials").value`); got != strings.Join(serials, "\n") {
 		t.Fatalf("the form's serials: %q, want %q", got, serials)
 	}
+	assertLabelled(t, p)
 	p.do(chromedp.SendKeys(chromedp.ID("reason"), reason), chromedp.Click(chromedp.ID("u-"+unsettled)))
 	p.submit("#create")
 	id := evalIn[string](p, `location.pathname.split("/").pop()`)
@@ -332,6 +340,17 @@ func pressTabUntil(t *testing.T, p *tab, id string) {
 		p.do(chromedp.KeyEvent("\t"))
 	}
 	t.Fatalf("Tab never reached #%s", id)
+}
+
+// assertLabelled fails when a visible form control of the page has no
+// label (a <label for>, a wrapping label or aria-label).
+func assertLabelled(t *testing.T, p *tab) {
+	t.Helper()
+	bare := evalIn[[]string](p, `[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map(e => e.outerHTML)`)
+	if len(bare) > 0 {
+		t.Errorf("%s: controls without a label on %s: %q", p.name, evalIn[string](p, "location.pathname"), bare)
+	}
 }
 
 // assertNoSidewaysScroll fails when the page is wider than the window.
