@@ -108,8 +108,8 @@ func (s *Server) activationIssue(w http.ResponseWriter, r *http.Request, c *reqC
 	if !f.Errors.Any() {
 		// The provision command must pass the terminal's own checks: try
 		// its args now, so a bad value fails here, not at the bench.
-		args, _ := json.Marshal(remote.ProvisionArgs{TID: f.TID, MID: f.MID, MerchantName: f.Merchant,
-			Acquirer: remote.Acquirer{Addr: f.Acquirer, TLS: f.TLS, TPDU: f.TPDU}, TMKSealed: make([]byte, 64),
+		args, _ := json.Marshal(remote.ProvisionArgs{TID: remote.TID(f.TID), MID: remote.MID(f.MID), MerchantName: f.Merchant,
+			Acquirer: remote.Acquirer{Addr: f.Acquirer, TLS: f.TLS, TPDU: remote.TPDU(f.TPDU)}, TMKSealed: make([]byte, 64),
 			TMKKCV: "000000", Activation: "check"})
 		if err := remote.CheckArgs(remote.TypeProvision, args); err != nil {
 			f.Errors["form"] = err.Error()

@@ -246,7 +246,7 @@ func (s *Server) keyRollout(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 			errs["policy"] = tr(c.lang, "req.err.range", 1, 16)
 			break
 		}
-		a.Policy = map[string]int{remote.TypeUnbind: n}
+		a.Policy = map[string]int{string(remote.TypeUnbind): n}
 	default:
 		errs["rollout"] = tr(c.lang, "keys.err.action")
 	}

@@ -43,7 +43,7 @@ func TestKeyRolloutAndPolicy(t *testing.T) {
 		t.Fatalf("the admin's root key is not registered: %v", keys)
 	}
 	term := l.terminal(termtest.TermOptions{Serial: "BO-0101", RootKeys: map[string][]byte{rootKID: keys[rootKID]},
-		Require: map[string]int{remote.TypeUnbind: 2}})
+		Require: map[string]int{string(remote.TypeUnbind): 2}})
 
 	// Around the back office: one signature, by a key the terminal trusts.
 	now := time.Now().UTC().Truncate(time.Second)

@@ -52,7 +52,7 @@ type requestForm struct {
 
 func (s *Server) requestForm(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	q := r.URL.Query()
-	f := requestForm{Mode: "list", Unsettled: remote.UnsettledSettle, Rate: strconv.Itoa(defaultRate),
+	f := requestForm{Mode: "list", Unsettled: string(remote.UnsettledSettle), Rate: strconv.Itoa(defaultRate),
 		Inflight: strconv.Itoa(defaultInflight), TTLHours: strconv.Itoa(defaultTTLHours), States: fleetStates}
 	if serials := q["serial"]; len(serials) > 0 {
 		f.Serials = strings.Join(serials, "\n")
@@ -124,7 +124,7 @@ func (s *Server) requestCreate(w http.ResponseWriter, r *http.Request, c *reqCtx
 	if key == nil {
 		f.Errors["key"] = T("req.err.no-key")
 	}
-	req := jobs.Request{Type: remote.TypeUnbind, MinSignatures: 2}
+	req := jobs.Request{Type: string(remote.TypeUnbind), MinSignatures: 2}
 	switch f.Mode {
 	case "list":
 		serials, bad := parseSerials(f.Serials, false)
@@ -180,14 +180,14 @@ func (s *Server) requestCreate(w http.ResponseWriter, r *http.Request, c *reqCtx
 	case n > remote.MaxUnbindReason:
 		f.Errors["reason"] = T("req.err.reason-long", remote.MaxUnbindReason, n)
 	}
-	switch f.Unsettled {
+	switch remote.UnsettledPolicy(f.Unsettled) {
 	case remote.UnsettledSettle, remote.UnsettledRefuse:
 	case remote.UnsettledForce:
 		if !f.ForceAck {
 			f.Errors["force_ack"] = T("req.err.force-ack")
 		}
 	default:
-		f.Unsettled = remote.UnsettledSettle
+		f.Unsettled = string(remote.UnsettledSettle)
 		f.Errors["unsettled"] = T("req.err.unsettled")
 	}
 	req.RatePerMin = intField(f.Errors, "rate", f.Rate, 1, 6000, T)
@@ -197,7 +197,7 @@ func (s *Server) requestCreate(w http.ResponseWriter, r *http.Request, c *reqCtx
 		s.renderRequestForm(w, r, c, &f)
 		return
 	}
-	args, _ := json.Marshal(remote.UnbindArgs{Reason: f.Reason, Unsettled: f.Unsettled})
+	args, _ := json.Marshal(remote.UnbindArgs{Reason: f.Reason, Unsettled: remote.UnsettledPolicy(f.Unsettled)})
 	req.Args = args
 	req.CommandTTL = (time.Duration(ttl) * time.Hour).String()
 	j, err := s.o.Jobs.Create(ctx, c.op.Name, c.src, req, s.o.Now().UTC())
@@ -301,7 +301,7 @@ type requestListData struct {
 
 func (s *Server) requestList(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	ctx := r.Context()
-	list, err := s.st.JobsOfType(ctx, remote.TypeUnbind, 200)
+	list, err := s.st.JobsOfType(ctx, string(remote.TypeUnbind), 200)
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
@@ -374,7 +374,7 @@ type requestData struct {
 func (s *Server) requestPage(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	ctx := r.Context()
 	j, err := s.st.Job(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && j.Type != remote.TypeUnbind) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && j.Type != string(remote.TypeUnbind)) {
 		s.problem(w, r, http.StatusNotFound, c.lang, "err.no-request", r.PathValue("id"))
 		return
 	}
@@ -516,7 +516,7 @@ func (s *Server) termViews(ctx context.Context, lang string, j store.Job, show s
 // loadRequest reads a request (an unbind job) for an action on it.
 func (s *Server) loadRequest(w http.ResponseWriter, r *http.Request, c *reqCtx) (store.Job, bool) {
 	j, err := s.st.Job(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && j.Type != remote.TypeUnbind) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && j.Type != string(remote.TypeUnbind)) {
 		s.problem(w, r, http.StatusNotFound, c.lang, "err.no-request", r.PathValue("id"))
 		return j, false
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/internal/hq/store"
-	"github.com/posagent/posagent/terminal/remote"
 )
 
 var jobLink = regexp.MustCompile(`Unbind request (j[0-9a-f]+)`)
@@ -112,7 +111,6 @@ func TestTwoPeopleSignAnUnbind(t *testing.T) {
 					t.Errorf("audit of %s lacks %s: %v", id, want, actions)
 				}
 			}
-			_ = remote.TypeUnbind
 		})
 	}
 }
@@ -244,7 +242,7 @@ func TestCSRFRefused(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("foreign origin: %d", resp.StatusCode)
 	}
-	jobs, _ := b.st.JobsOfType(context.Background(), remote.TypeUnbind, 10)
+	jobs, _ := b.st.JobsOfType(context.Background(), "unbind", 10)
 	if len(jobs) != 0 {
 		t.Fatalf("a refused form created %d jobs", len(jobs))
 	}
@@ -337,7 +335,7 @@ func TestRequestFormValidation(t *testing.T) {
 	if code != 422 || !strings.Contains(body, "The filter matches no terminal") {
 		t.Fatalf("empty filter result: %d\n%s", code, body)
 	}
-	jobs, _ := b.st.JobsOfType(context.Background(), remote.TypeUnbind, 10)
+	jobs, _ := b.st.JobsOfType(context.Background(), "unbind", 10)
 	if len(jobs) != 0 {
 		t.Fatalf("bad forms created %d jobs", len(jobs))
 	}
