@@ -124,6 +124,11 @@ wait_for() {
 if [ ! -f "$DIR/hq/hq-1.key" ]; then
 	"$BIN/hqctl" keygen --kid hq-1 --out "$DIR/hq" >/dev/null
 fi
+# The demo's root key (demo-admin's): it signs key rollouts (hq_keys), so
+# keys the operators make in their browsers reach the terminal.
+if [ ! -f "$DIR/hq/root-1.key" ]; then
+	"$BIN/hqctl" keygen --kid root-1 --out "$DIR/hq" >/dev/null
+fi
 if [ ! -f "$DIR/registry.jsonl" ]; then
 	if [ -e "$DIR/data/identity.db" ]; then
 		echo "demo: $DIR/data has an identity but no registry.jsonl: start over with build/demo.sh --fresh" >&2
@@ -132,7 +137,8 @@ if [ ! -f "$DIR/registry.jsonl" ]; then
 	printf '%s\n' "$TECH_PWD" >"$DIR/tech-pwd"
 	chmod 600 "$DIR/tech-pwd"
 	"$BIN/posagentd" factory-init --data-dir "$DIR/data" --serial "$SERIAL" \
-		--hq-key "hq-1=$(tr -d '\n' <"$DIR/hq/hq-1.pub")" --tech-pwd-file "$DIR/tech-pwd" \
+		--hq-key "hq-1=$(tr -d '\n' <"$DIR/hq/hq-1.pub")" \
+		--hq-root-key "root-1=$(tr -d '\n' <"$DIR/hq/root-1.pub")" --tech-pwd-file "$DIR/tech-pwd" \
 		>"$DIR/registry.jsonl.tmp"
 	mv "$DIR/registry.jsonl.tmp" "$DIR/registry.jsonl"
 fi
@@ -204,6 +210,8 @@ if [ ! -f "$DIR/operators" ]; then
 		--password-file "$DIR/requester.pwd" >>"$DIR/hqd.log" 2>&1
 	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name bob --roles approver \
 		--password-file "$DIR/approver.pwd" >>"$DIR/hqd.log" 2>&1
+	"$BIN/hqd" key add --config "$DIR/hqd.toml" --kid root-1 --pub "$(tr -d '\n' <"$DIR/hq/root-1.pub")" \
+		--role root --operator demo-admin >>"$DIR/hqd.log" 2>&1
 	touch "$DIR/operators"
 fi
 "$BIN/hqd" register --config "$DIR/hqd.toml" "$DIR/registry.jsonl" >>"$DIR/hqd.log" 2>&1
