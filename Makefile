@@ -162,3 +162,15 @@ bench-hq:
 	$(GO) test -run '^$$' -bench 'IngestAcks|UnbindJob10k' -benchtime 1x -timeout 60m -v ./cmd/hqd/ | grep -E 'Benchmark|bench_test|ok|FAIL' | tee -a $(OUT)/bench-hq.txt
 
 .PHONY: bench-hq
+
+## screenshots: the back office's pictures in docs/img (README), taken by its
+## browser tests in headless chromium against a real hqd and terminals
+screenshots:
+	$(GO) test -count=1 -run '^(TestBackOfficeInBrowser|TestKeyRolloutAndPolicy)$$' -timeout 20m ./internal/hq/web -args -screenshots $(CURDIR)/docs/img
+
+## bench-backoffice: the fleet page at 100,000 terminals (SQLite, PostgreSQL)
+bench-backoffice:
+	@mkdir -p $(OUT)
+	$(GO) test -run '^$$' -bench BenchmarkFleetPage -benchtime 50x -timeout 30m ./internal/hq/web | tee $(OUT)/bench-backoffice.txt
+
+.PHONY: screenshots bench-backoffice

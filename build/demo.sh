@@ -37,6 +37,10 @@ SUPERVISOR_PWD=123456
 TID=10000001
 MID=100000000000001
 MERCHANT="POSAGENT DEMO SHOP"
+# Back-office logins of the demo (operators made on the first run).
+ADMIN_PWD=admin-demo-pass
+REQUESTER_PWD=alice-demo-pass
+APPROVER_PWD=bob-demo-pass
 
 BIN=${DEMO_BIN:-build/out}
 DIR=${DEMO_DIR:-.demo}
@@ -147,6 +151,11 @@ wait_for() {
 if [ ! -f "$DIR/hq/hq-1.key" ]; then
 	"$BIN/hqctl" keygen --kid hq-1 --out "$DIR/hq" >/dev/null
 fi
+# The demo's root key (demo-admin's): it signs key rollouts (hq_keys), so
+# keys the operators make in their browsers reach the terminal.
+if [ ! -f "$DIR/hq/root-1.key" ]; then
+	"$BIN/hqctl" keygen --kid root-1 --out "$DIR/hq" >/dev/null
+fi
 if [ ! -f "$DIR/registry.jsonl" ]; then
 	if [ -e "$DIR/data/identity.db" ]; then
 		echo "demo: $DIR/data has an identity but no registry.jsonl: start over with build/demo.sh --fresh" >&2
@@ -155,7 +164,8 @@ if [ ! -f "$DIR/registry.jsonl" ]; then
 	printf '%s\n' "$TECH_PWD" >"$DIR/tech-pwd"
 	chmod 600 "$DIR/tech-pwd"
 	"$BIN/posagentd" factory-init --data-dir "$DIR/data" --serial "$SERIAL" \
-		--hq-key "hq-1=$(tr -d '\n' <"$DIR/hq/hq-1.pub")" --tech-pwd-file "$DIR/tech-pwd" \
+		--hq-key "hq-1=$(tr -d '\n' <"$DIR/hq/hq-1.pub")" \
+		--hq-root-key "root-1=$(tr -d '\n' <"$DIR/hq/root-1.pub")" --tech-pwd-file "$DIR/tech-pwd" \
 		>"$DIR/registry.jsonl.tmp"
 	mv "$DIR/registry.jsonl.tmp" "$DIR/registry.jsonl"
 fi
@@ -221,8 +231,22 @@ acquirer_keys = "$DIR/acquirer-keys.json"
 resend_interval = "30s"
 EOF
 if [ ! -f "$DIR/admin.token" ]; then
+	printf '%s\n' "$ADMIN_PWD" >"$DIR/admin.pwd"
 	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name demo-admin --roles admin \
-		--token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+		--password-file "$DIR/admin.pwd" --token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+fi
+# The back office's two demo operators: one asks for unbinds (and issues
+# activation codes), the other reviews them.
+if [ ! -f "$DIR/operators" ]; then
+	printf '%s\n' "$REQUESTER_PWD" >"$DIR/requester.pwd"
+	printf '%s\n' "$APPROVER_PWD" >"$DIR/approver.pwd"
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name alice --roles requester,technician \
+		--password-file "$DIR/requester.pwd" >>"$DIR/hqd.log" 2>&1
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name bob --roles approver \
+		--password-file "$DIR/approver.pwd" >>"$DIR/hqd.log" 2>&1
+	"$BIN/hqd" key add --config "$DIR/hqd.toml" --kid root-1 --pub "$(tr -d '\n' <"$DIR/hq/root-1.pub")" \
+		--role root --operator demo-admin >>"$DIR/hqd.log" 2>&1
+	touch "$DIR/operators"
 fi
 "$BIN/hqd" register --config "$DIR/hqd.toml" "$DIR/registry.jsonl" >>"$DIR/hqd.log" 2>&1
 "$BIN/hqd" run --config "$DIR/hqd.toml" >>"$DIR/hqd.log" 2>&1 &
@@ -259,7 +283,8 @@ banner() {
 	lines+=("  technician pwd    $TECH_PWD")
 	lines+=("  supervisor pwd    $SUPERVISOR_PWD")
 	lines+=("  swipe a card      from another terminal: $SWIPE [PAN]")
-	lines+=("  HQ (hqd)          $HQCTL_HQ  token .demo/admin.token")
+	lines+=("  HQ back office    $HQCTL_HQ/  in a browser (API token .demo/admin.token)")
+	lines+=("  operators         alice / $REQUESTER_PWD (requester)   bob / $APPROVER_PWD (approver)   demo-admin / $ADMIN_PWD")
 	lines+=("  the LCD           $DIR/screen.png")
 	lines+=("  quit              Ctrl-C        lab and logs: $DIR")
 	lines+=("--------------------------------------------------------------------------")

@@ -5,8 +5,9 @@
 # test), dpkg and systemd's tools (package tests), and the ARMv7/ARM64 cross
 # C compilers the Yocto and Buildroot build reproductions link with (both
 # build systems link Go with the target's gcc: cgo, PIE), and PostgreSQL
-# for the HQ tests. Only as root on Debian/Ubuntu; elsewhere it says what
-# is missing and the tests that need it fail with that message.
+# for the HQ tests, chromium and CJK fonts (the back office's browser
+# tests). Only as root on Debian/Ubuntu; elsewhere it says what is missing
+# and the tests that need it fail with that message.
 set -e
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
@@ -19,6 +20,10 @@ command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 || missing="$missing gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing="$missing gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+# Headless chromium: the back office's browser tests (chromedp); CJK fonts so
+# its Chinese pages (and their screenshots) show characters, not boxes.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing="$missing fonts-noto-cjk"
 # PostgreSQL server programs: the throwaway clusters of the HQ tests (initdb).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 # `install-tools.sh font`: also the Unifont source of the framebuffer font

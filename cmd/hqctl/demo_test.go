@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"image/png"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,10 +114,15 @@ func runDemo(t *testing.T, lang i18n.Lang) {
 	if m == nil {
 		t.Fatalf("no activation code in the banner:\n%s", pane())
 	}
-	for _, want := range []string{"technician pwd    4321", "supervisor pwd    123456", "build/swipe.sh", "Ctrl-C"} {
-		if !strings.Contains(pane(), want) {
+	for _, want := range []string{"technician pwd    4321", "supervisor pwd    123456", "build/swipe.sh", "Ctrl-C",
+		fmt.Sprintf("http://127.0.0.1:%d/", hqPort), "alice / alice-demo-pass (requester)", "bob / bob-demo-pass (approver)"} {
+		if !strings.Contains(strings.ReplaceAll(pane(), "\n", ""), want) {
 			t.Fatalf("banner lacks %q:\n%s", want, pane())
 		}
+	}
+	// The banner's back office and operators work: each logs in.
+	for name, pw := range map[string]string{"alice": "alice-demo-pass", "bob": "bob-demo-pass"} {
+		backOfficeLogin(t, fmt.Sprintf("http://127.0.0.1:%d", hqPort), name, pw)
 	}
 
 	keys("1")
@@ -193,6 +202,34 @@ func runDemo(t *testing.T, lang i18n.Lang) {
 			c.Close()
 			t.Errorf("port %d still open after the demo stopped: a background process was left behind", port)
 		}
+	}
+}
+
+// backOfficeLogin logs in to hqd's back office as a browser would (the
+// login form's CSRF cookie and field) and checks the fleet page lists the
+// demo terminal.
+func backOfficeLogin(t *testing.T, base, name, pw string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatalf("back office: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("back office login page:\n%s", body)
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"csrf": {string(m[1])}, "name": {name}, "password": {pw}})
+	if err != nil {
+		t.Fatalf("back office login: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "DEMO-0001") {
+		t.Fatalf("back office login of %s: %d\n%s", name, resp.StatusCode, body)
 	}
 }
 
