@@ -100,6 +100,7 @@ type Status struct {
 	TID             string
 	BatchNo         BatchNo
 	BatchCount      int
+	BatchAmount     Amount // net of the open batch's approved sales and voids
 	ClockTrusted    bool
 	PendingReversal bool
 }

@@ -277,8 +277,16 @@ func (m *Machine) status() Status {
 		s.TID = m.st.Merchant.TID
 		s.BatchNo = m.st.Counters.Batch
 		for _, t := range m.st.Journal {
-			if t.Status == Approved {
-				s.BatchCount++
+			if t.Status != Approved {
+				continue
+			}
+			s.BatchCount++
+			// The net the settlement would report: a void takes its
+			// original's amount off.
+			if t.Type == Void {
+				s.BatchAmount -= t.Amount
+			} else {
+				s.BatchAmount += t.Amount
 			}
 		}
 	}

@@ -393,7 +393,7 @@ func (d *daemon) sealUnsettledParts(obj json.RawMessage, of string, now time.Tim
 // statusPayload is the retained status JSON of spec/remote.md.
 func (d *daemon) statusPayload(s terminal.Status, online bool) []byte {
 	st := remote.Status{Serial: d.id.Serial, Online: online, State: s.State.String(), TID: s.TID,
-		BatchCount: s.BatchCount, Version: version, At: d.clock.Now().UTC(),
+		BatchCount: s.BatchCount, BatchAmount: int64(s.BatchAmount), Version: version, At: d.clock.Now().UTC(),
 		Clock: "unsynced", PendingReversal: s.PendingReversal}
 	if s.ClockTrusted {
 		st.Clock = "synced"

@@ -129,14 +129,19 @@ type ActivationRequest struct {
 // serial and online:false (see OfflineWill), so a decoded Status may hold
 // zero values for the rest.
 type Status struct {
-	Serial     string    `json:"serial"`
-	Online     bool      `json:"online"`
-	State      string    `json:"state"`
-	TID        string    `json:"tid"`
-	BatchNo    string    `json:"batch_no"`
-	BatchCount int       `json:"batch_count"`
-	Version    string    `json:"version"`
-	At         time.Time `json:"at"`
+	Serial     string `json:"serial"`
+	Online     bool   `json:"online"`
+	State      string `json:"state"`
+	TID        string `json:"tid"`
+	BatchNo    string `json:"batch_no"`
+	BatchCount int    `json:"batch_count"`
+	// BatchAmount is the open batch's net amount in fen (approved sales
+	// less approved voids): the project's addition to remote.md's status
+	// (HQ ignores keys it does not know), so a reviewer of an unbind sees
+	// the money at stake, not only the count.
+	BatchAmount int64     `json:"batch_amount"`
+	Version     string    `json:"version"`
+	At          time.Time `json:"at"`
 	// Clock is "synced" once the terminal trusts its clock, "unsynced"
 	// before (spec/remote.md "Clock trust").
 	Clock           string `json:"clock,omitempty"`

@@ -22,9 +22,9 @@ func TestGoldenShapes(t *testing.T) {
 			`{"v":1,"cmd_id":"c-1","serial":"PA-0001","state":"succeeded","reason":"","at":"2025-03-01T12:00:00Z","result":{"settlement":"SETTLED","txns_removed":3,"binding_removed":true}}`},
 		{"event", Event{ID: "e-1", Serial: "PA-0001", Type: EvtActivated, At: at},
 			`{"v":1,"id":"e-1","serial":"PA-0001","type":"activated","at":"2025-03-01T12:00:00Z","data":{}}`},
-		{"status", Status{Serial: "PA-0001", Online: true, State: "active", TID: "12345678", BatchNo: "000123", BatchCount: 3, Version: "1.0.0", At: at,
+		{"status", Status{Serial: "PA-0001", Online: true, State: "active", TID: "12345678", BatchNo: "000123", BatchCount: 3, BatchAmount: 24690, Version: "1.0.0", At: at,
 			Clock: "synced", DiskFreeKiB: &diskKiB},
-			`{"serial":"PA-0001","online":true,"state":"active","tid":"12345678","batch_no":"000123","batch_count":3,"version":"1.0.0","at":"2025-03-01T12:00:00Z","clock":"synced","pending_reversal":false,"disk_free_kib":51200}`},
+			`{"serial":"PA-0001","online":true,"state":"active","tid":"12345678","batch_no":"000123","batch_count":3,"batch_amount":24690,"version":"1.0.0","at":"2025-03-01T12:00:00Z","clock":"synced","pending_reversal":false,"disk_free_kib":51200}`},
 		{"activation request", ActivationRequest{Code: "12345678", X25519Pub: []byte{1, 2, 3}},
 			`{"code":"12345678","x25519_pub":"AQID"}`},
 	}
