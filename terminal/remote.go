@@ -435,6 +435,7 @@ func (m *Machine) onWiped(err error) {
 		m.emit(Persist{Ops: []Op{ClearIntentOp{}}})
 	}
 	m.emit(PublishEvent{Type: "unbound", Data: result})
+	m.clearFailStops("unbind written") // a planned reboot: not one more in a row
 	m.st.Lifecycle = Unactivated
 	m.publishStatus()
 	m.rebootWith("UNBOUND", "", "REBOOTING")

@@ -21,6 +21,9 @@ import (
 // seen-id check make the replay harmless); an item whose step failed to
 // write stays, and so does one that waits for a trusted clock.
 func (d *daemon) processInbox() {
+	if d.m.Holding() {
+		return // answering needs a write: the commands wait for the storage hold
+	}
 	items, err := d.rl.inboxList()
 	if err != nil {
 		d.log.Error("inbox", slog.String("err", err.Error()))
