@@ -75,7 +75,8 @@ const HoldRetry = 10 * time.Minute
 
 // StableAfter is how long a terminal must run with nothing owed and no
 // fail-stop before the count of fail-stops in a row starts again from
-// zero.
+// zero (a piece of money work written clears it at once:
+// clearFailStops).
 const StableAfter = time.Minute
 
 // PutFailStops asks the shell to record N, the count of fail-stops in a
@@ -135,8 +136,11 @@ func (m *Machine) forgiveFailStops() {
 	m.clearFailStops("running without a fault")
 }
 
-// clearFailStops starts the count again from zero; it goes after the
-// writes that prove the store works, so a failure of those stops first.
+// clearFailStops starts the count again from zero. It is called just
+// after the write that ends a piece of money work (a transaction's answer
+// committed, a reversal cleared, a batch closed, an unbind written), so
+// the shell runs it only when that write succeeded: the store took the
+// money work, the fail-stops before were not a loop.
 func (m *Machine) clearFailStops(why string) {
 	if m.st.FailStops == 0 {
 		return
