@@ -147,6 +147,13 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	m.now = now
 	m.out = nil
 	if m.halted {
+		if pf, ok := ev.(PersistFailed); ok {
+			// A write the machine emitted before its Reboot failed (the
+			// final ack of an unbind): the shell stopped there and will
+			// never reach that Reboot. Fail stop instead.
+			m.failStop(pf.Err)
+			return m.out
+		}
 		return nil // a reboot is on its way: nothing more is decided
 	}
 	if len(m.views) == 0 {

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,18 +90,26 @@ type writePoints struct {
 // whose daemon is the fault-injection build.
 func newWritePoints(t *testing.T, h *Term) *writePoints {
 	t.Helper()
-	// Signed in first, so that every run of a flow, the traced one
-	// included, writes the same things.
-	h.WaitScreen("MAIN MENU", remoteWait)
-	h.Keys("4")
-	h.WaitScreen("SIGNED IN", remoteWait)
-	h.Keys("\r")
 	h.WaitScreen("MAIN MENU", remoteWait)
 	h.Stop()
 	w := &writePoints{t: t, h: h, trace: filepath.Join(t.TempDir(), "commits.trace"), rest: "MAIN MENU"}
 	w.mnt = moveToTmpfs(t, h, "4m")
 	h.Bin = faultDaemon(t)
+	w.signIn()
 	return w
+}
+
+// signIn signs the stopped terminal in, in a run of its own: every run of
+// a flow, the traced one included, then starts with working keys and
+// writes the same things.
+func (w *writePoints) signIn() {
+	w.t.Helper()
+	w.start()
+	w.h.Keys("4")
+	w.h.WaitScreen("SIGNED IN", remoteWait)
+	w.h.Keys("\r")
+	w.h.WaitScreen("MAIN MENU", remoteWait)
+	w.h.Stop()
 }
 
 // start starts the daemon with env and waits for the rest screen.
@@ -145,7 +154,7 @@ func (w *writePoints) quiet() {
 // points runs prepare then flow once with the trace on, and returns the
 // write points of flow, in order ("merchant.db/update merchant store#5":
 // numbered from the start of the process, as the fault build counts).
-func (w *writePoints) points(prepare func(), flow func() bool) []string {
+func (w *writePoints) points(prepare func(), flow func() bool) (pts, traced []string) {
 	w.t.Helper()
 	os.Remove(w.trace)
 	w.start("POSAGENT_TEST_COMMIT_TRACE=" + w.trace)
@@ -156,11 +165,11 @@ func (w *writePoints) points(prepare func(), flow func() bool) []string {
 		w.t.Fatalf("the flow did not run to its end without a fault; last screens:\n%s", w.h.scr.tail(6))
 	}
 	w.quiet()
-	pts := readTrace(w.t, w.trace)[mark:]
+	traced = readTrace(w.t, w.trace)
 	if w.h.running() {
 		w.h.Stop()
 	}
-	return pts
+	return traced[mark:], traced
 }
 
 // await waits for one of words, a fault screen or the daemon's exit; it
@@ -409,7 +418,7 @@ func (w *writePoints) settleBalanced(point string) {
 // cashier runs a cashier flow at every write point.
 func (w *writePoints) cashier(name string, prepare func(), flow func() bool) {
 	t := w.t
-	pts := w.points(prepare, flow)
+	pts, traced := w.points(prepare, flow)
 	t.Logf("%s: %d write points: %q", name, len(pts), pts)
 	if len(pts) == 0 {
 		t.Fatalf("%s: no write point recorded", name)
@@ -420,15 +429,13 @@ func (w *writePoints) cashier(name string, prepare func(), flow func() bool) {
 	w.start()
 	w.settleBalanced(name + " (traced run)")
 	w.h.Stop()
-	for _, pt := range pts {
+	w.each(pts, func(t *testing.T, pt string) {
 		w.start("POSAGENT_TEST_COMMIT_TRACE="+w.trace, "POSAGENT_TEST_FAIL_COMMIT="+pt)
 		prepare()
 		completed := flow()
 		w.atRest(w.rest)
 		failStopped := w.stop()
-		if !slicesContain(readTrace(t, w.trace), pt+"\tENOSPC") {
-			t.Fatalf("%s: the write point was not reached: the flow's writes differ from the traced run", pt)
-		}
+		w.sameWrites(traced, pt)
 		t.Logf("%s: flow completed %v, fail-stopped %v", pt, completed, failStopped)
 		st := w.stored()
 		w.checkStoredBeforeSent(st, pt)
@@ -446,16 +453,70 @@ func (w *writePoints) cashier(name string, prepare func(), flow func() bool) {
 		if t.Failed() {
 			t.Fatalf("%s failed; log tail:\n%s", pt, tail(w.h.Logs(), 6000))
 		}
+	})
+}
+
+// each runs fn for every write point, as a subtest named by the point
+// (-run 'TestDiskFullAtEveryWritePointSale/merchant.db:update'); a point
+// that fails stops the test there: the next ones start from the state it
+// leaves.
+func (w *writePoints) each(pts []string, fn func(t *testing.T, pt string)) {
+	parent := w.t
+	for _, pt := range pts {
+		ok := parent.Run(strings.ReplaceAll(pt, "/", ":"), func(t *testing.T) {
+			w.t, w.h.t = t, t
+			if w.hq != nil {
+				w.hq.t = t
+			}
+			defer func() {
+				w.t, w.h.t = parent, parent
+				if w.hq != nil {
+					w.hq.t = parent
+				}
+			}()
+			fn(t, pt)
+		})
+		if !ok {
+			parent.FailNow()
+		}
 	}
 }
 
-func slicesContain(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
+// asyncWrites are the write points of the MQTT side's goroutines (a
+// command's arrival, the outbox after a PUBACK): their order against the
+// event loop's writes is the network's.
+var asyncWrites = []string{"identity.db/write inbox", "identity.db/outbox done"}
+
+// loopWrites are the trace's write points of the event loop, up to and
+// including point.
+func loopWrites(trace []string, point string) []string {
+	var out []string
+	for _, l := range trace {
+		l, _, _ = strings.Cut(l, "\t")
+		name, _, _ := strings.Cut(l, "#")
+		if l != point && slices.Contains(asyncWrites, name) {
+			continue
+		}
+		out = append(out, l)
+		if l == point {
+			break
 		}
 	}
-	return false
+	return out
+}
+
+// sameWrites checks that the run failed at point, after the very writes
+// the traced run made before it: the point is the same write of the
+// same flow, not merely one with the same number.
+func (w *writePoints) sameWrites(traced []string, point string) {
+	w.t.Helper()
+	got := readTrace(w.t, w.trace)
+	if !slices.Contains(got, point+"\tENOSPC") {
+		w.t.Fatalf("%s: the write point was not reached; this run's writes:\n%s", point, strings.Join(got, "\n"))
+	}
+	if want, have := loopWrites(traced, point), loopWrites(got, point); !slices.Equal(want, have) {
+		w.t.Fatalf("%s: the writes before it differ from the traced run:\ntraced: %q\nthis:   %q", point, want, have)
+	}
 }
 
 // sale is MAIN MENU 1 → approved, back to MAIN MENU; false when a fault
@@ -620,7 +681,7 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 		return strings.Contains(w.h.scr.tail(1), "UNBOUND")
 	}
 	// unbound checks a finished unbind and makes the terminal active again.
-	unbound := func(point string) {
+	unbound := func(t *testing.T, point string) {
 		t.Helper()
 		var final *hqAck
 		hq.waitFor("succeeded ack of "+cmdID, remoteWait, func() bool {
@@ -653,20 +714,22 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 			}
 		}
 		assertWiped(t, w.h.DataDir, secrets())
+		// Active again and signed in, as the traced run started.
 		r.provision()
+		w.signIn()
 	}
 
 	w.rest = "MAIN MENU"
-	pts := w.points(prepare, flow)
+	pts, traced := w.points(prepare, flow)
 	t.Logf("unbind: %d write points: %q", len(pts), pts)
 	// The traced unbind ran to its end: it reboots to NOT ACTIVATED.
 	w.h.Env = nil
 	w.h.Start()
 	w.h.WaitScreen("NOT ACTIVATED", remoteWait)
 	w.h.Stop()
-	unbound("traced run")
+	unbound(t, "traced run")
 
-	for _, pt := range pts {
+	w.each(pts, func(t *testing.T, pt string) {
 		w.start("POSAGENT_TEST_COMMIT_TRACE="+w.trace, "POSAGENT_TEST_FAIL_COMMIT="+pt)
 		prepare()
 		completed := flow()
@@ -675,9 +738,7 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 			w.atRest("MAIN MENU", "UNBINDING", "RETRY")
 			failStopped = w.stop()
 		}
-		if !slicesContain(readTrace(t, w.trace), pt+"\tENOSPC") {
-			t.Fatalf("%s: the write point was not reached: the unbind's writes differ from the traced run", pt)
-		}
+		w.sameWrites(traced, pt)
 		st := w.stored()
 		t.Logf("%s: unbind completed %v, fail-stopped %v, intent %v, TID %q", pt, completed, failStopped, st.Intent != nil, st.Merchant.TID)
 		w.checkStoredBeforeSent(st, pt)
@@ -714,11 +775,11 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 			}
 		}
 		w.h.Stop()
-		unbound(pt)
+		unbound(t, pt)
 		if t.Failed() {
 			t.Fatalf("%s failed; log tail:\n%s", pt, tail(w.h.Logs(), 6000))
 		}
-	}
+	})
 }
 
 func finalAcks(hq *hqSide, id string) []hqAck {
