@@ -557,12 +557,14 @@ func (w *writePoints) mustSale(fen int64) string {
 }
 
 func TestDiskFullAtEveryWritePointSale(t *testing.T) {
+	t.Parallel()
 	sim := startAcqSim(t)
 	w := newWritePoints(t, NewTerm(t, sim, TermOptions{Timeout: "3s"}))
 	w.cashier("sale", func() {}, func() bool { return w.sale(1200) })
 }
 
 func TestDiskFullAtEveryWritePointVoid(t *testing.T) {
+	t.Parallel()
 	sim := startAcqSim(t)
 	w := newWritePoints(t, NewTerm(t, sim, TermOptions{Timeout: "3s", TID: "12345679"}))
 	var voucher string
@@ -606,6 +608,7 @@ func TestDiskFullAtEveryWritePointVoid(t *testing.T) {
 }
 
 func TestDiskFullAtEveryWritePointSettlement(t *testing.T) {
+	t.Parallel()
 	sim := startAcqSim(t)
 	w := newWritePoints(t, NewTerm(t, sim, TermOptions{Timeout: "3s", TID: "12345680"}))
 	w.cashier("settlement", func() {
@@ -639,6 +642,7 @@ func TestDiskFullAtEveryWritePointSettlement(t *testing.T) {
 // outbox. Each run ends unactivated with one consistent succeeded ack and
 // the batch settled at the host.
 func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
+	t.Parallel()
 	broker := brokerForTerms(t, mosquittotest.Options{})
 	sim := startAcqSim(t)
 	hq := newHQ(t)
