@@ -13,7 +13,7 @@ CMDS      := posagentd hqctl hqd acquirer-sim
 # overflows int): only the terminal-side binaries are cross-built.
 ARM_CMDS  := posagentd hqctl
 # Packages whose tests also run for ARMv7 under qemu-arm-static.
-ARM_TEST_PKGS := ./storage/... ./terminal/... ./iso8583 ./iso8583/mac ./iso8583/link
+ARM_TEST_PKGS := ./storage/... ./terminal/... ./iso8583 ./iso8583/mac ./iso8583/link ./hal/evdev ./hal/fbdev/...
 TEST_TIMEOUT  ?= 12m
 BENCHTIME     ?= 1s
 FUZZTIME      ?= 20s
@@ -110,6 +110,12 @@ fuzz:
 		done; \
 	done
 
+## font: regenerate the framebuffer's Unifont subset from the message
+## catalog (after a word changes; needs Debian's unifont, installed here)
+font:
+	@build/install-tools.sh font
+	$(GO) run ./hal/fbdev/internal/fontgen
+
 ## demo: the host simulator against the acquirer simulator and a lab broker
 demo: deps build
 	@build/demo.sh
@@ -135,7 +141,7 @@ test-package:
 footprint:
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
 
-.PHONY: package test-package footprint
+.PHONY: package test-package footprint font
 
 ## bench-hq: HQ figures: code issue and job creation at 100,000 terminals
 ## (SQLite, PostgreSQL), acks/s ingested by two hqd instances on PostgreSQL,

@@ -13,6 +13,11 @@ command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 # PostgreSQL server programs: the throwaway clusters of the HQ tests (initdb).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
+# `install-tools.sh font`: also the Unifont source of the framebuffer font
+# generator (make font); builds and tests use the committed subset.
+if [ "$1" = font ]; then
+	[ -f /usr/share/unifont/unifont.hex ] || missing="$missing unifont"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "installing:$missing"

@@ -23,6 +23,22 @@ type Config struct {
 	// hal/sesim, keys in files under data_dir/se) is the only one built
 	// in; a terminal's hardware SE gets a name of its own.
 	SecureElement string `toml:"secure_element"`
+
+	// Operator display and keypad: the console above, or separate Linux
+	// devices (spec/terminal.md "Devices").
+	Display string `toml:"display"` // "console" or "fb:/dev/fbN"
+	Keypad  string `toml:"keypad"`  // "console" or "evdev:/dev/input/eventN"
+	// PrinterEncoding is "gb18030" or "ascii"; empty = by [ui] lang (the
+	// daemon's config loader fills it in).
+	PrinterEncoding string `toml:"printer_encoding"`
+	// PrinterChineseMode sends FS & (Chinese character mode) around GB18030
+	// receipts, for printers that start in single-byte mode.
+	PrinterChineseMode bool `toml:"printer_chinese_mode"`
+	// DisplayPNG (kind "sim"): draw every screen as the framebuffer would,
+	// into this PNG file, replaced at each screen, at DisplayPNGSize
+	// ("WxH") pixels.
+	DisplayPNG     string `toml:"display_png"`
+	DisplayPNGSize string `toml:"display_png_size"`
 }
 
 // Config values with a meaning of their own.
@@ -33,6 +49,13 @@ const (
 	RebootSyscall = "syscall"
 	RebootExit    = "exit"
 	SESoft        = "soft"
+
+	DeviceConsole = "console" // display and keypad: the console
+	PrefixFB      = "fb:"     // display = "fb:/dev/fb0"
+	PrefixEvdev   = "evdev:"  // keypad = "evdev:/dev/input/event0"
+	PrefixUSBLP   = "usblp:"  // printer = "usblp:/dev/usb/lp0"
+
+	DefaultDisplayPNGSize = "320x240"
 
 	DefaultBaud = 115200
 )
@@ -47,8 +70,27 @@ func DefaultConfig() Config {
 		Printer:     "/dev/ttyS3",
 		Reboot:      RebootSyscall,
 
-		SecureElement: SESoft,
+		SecureElement:      SESoft,
+		Display:            DeviceConsole,
+		Keypad:             DeviceConsole,
+		PrinterChineseMode: true,
+		DisplayPNGSize:     DefaultDisplayPNGSize,
 	}
+}
+
+// DevicePath returns the path of a "<prefix><path>" device value such as
+// "fb:/dev/fb0", and false when value has another form.
+func DevicePath(value, prefix string) (string, bool) {
+	p, ok := strings.CutPrefix(value, prefix)
+	return p, ok && p != ""
+}
+
+// ParseSize reads a "WxH" size in pixels.
+func ParseSize(s string) (w, h int, err error) {
+	if _, err := fmt.Sscanf(s, "%dx%d", &w, &h); err != nil || fmt.Sprintf("%dx%d", w, h) != s || w <= 0 || h <= 0 {
+		return 0, 0, fmt.Errorf("size %q: want WIDTHxHEIGHT in pixels, such as %q", s, DefaultDisplayPNGSize)
+	}
+	return w, h, nil
 }
 
 // Validate reports every problem of c at once, prefixed with the TOML key.
@@ -73,5 +115,64 @@ func (c Config) Validate() error {
 	if c.SecureElement != SESoft {
 		errs = append(errs, fmt.Errorf("hal.secure_element %q: want %q", c.SecureElement, SESoft))
 	}
+	if key, msg := c.ValidateDevices(); key != "" {
+		errs = append(errs, fmt.Errorf("hal.%s: %s", key, msg))
+	}
 	return errors.Join(errs...)
+}
+
+// The smallest panel a display_png may have: 21 columns of 6 pixels, 8
+// lines of 8 (a 128x64 LCD; hal/fbdev draws nothing smaller).
+const (
+	MinPanelWidth  = MaxColumns * 6
+	MinPanelHeight = MaxLines * 8
+)
+
+// ValidateDevices checks the keys of spec/terminal.md "Devices" and the
+// simulator's display_png: it returns the first bad key (without "hal.")
+// and what is wrong with it, or "" when all are good.
+func (c Config) ValidateDevices() (key, msg string) {
+	abs := func(p string) bool { return strings.HasPrefix(p, "/") }
+	if c.Display != DeviceConsole {
+		p, ok := DevicePath(c.Display, PrefixFB)
+		if !ok || !abs(p) {
+			return "display", fmt.Sprintf("%q: want %q or %q", c.Display, DeviceConsole, PrefixFB+"/dev/fb0")
+		}
+		if c.Kind != KindLinux {
+			return "display", fmt.Sprintf("%q needs kind = %q (the simulator draws the framebuffer into display_png)", c.Display, KindLinux)
+		}
+	}
+	if c.Keypad != DeviceConsole {
+		p, ok := DevicePath(c.Keypad, PrefixEvdev)
+		if !ok || !abs(p) {
+			return "keypad", fmt.Sprintf("%q: want %q or %q", c.Keypad, DeviceConsole, PrefixEvdev+"/dev/input/event0")
+		}
+		if c.Kind != KindLinux {
+			return "keypad", fmt.Sprintf("%q needs kind = %q", c.Keypad, KindLinux)
+		}
+	}
+	if p, ok := strings.CutPrefix(c.Printer, PrefixUSBLP); ok {
+		if !abs(p) {
+			return "printer", fmt.Sprintf("%q: want %q", c.Printer, PrefixUSBLP+"/dev/usb/lp0")
+		}
+		if c.Kind != KindLinux {
+			return "printer", fmt.Sprintf("%q needs kind = %q", c.Printer, KindLinux)
+		}
+	}
+	switch c.PrinterEncoding {
+	case "", "gb18030", "ascii":
+	default:
+		return "printer_encoding", fmt.Sprintf("%q: want \"gb18030\" or \"ascii\" (or empty: by ui.lang)", c.PrinterEncoding)
+	}
+	if c.DisplayPNG != "" && c.Kind != KindSim {
+		return "display_png", fmt.Sprintf("needs kind = %q", KindSim)
+	}
+	w, h, err := ParseSize(c.DisplayPNGSize)
+	if err != nil {
+		return "display_png_size", err.Error()
+	}
+	if w < MinPanelWidth || h < MinPanelHeight {
+		return "display_png_size", fmt.Sprintf("%q: the screens need at least %dx%d", c.DisplayPNGSize, MinPanelWidth, MinPanelHeight)
+	}
+	return "", ""
 }

@@ -11,5 +11,8 @@
 //     serial consoles.
 //   - hal/simhw: the host simulator (Config.Kind == "sim").
 //   - hal/linuxhw: the terminal hardware (Config.Kind == "linux"): serial
-//     ports through go.bug.st/serial and GPIO through periph.io.
+//     ports through go.bug.st/serial and GPIO through periph.io, and the
+//     separate devices of spec/terminal.md "Devices": hal/fbdev (a Linux
+//     framebuffer display), hal/evdev (a Linux input keypad), hal/usblp (a
+//     USB receipt printer); hal/escpos encodes receipts for both printers.
 package hal

@@ -38,6 +38,8 @@ func TestScreenValidate(t *testing.T) {
 		{"utf8 counts runes", []string{strings.Repeat("¥", 21)}, ""},
 		{"nine lines", make([]string, 9), "9 lines"},
 		{"22 columns", []string{strings.Repeat("A", 22)}, "line 1 has 22 columns"},
+		{"ten CJK", []string{"确认撤销?" + strings.Repeat("中", 6)}, ""},
+		{"eleven CJK", []string{strings.Repeat("中", 11)}, "line 1 has 22 columns"},
 		{"escape", []string{"ok", "a\x1b[2Jb"}, "line 2 has control character"},
 		{"newline", []string{"a\nb"}, "control character"},
 		{"bad utf8", []string{"\xff"}, "not valid UTF-8"},
@@ -84,6 +86,10 @@ func TestWrap(t *testing.T) {
 		{"SETTLE FAILED no response from host", 21, []string{"SETTLE FAILED no", "response from host"}},
 		{"ab cd", 2, []string{"ab", "cd"}},
 		{"abcdefg", 3, []string{"abc", "def", "g"}},
+		// CJK takes two columns and breaks between any two characters.
+		{"结算失败 主机无应答请稍后重试", 10, []string{"结算失败", "主机无应答", "请稍后重试"}},
+		{"本人确认以上交易，同意将其记入本卡账户", 21, []string{"本人确认以上交易，同", "意将其记入本卡账户"}},
+		{"A中文", 2, []string{"A", "中", "文"}},
 	}
 	for _, tt := range tests {
 		got := Wrap(tt.text, tt.width)
@@ -93,6 +99,15 @@ func TestWrap(t *testing.T) {
 	}
 	if got := Truncate("héllo", 2); got != "hé" {
 		t.Errorf("Truncate = %q", got)
+	}
+	// A wide character that would straddle the limit is left out whole.
+	if got := Truncate("1 交易管理", 5); got != "1 交" {
+		t.Errorf("Truncate CJK = %q", got)
+	}
+	for s, want := range map[string]int{"": 0, "MAIN MENU": 9, "主菜单": 6, "确认撤销?": 9, "读卡错误，请重刷": 16, "¥0.30": 5} {
+		if got := Width(s); got != want {
+			t.Errorf("Width(%q) = %d, want %d", s, got, want)
+		}
 	}
 }
 

@@ -125,3 +125,41 @@ var (
 	_ Printer    = NoPrinter{}
 	_ CardReader = IdleCardReader{}
 )
+
+// ErrPaperOut is returned by a printer that reads its paper sensor and
+// queues receipts (hal/usblp) when it is out of paper: the receipt is kept
+// and prints once paper is back; the screen can say PAPER OUT meanwhile.
+var ErrPaperOut = errors.New("printer out of paper")
+
+// PrinterStatus is the state of a printer that reads it.
+type PrinterStatus uint8
+
+// Printer states. PrinterUnknown: the printer does not answer status
+// requests (printing goes on regardless).
+const (
+	PrinterUnknown PrinterStatus = iota
+	PrinterReady
+	PrinterPaperOut
+	PrinterOffline // the device is gone (unplugged, switched off)
+)
+
+func (s PrinterStatus) String() string {
+	switch s {
+	case PrinterUnknown:
+		return "unknown"
+	case PrinterReady:
+		return "ready"
+	case PrinterPaperOut:
+		return "paper out"
+	case PrinterOffline:
+		return "offline"
+	}
+	return fmt.Sprintf("PrinterStatus(%d)", uint8(s))
+}
+
+// PrinterMonitor is implemented by printers that report their status as
+// it changes. The channel keeps the latest change only: a reader that
+// falls behind sees the current state, not the history.
+type PrinterMonitor interface {
+	PrinterStatus() <-chan PrinterStatus
+}

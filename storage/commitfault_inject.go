@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,9 +14,12 @@ import (
 )
 
 // The fault-injection test build names every commit of the stores by a
-// write point: the store file and what the write is ("merchant.db/update
-// merchant store"), numbered per write point from the start of the
-// process ("#3": its third commit). Two variables drive it:
+// write point: the store file, what the write is and the function outside
+// this package that asked for it ("merchant.db/update merchant store by
+// storage/termstore.(*Store).Apply"), numbered per write point from the
+// start of the process ("#3": its third commit); the caller tells apart
+// the writes of the event loop and those of the MQTT side's goroutines.
+// Two variables drive it:
 //
 //	POSAGENT_TEST_COMMIT_TRACE=FILE   append each commit's "point#n" to FILE
 //	POSAGENT_TEST_FAIL_COMMIT=point#n  fail that commit with ENOSPC
@@ -32,7 +36,7 @@ func init() {
 	beforeCommit = func(path, what string) error {
 		mu.Lock()
 		defer mu.Unlock()
-		point := filepath.Base(path) + "/" + what
+		point := filepath.Base(path) + "/" + what + " by " + caller()
 		seen[point]++
 		id := point + "#" + strconv.Itoa(seen[point])
 		failed := id == fail
@@ -50,5 +54,23 @@ func init() {
 			return fmt.Errorf("write %s: %w (injected at %s)", path, syscall.ENOSPC, id)
 		}
 		return nil
+	}
+}
+
+// caller names the first function on the stack outside this package and
+// bbolt, without the module's path.
+func caller() string {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		fn := f.Function
+		if !strings.HasPrefix(fn, "github.com/posagent/posagent/storage.") && !strings.HasPrefix(fn, "go.etcd.io/") &&
+			!strings.HasPrefix(fn, "runtime.") {
+			return strings.TrimPrefix(fn, "github.com/posagent/posagent/")
+		}
+		if !more {
+			return "?"
+		}
 	}
 }

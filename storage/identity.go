@@ -7,15 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/posagent/posagent/internal/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/curve25519"
+
+	"github.com/posagent/posagent/internal/durable"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // Identity is the factory identity of a terminal, created once by
@@ -24,21 +27,20 @@ type Identity struct {
 	Serial            string             `json:"serial"`
 	DeviceEd25519Priv ed25519.PrivateKey `json:"device_ed25519_priv"`
 	DeviceEd25519Pub  ed25519.PublicKey  `json:"device_ed25519_pub"`
-	DeviceX25519Priv  []byte             `json:"device_x25519_priv"` // 32 bytes
-	DeviceX25519Pub   []byte             `json:"device_x25519_pub"`  // 32 bytes
-	HQKeys            map[string][]byte  `json:"hq_keys"`            // kid -> Ed25519 public key
-	TechPwdHash       string             `json:"tech_pwd_hash"`      // PHC string (HashPassword)
+	DeviceX25519Priv  []byte             `json:"device_x25519_priv"`     // 32 bytes
+	DeviceX25519Pub   []byte             `json:"device_x25519_pub"`      // 32 bytes
+	HQKeys            map[string][]byte  `json:"hq_keys"`                // ops keys: kid -> Ed25519 public key
+	HQRootKeys        map[string][]byte  `json:"hq_root_keys,omitempty"` // root keys: kid -> Ed25519 public key
+	Policy            map[string]int     `json:"policy,omitempty"`       // command type -> distinct signatures needed
+	TechPwdHash       string             `json:"tech_pwd_hash"`          // PHC string (HashPassword)
 	SupervisorPwdHash string             `json:"supervisor_pwd_hash"`
 	CreatedAt         time.Time          `json:"created_at"`
 }
 
-// serialRE is remote.md's serial syntax: it is part of MQTT topic names.
-var serialRE = regexp.MustCompile(`^[A-Za-z0-9-]{4,32}$`)
-
 // Validate checks that the identity is complete and its key pairs match.
 func (id Identity) Validate() error {
-	if !serialRE.MatchString(id.Serial) {
-		return fmt.Errorf("serial %q is not [A-Za-z0-9-]{4,32}", id.Serial)
+	if _, err := remote.ParseSerial(id.Serial); err != nil {
+		return err
 	}
 	if len(id.DeviceEd25519Priv) != ed25519.PrivateKeySize || len(id.DeviceEd25519Pub) != ed25519.PublicKeySize {
 		return errors.New("device Ed25519 key pair has the wrong size")
@@ -53,13 +55,8 @@ func (id Identity) Validate() error {
 	if err != nil || !bytes.Equal(pub, id.DeviceX25519Pub) {
 		return errors.New("device X25519 public key does not match the private key")
 	}
-	if len(id.HQKeys) == 0 {
-		return errors.New("no HQ key")
-	}
-	for kid, k := range id.HQKeys {
-		if kid == "" || len(k) != ed25519.PublicKeySize {
-			return fmt.Errorf("HQ key %q: want a non-empty kid and a %d-byte Ed25519 public key", kid, ed25519.PublicKeySize)
-		}
+	if err := id.FactoryKeyring().Validate(); err != nil {
+		return err
 	}
 	if id.TechPwdHash == "" || id.SupervisorPwdHash == "" {
 		return errors.New("technician and supervisor password hashes are required")
@@ -67,20 +64,52 @@ func (id Identity) Validate() error {
 	return nil
 }
 
-// PwdLock is the supervisor password failure state (terminal.md: the third
-// wrong password in a row locks for 5 minutes; both survive a restart).
+// FactoryKeyring is the HQ keys, roles and policy factory-init installed
+// (remote.md "Keys and policy"); hq_keys commands change the store's
+// keyring from there (IdentityStore.Keyring).
+func (id Identity) FactoryKeyring() remote.Keyring {
+	var k remote.Keyring
+	for _, set := range []struct {
+		keys map[string][]byte
+		role remote.Role
+	}{{id.HQRootKeys, remote.RoleRoot}, {id.HQKeys, remote.RoleOps}} {
+		for kid, pub := range set.keys {
+			k.Keys = append(k.Keys, remote.HQKey{KID: kid, Pub: pub, Role: set.role})
+		}
+	}
+	slices.SortFunc(k.Keys, func(a, b remote.HQKey) int { return strings.Compare(a.KID, b.KID) })
+	for t, n := range id.Policy {
+		if k.Policy == nil {
+			k.Policy = map[remote.CommandType]int{}
+		}
+		k.Policy[remote.CommandType(t)] = n
+	}
+	return k
+}
+
+// PwdLock is the password failure state (terminal.md: the third wrong
+// password in a row locks for 5 minutes; both survive a restart). The
+// supervisor and the technician password each have their own.
 type PwdLock struct {
 	Failures    int   `json:"failures"`
 	LockedUntil int64 `json:"locked_until"` // unix seconds; 0 = not locked
 }
 
-// SeenCommand is an executed remote command (remote.md: seen ids survive
-// the wipe and a re-sent id with the same payload gets the same final ack).
+// SeenCommand is a recorded remote command: every verified command's id
+// with its final ack, rejected ones included (remote.md: recorded ids
+// survive the wipe, and the same payload again gets the same final ack).
 type SeenCommand struct {
 	ID            string    `json:"id"`
 	PayloadSHA256 [32]byte  `json:"payload_sha256"`
 	Ack           []byte    `json:"ack"` // final ack envelope bytes, re-sent verbatim
 	At            time.Time `json:"at"`
+	// ExpiresAt is the command's expires_at, when it was readable.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// PruneAt is when the record may go. PutSeen sets it, when zero, to
+	// the later of 30 days after ExpiresAt (remote.md) and At +
+	// remote.RecordKept (which covers any command that passed the window
+	// checks, and a record made on a clock that read far behind).
+	PruneAt time.Time `json:"prune_at"`
 }
 
 // OutboxItem is a message waiting to reach the broker.
@@ -98,15 +127,22 @@ var ErrIdentityExists = errors.New("identity store already exists")
 var ErrNoIdentity = errors.New("no factory identity (run posagentd factory-init)")
 
 var (
-	bktIdentity = []byte("identity")
-	bktSeen     = []byte("seen")
-	bktOutbox   = []byte("outbox")
-	bktKV       = []byte("kv")
+	bktIdentity  = []byte("identity")
+	bktSeen      = []byte("seen")
+	bktSeenPrune = []byte("seen_prune") // prune time (8 bytes) + id -> nil: what pruning walks
+	bktOutbox    = []byte("outbox")
+	bktInbox     = []byte("inbox") // sequence -> one verified-on-arrival command envelope
+	bktKV        = []byte("kv")
 
-	keyIdentity = []byte("identity")
-	keyPwdLock  = []byte("pwd_lock")
-	keyIntent   = []byte("unbind_intent")
+	keyIdentity    = []byte("identity")
+	keyPwdLock     = []byte("pwd_lock")
+	keyTechPwdLock = []byte("tech_pwd_lock")
+	keyIntent      = []byte("unbind_intent")
+	keyKeyring     = []byte("hq_keyring")
 )
+
+// identityBuckets are every bucket of the identity store.
+var identityBuckets = [][]byte{bktIdentity, bktSeen, bktSeenPrune, bktOutbox, bktInbox, bktKV}
 
 // IdentityStore is the open identity store. Its methods are safe for
 // concurrent use (bbolt serialises writers).
@@ -157,7 +193,7 @@ func CreateIdentity(path string, id Identity) (err error) {
 		return wrap(err)
 	}
 	err = update(db, "write identity", func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bktIdentity, bktSeen, bktOutbox, bktKV} {
+		for _, name := range identityBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -211,12 +247,12 @@ func OpenIdentity(path string) (*IdentityStore, error) {
 	// Buckets added by a later version appear on the first open after an
 	// upgrade; every method can then assume they exist.
 	err = update(db, "open identity store", func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bktSeen, bktOutbox, bktKV} {
+		for _, name := range identityBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		return nil
+		return migrateInbox(tx)
 	})
 	if err != nil {
 		_ = s.Close()
@@ -300,39 +336,6 @@ func (s *IdentityStore) SetPwdLock(l PwdLock) error {
 	}
 	return update(s.db, "write password lock", func(tx *bolt.Tx) error {
 		return tx.Bucket(bktIdentity).Put(keyPwdLock, raw)
-	})
-}
-
-// Seen returns the executed command with this id, if any.
-func (s *IdentityStore) Seen(id string) (SeenCommand, bool, error) {
-	var c SeenCommand
-	var ok bool
-	if id == "" {
-		return c, false, nil
-	}
-	err := view(s.db, "read seen command", func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bktSeen).Get([]byte(id))
-		if raw == nil {
-			return nil
-		}
-		ok = true
-		return json.Unmarshal(raw, &c)
-	})
-	return c, ok, err
-}
-
-// PutSeen records an executed command (replacing an earlier record of the
-// same id, e.g. when its final ack is known).
-func (s *IdentityStore) PutSeen(c SeenCommand) error {
-	if c.ID == "" || len(c.ID) > bolt.MaxKeySize {
-		return fmt.Errorf("put seen command: bad id %q", c.ID)
-	}
-	raw, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return update(s.db, "write seen command", func(tx *bolt.Tx) error {
-		return tx.Bucket(bktSeen).Put([]byte(c.ID), raw)
 	})
 }
 

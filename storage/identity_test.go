@@ -292,7 +292,7 @@ func TestIdentityUpdateIsAtomic(t *testing.T) {
 		t.Error("outbox written by a rolled-back transaction")
 	}
 	err = s.Update(func(tx *IdentityTx) error {
-		if err := tx.PutSeen(SeenCommand{ID: "c1", Ack: []byte("final")}); err != nil {
+		if err := tx.PutSeen(SeenCommand{ID: "c1", Ack: []byte("final"), At: time.Now()}); err != nil {
 			return err
 		}
 		if err := tx.ClearIntent(); err != nil {

@@ -32,18 +32,6 @@ func (t *IdentityTx) PutIntent(v []byte) error {
 // ClearIntent removes the unbind intent.
 func (t *IdentityTx) ClearIntent() error { return t.tx.Bucket(bktIdentity).Delete(keyIntent) }
 
-// PutSeen records an executed command.
-func (t *IdentityTx) PutSeen(c SeenCommand) error {
-	if c.ID == "" || len(c.ID) > bolt.MaxKeySize {
-		return fmt.Errorf("put seen command: bad id %q", c.ID)
-	}
-	raw, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return t.tx.Bucket(bktSeen).Put([]byte(c.ID), raw)
-}
-
 // Enqueue appends a message to the durable outbox.
 func (t *IdentityTx) Enqueue(topic string, payload []byte) (uint64, error) {
 	if topic == "" {

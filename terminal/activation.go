@@ -2,6 +2,7 @@ package terminal
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // ActivationTimeout is how long WAITING FOR HQ waits for the signed
@@ -110,8 +112,14 @@ func (m *Machine) startActivation() {
 func (m *Machine) requestActivation(code string) {
 	id := fmt.Sprintf("act-%s-%d", m.st.Serial, m.now.UnixNano())
 	m.activation = &activation{id: id}
-	data, _ := json.Marshal(map[string]string{"code": code, "x25519_pub": m.st.DeviceX25519Pub})
-	m.emit(PublishEvent{Type: "activation_request", ID: id, Data: data})
+	pub, err := base64.StdEncoding.DecodeString(m.st.DeviceX25519Pub)
+	if err != nil || len(pub) != 32 {
+		m.log(slog.LevelError, "device X25519 key unusable", slog.Int("bytes", len(pub)))
+		m.activationFailed("ERROR")
+		return
+	}
+	data, _ := json.Marshal(remote.ActivationRequest{Code: code, X25519Pub: pub})
+	m.emit(PublishEvent{Type: remote.EvtActivationRequest, ID: id, Data: data})
 	m.log(slog.LevelInfo, "activation requested", slog.String("id", id))
 	m.replace(&waitView{lines: []string{"ACTIVATE", "", "WAITING FOR HQ", "", "CANCEL TO STOP"}, until: m.now.Add(ActivationTimeout),
 		timeout: func(m *Machine) { m.activationFailed("NO ANSWER FROM HQ") },
@@ -141,7 +149,7 @@ func (v *waitView) expire(m *Machine)   { v.timeout(m) }
 func (m *Machine) onProvision(c RemoteCommand) {
 	a := m.activation
 	if (m.st.Lifecycle != Unactivated && m.st.Lifecycle != Tampered) || a == nil || a.cmdID != "" || c.Provision == nil || c.Provision.Activation != a.id {
-		m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+		m.rejectCommand(c, ReasonWrongState)
 		return
 	}
 	a.cmdID, a.hash = c.ID, c.PayloadHash

@@ -4,15 +4,44 @@ import (
 	"log/slog"
 )
 
+// Password lockout (spec/terminal.md), the same rule for the supervisor
+// and the technician password, each with its own counter: three wrong
+// passwords in a row lock that password, even the right one, for
+// LockDuration from the third; the counter and the lock are persisted
+// before the screen says so, so a restart does not reset them. Cancel does
+// not reset the counter; a right password does.
+
+// pwdKind names one of the two passwords.
+type pwdKind int
+
+const (
+	supervisorPwd pwdKind = iota
+	technicianPwd
+)
+
+func (k pwdKind) String() string {
+	if k == technicianPwd {
+		return "technician"
+	}
+	return "supervisor"
+}
+
 // askSupervisor asks for the supervisor password and runs then on the
-// right one. Three wrong passwords in a row lock every password, even the
-// right one, for LockDuration from the third; the counter and the lock are
-// persisted before the screen says so, so a restart does not reset them.
-// Cancel does not reset the counter; a right password does.
+// right one.
 func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
-	e := &entryView{title: title, prompt: "SUPERVISOR PWD", secret: true, min: 1, max: 12}
+	m.askPassword(supervisorPwd, &entryView{title: title, prompt: "SUPERVISOR PWD", secret: true, min: 1, max: 12}, then)
+}
+
+// askTech asks for the technician password and runs then on the right
+// one. Its lockout keeps the keypad from guessing it: the TECHNICIAN menu
+// can unbind and set a new supervisor password.
+func (m *Machine) askTech(title string, then func(m *Machine)) {
+	m.askPassword(technicianPwd, &entryView{title: title, prompt: "TECH PWD", secret: true, min: 1, max: 16}, then)
+}
+
+func (m *Machine) askPassword(kind pwdKind, e *entryView, then func(m *Machine)) {
 	e.enter = func(m *Machine, pwd string) {
-		lock := m.st.PwdLock
+		lock := *m.pwdLock(kind)
 		if !lock.LockedUntil.IsZero() {
 			if m.now.Before(lock.LockedUntil) {
 				m.showResult("LOCKED", "TRY AGAIN LATER")
@@ -21,44 +50,44 @@ func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
 			// The lock has run out: a fresh start of three tries.
 			lock = PwdLock{}
 		}
-		if m.checkPwd(m.st.SupervisorPwdHash, pwd) {
-			if lock != (PwdLock{}) || m.st.PwdLock != (PwdLock{}) {
-				m.setPwdLock(PwdLock{})
+		hash := m.st.SupervisorPwdHash
+		if kind == technicianPwd {
+			hash = m.st.TechPwdHash
+		}
+		if m.checkPwd(hash, pwd) {
+			if lock != (PwdLock{}) || *m.pwdLock(kind) != (PwdLock{}) {
+				m.setPwdLock(kind, PwdLock{})
 			}
 			then(m)
 			return
 		}
 		lock.Fails++
-		m.log(slog.LevelWarn, "wrong supervisor password", slog.Int("fails", lock.Fails))
+		m.log(slog.LevelWarn, "wrong "+kind.String()+" password", slog.Int("fails", lock.Fails))
 		if lock.Fails >= MaxPwdFails {
 			lock.LockedUntil = m.now.Add(LockDuration)
-			m.setPwdLock(lock)
+			m.setPwdLock(kind, lock)
 			m.showResult("LOCKED", "TRY AGAIN LATER")
 			return
 		}
-		m.setPwdLock(lock)
+		m.setPwdLock(kind, lock)
 		e.note = "WRONG PWD"
 	}
 	m.push(e)
 }
 
-func (m *Machine) setPwdLock(l PwdLock) {
-	m.st.PwdLock = l
-	m.emit(Persist{Ops: []Op{PutPwdLock{Lock: l}}})
+// pwdLock is the lockout state of one password.
+func (m *Machine) pwdLock(kind pwdKind) *PwdLock {
+	if kind == technicianPwd {
+		return &m.st.TechPwdLock
+	}
+	return &m.st.PwdLock
 }
 
-// askTech asks for the technician password. It is not locked out like the
-// supervisor's (spec/terminal.md locks only the supervisor password), but
-// a wrong one is logged for the fleet's audit trail.
-func (m *Machine) askTech(title string, then func(m *Machine)) {
-	e := &entryView{title: title, prompt: "TECH PWD", secret: true, min: 1, max: 16}
-	e.enter = func(m *Machine, pwd string) {
-		if m.checkPwd(m.st.TechPwdHash, pwd) {
-			then(m)
-			return
-		}
-		m.log(slog.LevelWarn, "wrong technician password")
-		e.note = "WRONG PWD"
+func (m *Machine) setPwdLock(kind pwdKind, l PwdLock) {
+	*m.pwdLock(kind) = l
+	var op Op = PutPwdLock{Lock: l}
+	if kind == technicianPwd {
+		op = PutTechPwdLock{Lock: l}
 	}
-	m.push(e)
+	m.emit(Persist{Ops: []Op{op}})
 }

@@ -113,12 +113,18 @@ type PutPwdLock struct{ Lock PwdLock }
 // PutSupervisorPwd stores a new supervisor password hash.
 type PutSupervisorPwd struct{ Hash string }
 
+// PutTechPwdLock stores the technician password failure counter and lock
+// (identity store).
+type PutTechPwdLock struct{ Lock PwdLock }
+
 func (PutPwdLock) isOp()       {}
 func (PutSupervisorPwd) isOp() {}
+func (PutTechPwdLock) isOp()   {}
 
-// PwdLock is the supervisor password lockout (spec/terminal.md: three
-// wrong passwords in a row lock every password for 5 minutes, counted from
-// the third; it survives a restart).
+// PwdLock is a password lockout (spec/terminal.md: three wrong passwords
+// in a row lock the password, even the right one, for 5 minutes, counted
+// from the third; it survives a restart). The supervisor and the
+// technician password each have one.
 type PwdLock struct {
 	Fails       int
 	LockedUntil time.Time

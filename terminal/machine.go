@@ -33,7 +33,8 @@ type State struct {
 	Serial            string
 	TechPwdHash       string
 	SupervisorPwdHash string
-	PwdLock           PwdLock
+	PwdLock           PwdLock // the supervisor password's
+	TechPwdLock       PwdLock // the technician password's (identity store)
 
 	// Merchant data (active terminals).
 	Merchant  Merchant

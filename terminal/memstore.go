@@ -23,6 +23,7 @@ type MemStore struct {
 
 	// identity store
 	pwdLock     PwdLock
+	techLock    PwdLock
 	supervisor  string
 	intent      *UnbindIntent
 	tampered    bool
@@ -42,7 +43,7 @@ var _ Store = (*MemStore)(nil)
 
 // NewMemStore returns an empty store with the factory identity base.
 func NewMemStore(base State) *MemStore {
-	return &MemStore{Base: base, supervisor: base.SupervisorPwdHash, pwdLock: base.PwdLock}
+	return &MemStore{Base: base, supervisor: base.SupervisorPwdHash, pwdLock: base.PwdLock, techLock: base.TechPwdLock}
 }
 
 // Load returns what a reboot would find. A wipe in progress (the intent's
@@ -51,6 +52,7 @@ func NewMemStore(base State) *MemStore {
 func (s *MemStore) Load() (State, error) {
 	st := s.Base
 	st.PwdLock = s.pwdLock
+	st.TechPwdLock = s.techLock
 	st.SupervisorPwdHash = s.supervisor
 	st.Tampered = s.tampered
 	st.TimeFloor = s.floor
@@ -139,6 +141,8 @@ func (s *MemStore) apply(op Op) error {
 	switch op := op.(type) {
 	case PutPwdLock:
 		s.pwdLock = op.Lock
+	case PutTechPwdLock:
+		s.techLock = op.Lock
 	case PutSupervisorPwd:
 		s.supervisor = op.Hash
 	case PutIntent:

@@ -17,7 +17,7 @@ type RemoteCommand struct {
 	ExpiresAt   time.Time
 	PayloadHash [32]byte
 	// unbind
-	Unsettled string // settle | refuse | force
+	Unsettled remote.UnsettledPolicy
 	Reason    string
 	// provision
 	Provision *ProvisionCmd
@@ -96,16 +96,16 @@ func (PutIntent) isOp()        {}
 // factory identity, so it survives the wipe of the merchant store it
 // orders, and every boot resumes it until the final ack is in the outbox.
 type UnbindIntent struct {
-	CmdID       string    `json:"cmd_id"`
-	PayloadHash [32]byte  `json:"payload_hash"`
-	Source      string    `json:"source"` // "remote" or "device"
-	Unsettled   string    `json:"unsettled"`
-	Reason      string    `json:"reason,omitempty"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	CmdID       string                 `json:"cmd_id"`
+	PayloadHash [32]byte               `json:"payload_hash"`
+	Source      string                 `json:"source"` // "remote" or "device"
+	Unsettled   remote.UnsettledPolicy `json:"unsettled"`
+	Reason      string                 `json:"reason,omitempty"`
+	ExpiresAt   time.Time              `json:"expires_at"`
 	// Stage is "accepted" until the merchant data is about to be wiped,
 	// then "wiping" with the Summary fixed, so a run resumed after a power
 	// cut reports exactly what an uninterrupted one would.
-	Stage   string         `json:"stage"`
+	Stage   UnbindStage    `json:"stage"`
 	Settled string         `json:"settled,omitempty"` // outcome of the settlement this unbind ran
 	Summary *UnbindSummary `json:"summary,omitempty"`
 }
@@ -130,14 +130,21 @@ type UnsettledTxn struct {
 	Time   string `json:"time"`
 }
 
-// Unbind stages, as persisted in UnbindIntent.Stage.
+// UnbindStage is where a persisted unbind stands (UnbindIntent.Stage).
+type UnbindStage string
+
+// Unbind stages.
 const (
-	StageAccepted = "accepted"
-	StageWiping   = "wiping"
+	StageAccepted UnbindStage = "accepted"
+	StageWiping   UnbindStage = "wiping"
 
 	stageAccepted = StageAccepted
 	stageWiping   = StageWiping
 )
+
+// Valid reports whether s is a stage this version knows: a stored intent
+// with any other is not resumed blindly.
+func (s UnbindStage) Valid() bool { return s == StageAccepted || s == StageWiping }
 
 // settleRetry bounds the backoff between settlement attempts of an unbind.
 const (
@@ -163,13 +170,13 @@ func (m *Machine) onCommand(c RemoteCommand) {
 		m.emit(SendAck{CmdID: c.ID, State: AckSucceeded, Seen: true, PayloadHash: c.PayloadHash})
 	case "unbind":
 		if m.st.Lifecycle != Active {
-			m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+			m.rejectCommand(c, ReasonWrongState)
 			return
 		}
 		iv := &UnbindIntent{CmdID: c.ID, PayloadHash: c.PayloadHash, Source: "remote", Unsettled: c.Unsettled,
 			Reason: c.Reason, ExpiresAt: c.ExpiresAt, Stage: stageAccepted}
 		if iv.Unsettled == "" {
-			iv.Unsettled = "settle"
+			iv.Unsettled = remote.UnsettledSettle
 		}
 		m.st.Intent = iv
 		m.emit(SendAck{CmdID: c.ID, State: AckAccepted, SetIntent: iv})
@@ -177,8 +184,16 @@ func (m *Machine) onCommand(c RemoteCommand) {
 	case "provision":
 		m.onProvision(c)
 	default:
-		m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonWrongState})
+		m.rejectCommand(c, ReasonWrongState)
 	}
+}
+
+// rejectCommand acks a command rejected, recorded with its payload hash
+// (spec/remote.md: every verified command's id is recorded with its final
+// ack, rejected ones included), so the same bytes sent again get this
+// rejection again, whatever the state is by then.
+func (m *Machine) rejectCommand(c RemoteCommand, reason string) {
+	m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: reason, Seen: true, PayloadHash: c.PayloadHash})
 }
 
 // startUnbind is the on-device unbind from the TECHNICIAN menu: the same
@@ -189,7 +204,7 @@ func (m *Machine) startUnbind() {
 		lines: []string{"UNBIND?", "SETTLES THE BATCH,", "ERASES MERCHANT DATA", "AND REBOOTS", "", "ENTER TO UNBIND"},
 		ok: func(m *Machine) {
 			iv := &UnbindIntent{CmdID: fmt.Sprintf("device-%s-%d", m.st.Serial, m.now.Unix()), Source: "device",
-				Unsettled: "settle", ExpiresAt: m.now.Add(10 * time.Minute), Stage: stageAccepted}
+				Unsettled: remote.UnsettledSettle, ExpiresAt: m.now.Add(10 * time.Minute), Stage: stageAccepted}
 			m.st.Intent = iv
 			m.emit(Persist{Ops: []Op{PutIntent{Intent: *iv}}})
 			m.beginUnbind("on-device unbind")
@@ -259,10 +274,10 @@ func (m *Machine) unbindStep() {
 	switch {
 	case len(open) == 0:
 		sum.Settlement = "empty-batch"
-	case iv.Unsettled == "refuse":
+	case iv.Unsettled == remote.UnsettledRefuse:
 		m.unbindFail(ReasonUnsettledBatch)
 		return
-	case iv.Unsettled == "force":
+	case iv.Unsettled == remote.UnsettledForce:
 		sum.Settlement = "forced"
 		sum.Unsettled = unsettledOf(open)
 	default:

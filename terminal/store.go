@@ -80,7 +80,7 @@ func (PutTimeFloor) isOp()   {}
 // wiped); every other op belongs to the merchant store.
 func IsIdentityOp(op Op) bool {
 	switch op.(type) {
-	case PutPwdLock, PutSupervisorPwd, PutIntent, ClearIntentOp, SetTampered, PutTIDCounters, PutTimeFloor:
+	case PutPwdLock, PutTechPwdLock, PutSupervisorPwd, PutIntent, ClearIntentOp, SetTampered, PutTIDCounters, PutTimeFloor:
 		return true
 	}
 	return false

@@ -1,8 +1,11 @@
 package terminal
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // The TECHNICIAN menu (after TECH PWD): UNBIND (remote.go), INFO and the
@@ -67,6 +70,10 @@ func (m *Machine) onSupervisorPwdStored(ev SupervisorPwdStored) {
 	}
 	m.st.SupervisorPwdHash = ev.Hash
 	m.st.PwdLock = PwdLock{}
-	m.log(slog.LevelInfo, "supervisor password changed")
+	// The TECHNICIAN menu sets it without the old one (a technician
+	// resets a forgotten password): HQ is told, signed, so a change nobody
+	// ordered is seen. The clear password never leaves the shell's KDF.
+	m.log(slog.LevelWarn, "supervisor password changed from the TECHNICIAN menu")
+	m.emit(PublishEvent{Type: remote.EvtSupervisorPwdChanged, Data: json.RawMessage(`{"via":"technician-menu"}`)})
 	m.showResult("SUPERVISOR PWD", "PWD CHANGED")
 }

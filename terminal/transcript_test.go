@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // Transcript tests: testdata/transcripts/NAME.txt is a script of events,
@@ -80,7 +81,8 @@ func runTranscript(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	store := NewMemStore(State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456"})
+	store := NewMemStore(State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456",
+		DeviceX25519Pub: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
 	keys := true // the secure element holds working keys
 	var failNext bool
 	failStops := 0       // the shell's fail-stop count, kept outside the store
@@ -228,7 +230,7 @@ func runTranscript(t *testing.T, path string) string {
 			f := strings.Fields(arg)
 			c := RemoteCommand{ID: f[0], Type: f[1], ExpiresAt: t0.Add(time.Hour)}
 			if len(f) > 2 {
-				c.Unsettled = f[2]
+				c.Unsettled = remote.UnsettledPolicy(f[2])
 			}
 			step(CommandReceived{Cmd: c})
 		case "wiped":

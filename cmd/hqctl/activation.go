@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -33,7 +32,7 @@ func (q codeRequest) validate() error {
 	if q.TTL <= 0 {
 		return fmt.Errorf("--ttl %s: must be positive", q.TTL)
 	}
-	probe := remote.ProvisionArgs{TID: q.TID, MID: q.MID, MerchantName: q.MerchantName, Acquirer: q.Acquirer,
+	probe := remote.ProvisionArgs{TID: remote.TID(q.TID), MID: remote.MID(q.MID), MerchantName: q.MerchantName, Acquirer: q.Acquirer,
 		TMKSealed: []byte{0}, TMKKCV: "000000", Activation: "probe"}
 	raw, err := json.Marshal(probe)
 	if err != nil {
@@ -69,8 +68,8 @@ func issueCode(statePath string, q codeRequest, now time.Time, r io.Reader) (*co
 
 // cmdActivationCode issues a one-time activation code for one terminal.
 func cmdActivationCode(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("activation-code", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("activation-code", "--state FILE --serial S --tid T --mid M --acquirer HOST:PORT [flags]",
+		"Issue a one-time 8-digit activation code for one terminal: the technician types\nit at ACTIVATE, and hqctl serve answers the terminal's signed activation request\nwith a provision command carrying these merchant parameters.")
 	statePath := fs.String("state", "", "HQ state file (JSON, created 0600 if missing) (required)")
 	var q codeRequest
 	fs.StringVar(&q.Serial, "serial", "", "terminal serial the code is bound to (required)")
@@ -79,12 +78,13 @@ func cmdActivationCode(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.MerchantName, "merchant-name", "", "merchant name, at most 40 characters")
 	fs.StringVar(&q.Acquirer.Addr, "acquirer", "", "acquirer host HOST:PORT (required)")
 	fs.BoolVar(&q.Acquirer.TLS, "acquirer-tls", false, "the terminal reaches the acquirer over TLS")
-	fs.StringVar(&q.Acquirer.TPDU, "tpdu", "6000030000", "TPDU, 10 hex digits")
+	tpdu := fs.String("tpdu", "6000030000", "TPDU, 10 hex digits starting 60")
 	fs.DurationVar(&q.TTL, "ttl", 24*time.Hour, "how long the code may be used")
 	jsonOut := fs.Bool("json", false, "print the code as one JSON object")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
+	q.Acquirer.TPDU = remote.TPDU(*tpdu)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "hqctl activation-code: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
@@ -123,12 +123,12 @@ func cmdActivationCode(args []string, stdout, stderr io.Writer) int {
 // learnt by serve from the terminal's verified events. Scripts (build/demo.sh) use it to skip
 // issuing a code for a terminal that is already active.
 func cmdTerminalState(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("terminal-state", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("terminal-state", "--state FILE --serial S",
+		"Print a terminal's last known state from the HQ state file (active,\nunactivated, tampered, provisioned, unknown).")
 	statePath := fs.String("state", "", "HQ state file (required)")
 	serial := fs.String("serial", "", "terminal serial (required)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
 	if *statePath == "" || *serial == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "hqctl terminal-state: --state and --serial are required")

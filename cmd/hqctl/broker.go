@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,11 +17,11 @@ import (
 // every client: production uses a real broker with per-device ACLs
 // (README: "Broker").
 func cmdBroker(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("broker", "[--listen ADDR]",
+		"Run an embedded MQTT broker for labs and demos. It lets every client in:\nproduction runs mosquitto with the broker profile of build/mosquitto/.")
 	addr := fs.String("listen", "127.0.0.1:1883", "TCP address to listen on")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {

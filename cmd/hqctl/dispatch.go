@@ -19,7 +19,7 @@ import (
 // Exit statuses of the commands that send and wait (unbind, send).
 const (
 	exitOK      = 0 // every serial reached succeeded
-	exitFailed  = 1 // some serial's final ack was failed or rejected, or a broker error
+	exitFailed  = 1 // some serial's final ack was failed or rejected, an unverified ack arrived, or a broker error
 	exitUsage   = 2
 	exitTimeout = 3 // --wait ran out before every serial had a final ack
 )
@@ -35,7 +35,7 @@ type dispatchOpts struct {
 	mqtt       *mqttFlags
 	wait       time.Duration
 	json       bool
-	deviceKeys map[string]ed25519.PublicKey // nil: acks are shown unverified
+	deviceKeys map[string]ed25519.PublicKey // serial -> device key; an ack counts only when it verifies
 	stdout     io.Writer
 	stderr     io.Writer
 	name       string // command name for messages
@@ -43,8 +43,9 @@ type dispatchOpts struct {
 
 type jobState struct {
 	job
-	shown map[string]bool // state+verified already printed (acks arrive at least once)
-	final string
+	shown      map[string]bool // state+verified already printed (acks arrive at least once)
+	final      string
+	unverified int // acks for this command that did not verify: never counted
 }
 
 // tracker follows the acks of a run. Its handle method runs on paho's
@@ -90,12 +91,11 @@ func (t *tracker) handle(_ paho.Client, m paho.Message) {
 		fmt.Fprintf(t.o.stderr, "hqctl %s: %s: ack is not an envelope: %v\n", t.o.name, serial, err)
 		return
 	}
-	verified := true
-	if t.o.deviceKeys != nil {
-		pub := t.o.deviceKeys[serial]
-		_, err := remote.Open(raw, map[string]ed25519.PublicKey{remote.DeviceKID(serial): pub})
-		verified = pub != nil && err == nil
-	}
+	// Only the terminal's own device key makes an ack true: the broker
+	// lets anyone with this terminal's credentials publish on its topic.
+	pub := t.o.deviceKeys[serial]
+	_, verr := remote.Open(raw, map[string]ed25519.PublicKey{remote.DeviceKID(serial): pub})
+	verified := pub != nil && verr == nil
 	ack, err := remote.ParseAck(env.Payload)
 	if err != nil {
 		fmt.Fprintf(t.o.stderr, "hqctl %s: %s: %v\n", t.o.name, serial, err)
@@ -106,6 +106,9 @@ func (t *tracker) handle(_ paho.Client, m paho.Message) {
 	}
 	if ack.Serial != serial {
 		verified = false // a terminal answering for another serial is not to be trusted
+	}
+	if !verified {
+		js.unverified++
 	}
 	key := fmt.Sprintf("%s/%v", ack.State, verified)
 	if js.shown[key] {
@@ -132,7 +135,7 @@ func (t *tracker) printJSON(payload []byte, verified bool) {
 		return
 	}
 	line := b.Bytes()
-	if t.o.deviceKeys != nil && len(line) > 2 && line[len(line)-1] == '}' {
+	if len(line) > 2 && line[len(line)-1] == '}' {
 		line = append(line[:len(line)-1], fmt.Sprintf(`,"verified":%v}`, verified)...)
 	}
 	fmt.Fprintf(t.o.stdout, "%s\n", line)
@@ -238,8 +241,13 @@ func (t *tracker) finish(took time.Duration) int {
 	defer t.mu.Unlock()
 	t.closed = true
 	counts := map[string]int{}
-	var missing []string
+	var missing, forged []string
+	unverified := 0
 	for s, js := range t.jobs {
+		if js.unverified > 0 {
+			unverified += js.unverified
+			forged = append(forged, s)
+		}
 		if js.final == "" {
 			missing = append(missing, s)
 			continue
@@ -247,14 +255,19 @@ func (t *tracker) finish(took time.Duration) int {
 		counts[js.final]++
 	}
 	sort.Strings(missing)
+	sort.Strings(forged)
 	fmt.Fprintf(t.o.stderr, "hqctl %s: %d serials: %d succeeded, %d failed, %d rejected, %d without a final ack (%s)\n",
 		t.o.name, len(t.jobs), counts[remote.AckSucceeded], counts[remote.AckFailed], counts[remote.AckRejected],
 		len(missing), took.Round(time.Millisecond))
 	if len(missing) > 0 {
 		fmt.Fprintf(t.o.stderr, "hqctl %s: no final ack from: %s\n", t.o.name, strings.Join(missing, " "))
 	}
+	if unverified > 0 {
+		fmt.Fprintf(t.o.stderr, "hqctl %s: %d UNVERIFIED acks ignored (not signed by the terminal's device key; someone else publishes on its topics): %s\n",
+			t.o.name, unverified, strings.Join(forged, " "))
+	}
 	switch {
-	case counts[remote.AckFailed]+counts[remote.AckRejected] > 0:
+	case counts[remote.AckFailed]+counts[remote.AckRejected] > 0 || unverified > 0:
 		return exitFailed
 	case len(missing) > 0:
 		return exitTimeout

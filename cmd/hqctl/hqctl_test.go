@@ -166,6 +166,7 @@ func TestUnbindHumanOutputAndExitCodes(t *testing.T) {
 	behaviour := map[string]string{"PA-0001": "succeed", "PA-0002": "dup", "PA-0003": "refuse",
 		"PA-0004": "reject", "PA-0005": "silent"}
 	f := startFleet(t, b.URL(), pub, func(s string) string { return behaviour[s] })
+	keys := deviceKeysFile(t, "PA-0001", "PA-0002", "PA-0003", "PA-0004", "PA-0005")
 
 	tests := []struct {
 		name    string
@@ -191,7 +192,7 @@ func TestUnbindHumanOutputAndExitCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"unbind", "--broker", b.URL(), "--key", key}, tc.args...)
+			args := append([]string{"unbind", "--broker", b.URL(), "--key", key, "--device-keys", keys}, tc.args...)
 			code, out, errOut := runHQ(args...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
@@ -252,11 +253,18 @@ func TestUnbindJSONAndDeviceKeys(t *testing.T) {
 		t.Fatalf("states %v", states)
 	}
 
-	// A forged ack is shown, flagged, and not counted.
+	// A forged proof of wipe is shown, flagged, not counted, and the run
+	// fails: someone else publishes on the terminal's topics.
 	code, out, errOut = runHQ("unbind", "--broker", b.URL(), "--key", key, "--serial", "PA-0006",
 		"--device-keys", keys, "--wait", "1s")
-	if code != exitTimeout || strings.TrimSpace(out) != "PA-0006  succeeded  settlement=SETTLED txns_removed=3 binding_removed=true  UNVERIFIED" {
+	if code != exitFailed || strings.TrimSpace(out) != "PA-0006  succeeded  settlement=SETTLED txns_removed=3 binding_removed=true  UNVERIFIED" ||
+		!strings.Contains(errOut, "0 succeeded") || !strings.Contains(errOut, "1 UNVERIFIED acks ignored") {
 		t.Fatalf("forged: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runHQ("unbind", "--broker", b.URL(), "--key", key, "--serial", "PA-0006",
+		"--device-keys", keys, "--wait", "1s", "--json")
+	if code != exitFailed || !strings.Contains(out, `"verified":false`) {
+		t.Fatalf("forged, JSON: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
 
@@ -265,14 +273,15 @@ func TestUnbindTLS(t *testing.T) {
 	key, pub := hqKey(t)
 	startFleet(t, b.URL(), pub, func(string) string { return "succeed" })
 	cert, certKey := b.ClientCert("hq")
+	keys := deviceKeysFile(t, "PA-0001")
 	code, out, errOut := runHQ("unbind", "--broker", b.TLSURL(), "--ca-file", b.CAFile(),
-		"--cert-file", cert, "--key-file", certKey, "--key", key, "--serial", "PA-0001")
+		"--cert-file", cert, "--key-file", certKey, "--key", key, "--serial", "PA-0001", "--device-keys", keys)
 	if code != exitOK || !strings.Contains(out, "PA-0001  succeeded") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	// Without the client certificate the broker refuses the connection.
 	code, _, errOut = runHQ("unbind", "--broker", b.TLSURL(), "--ca-file", b.CAFile(),
-		"--key", key, "--serial", "PA-0001", "--wait", "5s")
+		"--key", key, "--serial", "PA-0001", "--wait", "5s", "--device-keys", keys)
 	if code != exitFailed || !strings.Contains(errOut, "connect") {
 		t.Fatalf("no client cert: exit %d, %s", code, errOut)
 	}
@@ -317,7 +326,16 @@ func TestUnbindThousandSerials(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	key, _ := hqKey(t)
+	keys := deviceKeysFile(t, "PA-0001")
 	for _, args := range [][]string{
+		{"unbind", "--key", key, "--serial", "PA-0001"}, // no --device-keys
+		{"send", "--serial", "PA-0001"},                 // no --device-keys
+		{"unbind", "--key", key, "--serial", "PA-0001", "--device-keys", keys, "--ttl", "87600h"},
+		{"unbind", "--key", key, "--serial", "PA-0001", "--device-keys", keys, "--ttl", "169h"},
+		{"sign", "--key", key, "--serial", "PA-0001", "--type", "status", "--ttl", "87600h"},
+		{"hq-keys", "--key", key, "--serial", "PA-0001", "--device-keys", keys, "--revoke", "hq 1"},
+		{"hq-keys", "--key", key, "--serial", "PA-0001", "--device-keys", keys},
+		{"sign", "--cosign", "-", "--key", key, "--serial", "PA-0001"},
 		{"unbind", "--key", key},
 		{"unbind", "--serial", "PA-0001"},
 		{"unbind", "--key", key, "--serial", "PA/0001"},
@@ -335,6 +353,27 @@ func TestUsageErrors(t *testing.T) {
 	} {
 		if code, _, errOut := runHQ(args...); code != exitUsage || errOut == "" {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+	code, _, errOut := runHQ("unbind", "--key", key, "--serial", "PA-0001", "--device-keys", keys, "--ttl", "87600h")
+	if !strings.Contains(errOut, "at most 7 days") {
+		t.Errorf("a ten-year --ttl: exit %d, %q does not say why", code, errOut)
+	}
+	code, _, errOut = runHQ("unbind", "--key", key, "--serial", "PA-0001")
+	if !strings.Contains(errOut, "--device-keys FILE is required") {
+		t.Errorf("no --device-keys: exit %d, %q does not say why", code, errOut)
+	}
+}
+
+// TestSubcommandHelp: every subcommand's --help (and -h) prints its usage
+// with its flags on stdout and exits 0.
+func TestSubcommandHelp(t *testing.T) {
+	for _, cmd := range []string{"keygen", "unbind", "hq-keys", "status", "sign", "send", "activation-code", "serve", "terminal-state", "broker"} {
+		for _, flag := range []string{"--help", "-h"} {
+			code, out, errOut := runHQ(cmd, flag)
+			if code != 0 || !strings.HasPrefix(out, "Usage: hqctl "+cmd+" ") || !strings.Contains(out, "Flags:\n  -") || errOut != "" {
+				t.Errorf("hqctl %s %s: exit %d\nstdout:\n%s\nstderr:\n%s", cmd, flag, code, out, errOut)
+			}
 		}
 	}
 }
@@ -357,7 +396,8 @@ func TestSignAndSend(t *testing.T) {
 	b := mosquittotest.Start(t, mosquittotest.Options{})
 	startFleet(t, b.URL(), pub, func(string) string { return "succeed" })
 	var so, se bytes.Buffer
-	code = runIO([]string{"send", "--broker", b.URL(), "--serial", "PA-0001", "--json"}, strings.NewReader(out), &so, &se)
+	code = runIO([]string{"send", "--broker", b.URL(), "--serial", "PA-0001", "--json", "--device-keys", deviceKeysFile(t, "PA-0001")},
+		strings.NewReader(out), &so, &se)
 	if code != exitOK || strings.Count(so.String(), `"cmd_id":"st-1"`) != 2 {
 		t.Fatalf("send: exit %d\n%s\n%s", code, so.String(), se.String())
 	}

@@ -4,28 +4,26 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-)
 
-var kidRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	"github.com/posagent/posagent/terminal/remote"
+)
 
 // cmdKeygen writes KID.key (the private key, base64, mode 0600) and KID.pub
 // (the public key, base64) into DIR, and prints the --hq-key argument that
 // factory-init takes. It never overwrites a key.
 func cmdKeygen(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keygen", "--kid KID --out DIR",
+		"Create an Ed25519 HQ signing key pair: DIR/KID.key (private, mode 0600) and\nDIR/KID.pub, and print the KID=BASE64 argument of posagentd factory-init\n--hq-key / --hq-root-key. It never overwrites a key.")
 	kid := fs.String("kid", "hq-1", "key id, the envelope's kid")
 	dir := fs.String("out", ".", "directory for KID.key and KID.pub")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
-	if !kidRE.MatchString(*kid) {
+	if !remote.ValidID(*kid) {
 		fmt.Fprintf(stderr, "hqctl keygen: --kid %q: want 1-64 of [A-Za-z0-9._-]\n", *kid)
 		return 1
 	}

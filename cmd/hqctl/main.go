@@ -16,16 +16,22 @@ const usage = `hqctl — HQ tools for posagent terminals
 
 Usage:
   hqctl keygen --kid KID --out DIR      create an Ed25519 HQ signing key pair
-  hqctl unbind --broker URL --key DIR/KID.key --serial S [--serial S2 … | --serials-file F]
-               [--unsettled settle|refuse|force] [--reason TEXT] [--ttl 24h] [--wait 2m]
-               [--json] [--device-keys FILE]
-                                        unbind terminals and print their acks; exit 0 all
-                                        succeeded, 1 any failed/rejected, 2 usage, 3 timeout
+  hqctl unbind --broker URL --key DIR/KID.key [--key …] --device-keys FILE
+               --serial S [--serial S2 … | --serials-file F]
+               [--unsettled settle|refuse|force] [--reason TEXT] [--ttl 24h] [--wait 2m] [--json]
+                                        unbind terminals and print their verified acks; exit 0 all
+                                        succeeded, 1 any failed/rejected/unverified, 2 usage, 3 timeout
+  hqctl hq-keys --broker URL --key DIR/ROOT.key --device-keys FILE --serial S
+               [--add KID=BASE64:ROLE | --add-pub DIR/KID.pub] [--revoke KID] [--require TYPE=N]
+                                        rotate HQ keys or change the signature policy (root-signed)
   hqctl status --broker URL [--json] [--wait 2s]
                                         table of the terminals' retained status
-  hqctl sign --key DIR/KID.key --serial S --type unbind|status|provision [--args JSON] [--id ID] [--ttl 24h]
-                                        print one signed command envelope
-  hqctl send --broker URL --serial S [--in FILE|-] [--wait 2m] [--json]
+  hqctl sign --key DIR/KID.key [--key …] --serial S --type unbind|status|provision|hq_keys
+               [--args JSON] [--id ID] [--ttl 24h]
+                                        print one signed command envelope (ttl at most 7 days)
+  hqctl sign --cosign FILE|- --key DIR/KID.key
+                                        add a second person's signature to an envelope
+  hqctl send --broker URL --serial S --device-keys FILE [--in FILE|-] [--wait 2m] [--json]
                                         publish an envelope as is and wait for its final ack
   hqctl activation-code --state FILE --serial S --tid T --mid M --acquirer HOST:PORT
                [--tpdu 6000030000] [--acquirer-tls] [--merchant-name N] [--ttl 24h] [--json]
@@ -52,8 +58,9 @@ Over hqd's HTTP API (jobs, fleet, activation codes, audit):
   hqctl audit [--actor A] [--action PREFIX] [--target T] [--limit 100] [--json]
     API flags: --hq URL (default $HQCTL_HQ or http://127.0.0.1:8440), --token-file F (or $HQCTL_TOKEN), --ca-file F
 
-Broker flags of unbind, status, send and serve: --broker URL, --ca-file, --cert-file,
---key-file (TLS, ssl://), --username (default hq), --password (or $HQCTL_MQTT_PASSWORD).
+Broker flags of unbind, hq-keys, status, send and serve: --broker URL, --ca-file,
+--cert-file, --key-file (TLS, ssl://), --username (default hq), --password (or
+$HQCTL_MQTT_PASSWORD).
 Run "hqctl COMMAND --help" for a command's flags.
 `
 
@@ -76,7 +83,9 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
 	case "sign":
-		return cmdSign(args[1:], stdout, stderr)
+		return cmdSign(args[1:], stdin, stdout, stderr)
+	case "hq-keys":
+		return cmdHQKeys(args[1:], stdout, stderr)
 	case "send":
 		return cmdSend(args[1:], stdin, stdout, stderr)
 	case "activation-code":

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -349,12 +348,12 @@ func (s *server) provision(serial string, r *codeRecord, reqID, provID string, x
 	if err != nil {
 		return nil, fmt.Errorf("seal TMK: %w", err)
 	}
-	args, err := json.Marshal(remote.ProvisionArgs{TID: r.TID, MID: r.MID, MerchantName: r.MerchantName,
+	args, err := json.Marshal(remote.ProvisionArgs{TID: remote.TID(r.TID), MID: remote.MID(r.MID), MerchantName: r.MerchantName,
 		Acquirer: r.Acquirer, TMKSealed: sealed, TMKKCV: mac.TMKKCV(tmk), Activation: reqID})
 	if err != nil {
 		return nil, fmt.Errorf("provision args: %w", err)
 	}
-	env, err := signCommand(s.kid, s.priv, serial, remote.TypeProvision, provID, args, now, s.provTTL)
+	env, err := signCommand([]remote.Signer{{KID: s.kid, Priv: s.priv}}, serial, remote.TypeProvision, provID, args, now, s.provTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -456,8 +455,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "--broker URL --key DIR/KID.key --state FILE --registry FILE --acquirer-keys FILE [flags]",
+		"The activation service: answer each activation request that verifies with the\nterminal's device key (--registry) and carries a good code with a signed\nprovision command; print the fleet's verified events and acks.")
 	var mf mqttFlags
 	mf.register(fs)
 	keyPath := fs.String("key", "", "HQ signing key, DIR/KID.key from keygen (required)")
@@ -468,8 +467,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	clientIDFlag := fs.String("client-id", serveClientID, "MQTT client id; fixed, for the persistent session")
 	provTTL := fs.Duration("provision-ttl", defaultProvisionTTL, "validity of a provision command")
 	maxAge := fs.Duration("max-request-age", defaultMaxRequestAge, "refuse activation requests older than this")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "hqctl serve: "+format+"\n", a...)
@@ -481,8 +480,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *keyPath == "" || *statePath == "" || *regPath == "" || *acqKeys == "" {
 		return usageErr("--key, --state, --registry and --acquirer-keys are required")
 	}
-	if *provTTL <= 0 || *maxAge <= 0 {
-		return usageErr("--provision-ttl and --max-request-age must be positive")
+	if *maxAge <= 0 {
+		return usageErr("--max-request-age must be positive")
+	}
+	if err := checkTTL(*provTTL); err != nil {
+		return usageErr("--provision-ttl: %v", err)
 	}
 	k, priv, err := loadSigningKey(*keyPath, *kid)
 	if err != nil {

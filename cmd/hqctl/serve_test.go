@@ -248,7 +248,7 @@ func TestServeActivation(t *testing.T) {
 	}
 	cmd, a, tmk := term.checkProvision(env, l.hqPub, reqID)
 	want := demoRequest("DEMO-0001")
-	if a.TID != want.TID || a.MID != want.MID || a.MerchantName != want.MerchantName || a.Acquirer != want.Acquirer {
+	if string(a.TID) != want.TID || string(a.MID) != want.MID || a.MerchantName != want.MerchantName || a.Acquirer != want.Acquirer {
 		t.Fatalf("provision args %+v, want the code's %+v", a, want)
 	}
 	if got := readAcqKeys(t, l.acqKeys)[want.TID]; got != strings.ToUpper(hex.EncodeToString(tmk)) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -20,14 +19,14 @@ import (
 // cmdStatus collects the retained status of every terminal for --wait and
 // prints a table (or JSON lines) sorted by serial.
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("status", "--broker URL [--json] [--wait 2s]",
+		"Collect the terminals' retained status for --wait and print a table (or JSON\nlines) sorted by serial.")
 	var mf mqttFlags
 	mf.register(fs)
 	wait := fs.Duration("wait", 2*time.Second, "how long to collect statuses")
 	jsonOut := fs.Bool("json", false, "print each status payload as one JSON line")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
 	if fs.NArg() > 0 || *wait <= 0 {
 		fmt.Fprintln(stderr, "hqctl status: takes flags only, with a positive --wait")

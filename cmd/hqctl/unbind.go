@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -12,26 +11,34 @@ import (
 	"github.com/posagent/posagent/terminal/remote"
 )
 
+const unbindAbout = `Sign one unbind command per serial, send them over one connection and
+print every ack as it arrives. An ack counts only when it verifies with that
+terminal's device key from --device-keys (factory-init's JSON lines, or a JSON
+object serial -> ed25519_pub): anything else is printed UNVERIFIED, never
+counted, and makes the exit status non-zero.
+
+Exit status: 0 every serial succeeded, 1 a serial failed or was rejected, an
+unverified ack arrived, or a broker error, 2 usage, 3 --wait ran out.`
+
 // cmdUnbind signs one unbind command per serial, sends them over one
 // connection and prints every ack as it arrives.
 func cmdUnbind(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("unbind", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("unbind", "--broker URL --key DIR/KID.key --device-keys FILE --serial S [--serial S2 … | --serials-file F] [flags]", unbindAbout)
 	var mf mqttFlags
 	mf.register(fs)
-	var serials stringList
+	var serials, keyPaths, kids stringList
 	fs.Var(&serials, "serial", "terminal serial (repeatable)")
 	serialsFile := fs.String("serials-file", "", "file with one serial per line (# comments)")
-	keyPath := fs.String("key", "", "HQ signing key, DIR/KID.key from keygen (required)")
-	kid := fs.String("kid", "", "key id (default: the key file name without .key)")
-	unsettled := fs.String("unsettled", remote.UnsettledSettle, "open batch: settle, refuse or force")
+	fs.Var(&keyPaths, "key", "HQ signing key, DIR/KID.key from keygen (required; repeatable for a policy that needs several signatures)")
+	fs.Var(&kids, "kid", "key id of the matching --key (default: the key file name without .key)")
+	unsettled := fs.String("unsettled", string(remote.UnsettledSettle), "open batch: settle, refuse or force")
 	reason := fs.String("reason", "", "reason recorded with the unbind (≤ 200 characters)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "command validity; a terminal offline longer rejects it as expired")
+	ttl := fs.Duration("ttl", 24*time.Hour, "command validity, at most 168h (7 days); a terminal offline longer rejects it as expired")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the final acks")
 	jsonOut := fs.Bool("json", false, "print each ack payload as one JSON line")
-	deviceKeysPath := fs.String("device-keys", "", "terminals' public keys (JSON serial -> base64, or factory-init JSON lines); acks that do not verify are flagged UNVERIFIED and not counted")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	deviceKeysPath := fs.String("device-keys", "", "terminals' public keys (required): factory-init JSON lines, or a JSON object serial -> base64 ed25519_pub")
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "hqctl unbind: "+format+"\n", a...)
@@ -50,34 +57,44 @@ func cmdUnbind(args []string, stdout, stderr io.Writer) int {
 	if len(serials) == 0 {
 		return usageErr("no serial: give --serial or --serials-file")
 	}
-	if *keyPath == "" {
+	if len(keyPaths) == 0 {
 		return usageErr("--key is required")
 	}
-	if *wait <= 0 || *ttl <= 0 {
-		return usageErr("--wait and --ttl must be positive")
+	if *wait <= 0 {
+		return usageErr("--wait must be positive")
+	}
+	if err := checkTTL(*ttl); err != nil {
+		return usageErr("%v", err)
 	}
 	if utf8.RuneCountInString(*reason) > remote.MaxUnbindReason {
 		return usageErr("--reason is longer than %d characters", remote.MaxUnbindReason)
 	}
-	switch *unsettled {
-	case remote.UnsettledSettle, remote.UnsettledRefuse, remote.UnsettledForce:
-	default:
+	policy, err := remote.ParseUnsettledPolicy(*unsettled)
+	if err != nil || *unsettled == "" {
 		return usageErr("--unsettled %q: want settle, refuse or force", *unsettled)
 	}
-	k, priv, err := loadSigningKey(*keyPath, *kid)
+	deviceKeys, err := requireDeviceKeys(*deviceKeysPath)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	var deviceKeys map[string]ed25519.PublicKey
-	if *deviceKeysPath != "" {
-		if deviceKeys, err = loadDeviceKeys(*deviceKeysPath); err != nil {
-			return usageErr("%v", err)
-		}
-	}
-	argsJSON, err := json.Marshal(remote.UnbindArgs{Reason: *reason, Unsettled: *unsettled})
+	signers, err := loadSigners(keyPaths, kids)
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	argsJSON, err := json.Marshal(remote.UnbindArgs{Reason: *reason, Unsettled: policy})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	jobs, err := signJobs(serials, signers, remote.TypeUnbind, argsJSON, *ttl)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	return dispatch(jobs, dispatchOpts{mqtt: &mf, wait: *wait, json: *jsonOut, deviceKeys: deviceKeys,
+		stdout: stdout, stderr: stderr, name: "unbind"})
+}
+
+// signJobs signs one command of typ per distinct serial.
+func signJobs(serials []string, signers []remote.Signer, typ remote.CommandType, args json.RawMessage, ttl time.Duration) ([]job, error) {
 	seen := map[string]bool{}
 	var jobs []job
 	now := time.Now()
@@ -86,13 +103,24 @@ func cmdUnbind(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		seen[s] = true
-		id := newCommandID(remote.TypeUnbind, s, now)
-		env, err := signCommand(k, priv, s, remote.TypeUnbind, id, argsJSON, now, *ttl)
+		id := newCommandID(typ, s, now)
+		env, err := signCommand(signers, s, typ, id, args, now, ttl)
 		if err != nil {
-			return usageErr("%v", err)
+			return nil, err
 		}
 		jobs = append(jobs, job{serial: s, cmdID: id, envelope: env})
 	}
-	return dispatch(jobs, dispatchOpts{mqtt: &mf, wait: *wait, json: *jsonOut, deviceKeys: deviceKeys,
-		stdout: stdout, stderr: stderr, name: "unbind"})
+	return jobs, nil
+}
+
+// requireDeviceKeys loads the device-key registry, which is not optional:
+// an ack HQ cannot verify with the terminal's own key is not an answer
+// (anyone with broker credentials can publish one, as a forged proof of
+// wipe).
+func requireDeviceKeys(path string) (map[string]ed25519.PublicKey, error) {
+	if path == "" {
+		return nil, fmt.Errorf("--device-keys FILE is required: acks count only when they verify with the terminal's device key " +
+			"(the file holds posagentd factory-init's JSON lines, or a JSON object serial -> ed25519_pub)")
+	}
+	return loadDeviceKeys(path)
 }

@@ -195,14 +195,14 @@ func (c Config) Validate() error {
 		return &ConfigError{"jobs.lease", "must be at least twice jobs.tick"}
 	}
 	for typ, n := range c.Policy {
-		if typ != remote.TypeUnbind && typ != remote.TypeStatus && typ != remote.TypeProvision {
+		if t := remote.CommandType(typ); t != remote.TypeUnbind && t != remote.TypeStatus && t != remote.TypeProvision {
 			return &ConfigError{"policy." + typ, "want unbind, status or provision"}
 		}
 		if n < 1 || n > 16 {
 			return &ConfigError{"policy." + typ, fmt.Sprintf("%d: want 1-16 signatures", n)}
 		}
 	}
-	if c.Policy[remote.TypeProvision] > 1 {
+	if c.Policy[string(remote.TypeProvision)] > 1 {
 		return &ConfigError{"policy.provision", "hqd answers activation requests itself: provision needs a policy of 1"}
 	}
 	return nil

@@ -430,7 +430,7 @@ func (l *actLab) sendProvision(r *rterm, p craftedProvision) string {
 		p.KCV = mac.TMKKCV(p.TMK)
 	}
 	id := fmt.Sprintf("prov-test-%d", time.Now().UnixNano())
-	args := remote.ProvisionArgs{TID: p.TID, MID: p.MID, MerchantName: "CRAFTED",
+	args := remote.ProvisionArgs{TID: remote.TID(p.TID), MID: remote.MID(p.MID), MerchantName: "CRAFTED",
 		Acquirer:  remote.Acquirer{Addr: l.sim.Addr, TPDU: "6000030000"},
 		TMKSealed: p.Sealed, TMKKCV: p.KCV, Activation: p.Activation}
 	l.hq.publish(r.Serial, l.hq.seal(l.hq.command(r.Serial, remote.TypeProvision, id, args, 10*time.Minute)))

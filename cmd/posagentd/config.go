@@ -12,6 +12,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/hal/escpos"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // Config is posagentd's configuration file (spec/terminal.md §Config).
@@ -22,8 +24,14 @@ type Config struct {
 	DataDir  string         `toml:"data_dir"`
 	LogLevel string         `toml:"log_level"`
 	HAL      hal.Config     `toml:"hal"`
+	UI       UIConfig       `toml:"ui"`
 	MQTT     MQTTConfig     `toml:"mqtt"`
 	Acquirer AcquirerConfig `toml:"acquirer"`
+}
+
+// UIConfig is the [ui] section.
+type UIConfig struct {
+	Lang string `toml:"lang"` // "en" or "zh-CN" (i18n.ParseLang)
 }
 
 // MQTTConfig is the [mqtt] section.
@@ -62,6 +70,7 @@ func DefaultConfig() Config {
 		DataDir:  "/var/lib/posagent",
 		LogLevel: "info",
 		HAL:      hal.DefaultConfig(),
+		UI:       UIConfig{Lang: i18n.ConfigEN},
 		MQTT:     MQTTConfig{Broker: "tcp://127.0.0.1:1883"},
 		Acquirer: AcquirerConfig{Timeout: Duration{30 * time.Second}},
 	}
@@ -165,6 +174,12 @@ func (c Config) Validate() error {
 	default:
 		return &ConfigError{"hal.reboot", fmt.Sprintf("must be \"syscall\" or \"exit\", got %q", c.HAL.Reboot)}
 	}
+	if key, msg := c.HAL.ValidateDevices(); key != "" {
+		return &ConfigError{"hal." + key, msg}
+	}
+	if _, err := i18n.ParseLang(c.UI.Lang); err != nil {
+		return &ConfigError{"ui.lang", fmt.Sprintf("must be %q or %q, got %q", i18n.ConfigEN, i18n.ConfigZhCN, c.UI.Lang)}
+	}
 	switch {
 	case strings.HasPrefix(c.MQTT.Broker, "tcp://"), strings.HasPrefix(c.MQTT.Broker, "ssl://"),
 		strings.HasPrefix(c.MQTT.Broker, "tls://"), strings.HasPrefix(c.MQTT.Broker, "mqtts://"):
@@ -189,6 +204,20 @@ func (c Config) Validate() error {
 		return &ConfigError{"acquirer.timeout", fmt.Sprintf("must be between 1s and 5m, got %s", c.Acquirer.Timeout)}
 	}
 	return nil
+}
+
+// halConfig is the [hal] section the adapters open, with what depends on
+// other sections filled in: printer_encoding, when empty, follows ui.lang
+// (spec/terminal.md: "gb18030" by default for zh-CN).
+func (c Config) halConfig() hal.Config {
+	h := c.HAL
+	if h.PrinterEncoding == "" {
+		h.PrinterEncoding = escpos.ConfigASCII
+		if c.UI.Lang == i18n.ConfigZhCN {
+			h.PrinterEncoding = escpos.ConfigGB18030
+		}
+	}
+	return h
 }
 
 // writeConfig prints the effective configuration as TOML.

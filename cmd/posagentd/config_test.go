@@ -60,6 +60,16 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[acquirer]\ntimeout = \"10ms\"", "acquirer.timeout"},
 		{"[acquirer]\naddr = \"1.2.3.4:5\"", "acquirer.addr"},
 		{"[nosuch]\nx = 1", "nosuch"},
+		{"[ui]\nlang = \"zh\"", "ui.lang"},
+		{"[ui]\nlanguage = \"en\"", "ui.language"},
+		{"[hal]\ndisplay = \"/dev/fb0\"", "hal.display"},
+		{"[hal]\ndisplay = \"fb:fb0\"", "hal.display"},
+		{"[hal]\nkeypad = \"evdev:\"", "hal.keypad"},
+		{"[hal]\nkind = \"sim\"\nkeypad = \"evdev:/dev/input/event0\"", "hal.keypad"},
+		{"[hal]\nprinter = \"usblp:lp0\"", "hal.printer"},
+		{"[hal]\nprinter_encoding = \"utf8\"", "hal.printer_encoding"},
+		{"[hal]\ndisplay_png = \"/tmp/s.png\"", "hal.display_png"},
+		{"[hal]\nkind = \"sim\"\ndisplay_png_size = \"320*240\"", "hal.display_png_size"},
 	} {
 		_, err := ParseConfig([]byte(tc.toml), "t")
 		if err == nil {
@@ -81,5 +91,43 @@ func TestConfigSyntaxError(t *testing.T) {
 	_, err := ParseConfig([]byte("data_dir = \n"), "t")
 	if err == nil || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("syntax error: %v", err)
+	}
+}
+
+// [ui] lang and the device keys of spec/terminal.md "Devices";
+// printer_encoding follows the language unless it is set.
+func TestConfigLangAndDevices(t *testing.T) {
+	cfg, err := ParseConfig([]byte(""), "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.UI.Lang != "en" || cfg.HAL.Display != "console" || cfg.HAL.Keypad != "console" ||
+		cfg.halConfig().PrinterEncoding != "ascii" || !cfg.HAL.PrinterChineseMode {
+		t.Errorf("defaults: ui %+v hal %+v", cfg.UI, cfg.HAL)
+	}
+	cfg, err = ParseConfig([]byte(`
+[hal]
+display = "fb:/dev/fb0"
+keypad = "evdev:/dev/input/event2"
+printer = "usblp:/dev/usb/lp0"
+[ui]
+lang = "zh-CN"
+`), "zh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.UI.Lang != "zh-CN" || cfg.halConfig().PrinterEncoding != "gb18030" || cfg.HAL.Display != "fb:/dev/fb0" {
+		t.Errorf("zh-CN: ui %+v hal %+v", cfg.UI, cfg.HAL)
+	}
+	cfg, err = ParseConfig([]byte("[hal]\nprinter_encoding = \"ascii\"\nprinter_chinese_mode = false\n[ui]\nlang = \"zh-CN\""), "ascii")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.halConfig().PrinterEncoding != "ascii" || cfg.HAL.PrinterChineseMode {
+		t.Errorf("explicit encoding: %+v", cfg.HAL)
+	}
+	cfg, err = ParseConfig([]byte("[hal]\nkind = \"sim\"\ndisplay_png = \"/tmp/screen.png\"\ndisplay_png_size = \"128x64\""), "png")
+	if err != nil || cfg.HAL.DisplayPNG != "/tmp/screen.png" {
+		t.Errorf("display_png: %v %+v", err, cfg.HAL)
 	}
 }

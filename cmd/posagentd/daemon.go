@@ -36,6 +36,11 @@ type daemon struct {
 	next []terminal.Event
 	// lastStatus is the status the core last asked to publish.
 	lastStatus terminal.Status
+	// deciding is the inbox command being handled (decidingID its id),
+	// until its first ack is written: that ack's transaction takes it out
+	// of the inbox.
+	deciding   *storage.InboxItem
+	decidingID string
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
 	clock      wallClock
 	disk       diskMeter
@@ -44,6 +49,12 @@ type daemon struct {
 	// clockWait: commands that wait for a trusted clock, acked
 	// in_progress/clock-unsynced once.
 	clockWait map[string]bool
+	// waiting: the inbox commands (by sequence) that wait for a trusted
+	// clock, skipped until it is.
+	waiting map[uint64]bool
+	// expiry: expires_at of the commands handed to the core, for the
+	// record of their final ack.
+	expiry map[string]time.Time
 
 	exit int  // exit status once stop is set
 	stop bool // the loop ends after the current step
@@ -89,7 +100,7 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 			d.close()
 		}
 	}()
-	err = sys.open(cfg)
+	err = sys.open(cfg, log)
 	d.se, d.store, d.dev, d.clock, d.disk = sys.SE, sys.Store, sys.Devices, sys.Clock, sys.Disk
 	if d.store != nil {
 		d.ident = d.store.Ident()
@@ -115,6 +126,7 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	}
 	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
 	d.diskKiB, d.clockWait = -1, map[string]bool{}
+	d.waiting, d.expiry = map[uint64]bool{}, map[string]time.Time{}
 	d.async = make(chan terminal.Event, 16)
 	return d, nil
 }

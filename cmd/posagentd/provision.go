@@ -17,6 +17,7 @@ import (
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // provisionFile is the development/bench provisioning file of
@@ -40,29 +41,32 @@ type provisionFile struct {
 	SettlementPAN string `json:"settlement_pan"`
 }
 
-var (
-	tidRE  = regexp.MustCompile(`^[\x20-\x7e]{8}$`)
-	midRE  = regexp.MustCompile(`^[\x20-\x7e]{15}$`)
-	tpduRE = regexp.MustCompile(`^60[0-9A-Fa-f]{8}$`)
-	panRE  = regexp.MustCompile(`^[0-9]{12,19}$`)
-)
+var panRE = regexp.MustCompile(`^[0-9]{12,19}$`)
 
 // defaultSettlementPAN is the lab settlement card bound by provision when
 // the file names none.
 const defaultSettlementPAN = "6222600000000000018"
 
+// validate checks the file. The merchant parameters go through the
+// terminal's own provision-args rules (remote.ParseProvisionArgs: TID,
+// MID, merchant name, acquirer address and TPDU), with placeholders for
+// what only a signed command carries, so the bench path accepts exactly
+// what HQ's command may carry.
 func (p *provisionFile) validate() error {
+	tpdu := p.Acquirer.TPDU
+	if tpdu == "" {
+		tpdu = "6000030000" // the probe's; an empty TPDU is the acquirer link's default
+	}
+	probe, err := json.Marshal(remote.ProvisionArgs{TID: remote.TID(p.TID), MID: remote.MID(p.MID), MerchantName: p.MerchantName,
+		Acquirer:  remote.Acquirer{Addr: p.Acquirer.Addr, TLS: p.Acquirer.TLS, TPDU: remote.TPDU(tpdu)},
+		TMKSealed: []byte{0}, TMKKCV: "000000", Activation: "bench"})
+	if err != nil {
+		return err
+	}
+	if _, err := remote.ParseProvisionArgs(probe); err != nil {
+		return err
+	}
 	switch {
-	case !tidRE.MatchString(p.TID):
-		return fmt.Errorf("tid %q: want 8 printable characters", p.TID)
-	case !midRE.MatchString(p.MID):
-		return fmt.Errorf("mid %q: want 15 printable characters", p.MID)
-	case p.Acquirer.Addr == "" || !strings.Contains(p.Acquirer.Addr, ":"):
-		return fmt.Errorf("acquirer.addr %q: want host:port", p.Acquirer.Addr)
-	case p.Acquirer.TPDU != "" && !tpduRE.MatchString(p.Acquirer.TPDU):
-		return fmt.Errorf("acquirer.tpdu %q: want 10 hex digits starting 60", p.Acquirer.TPDU)
-	case len(p.MerchantName) > 40:
-		return errors.New("merchant_name: at most 40 characters")
 	case p.Batch > 999999:
 		return errors.New("batch: at most 999999")
 	case p.SettlementPAN != "" && !panRE.MatchString(p.SettlementPAN):

@@ -233,6 +233,9 @@ func TestRemoteRejections(t *testing.T) {
 		{"provision while active", "prov-1", hq.seal(payload("prov-1", serial, "provision", now, now.Add(time.Hour),
 			`{"tid":"71000009","mid":"898000071000009","merchant_name":"X","acquirer":{"addr":"127.0.0.1:1","tls":false,"tpdu":"6000030000"},"tmk_sealed":"AAAA","tmk_kcv":"ABCDEF","activation":"act-1"}`)), remote.ReasonWrongState},
 		{"replayed id, different payload", done, hq.seal(good(done)), remote.ReasonReplayed},
+		{"ten-year window", "unbind-10y", hq.seal(payload("unbind-10y", serial, "unbind", now, now.AddDate(10, 0, 0), unbindArgs)), remote.ReasonInvalid},
+		{"duplicate key, readable id", "unbind-dup", hq.seal([]byte(fmt.Sprintf(`{"v":1,"id":"unbind-dup","type":"unbind","serial":%q,"issued_at":%q,"expires_at":%q,"args":{},"args":{"unsettled":"force"}}`,
+			serial, rfc(now), rfc(now.Add(time.Hour))))), remote.ReasonInvalid},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
@@ -283,9 +286,22 @@ func TestRemoteRejections(t *testing.T) {
 	}
 	hq.t = t
 
-	// A rejected id may be sent again corrected: nothing was recorded.
-	if seen := hq.acksOf("unbind-exp"); len(seen) != 1 {
-		t.Fatalf("unbind-exp acks %d, want 1", len(seen))
+	// A rejected id is recorded with its rejection: the same bytes again
+	// get the stored ack, byte for byte, and a corrected command needs a
+	// new id (its old one is replayed).
+	exp := hq.acksOf("unbind-exp")
+	if len(exp) != 1 {
+		t.Fatalf("unbind-exp acks %d, want 1", len(exp))
+	}
+	hq.publish(serial, hq.seal(payload("unbind-exp", serial, "unbind", now.Add(-2*time.Hour), now.Add(-time.Hour), unbindArgs)))
+	hq.waitFor("the re-sent rejection", remoteWait, func() bool { return len(hq.acksOf("unbind-exp")) == 2 })
+	if again := hq.acksOf("unbind-exp")[1]; string(again.Raw) != string(exp[0].Raw) {
+		t.Errorf("rejected command sent again: %s %s, want the stored rejection's bytes", again.Ack.State, again.Ack.Reason)
+	}
+	hq.publish(serial, hq.seal(good("unbind-exp")))
+	hq.waitFor("the corrected command's answer", remoteWait, func() bool { return len(hq.acksOf("unbind-exp")) == 3 })
+	if a := hq.acksOf("unbind-exp")[2]; a.Ack.State != remote.AckRejected || a.Ack.Reason != remote.ReasonReplayed {
+		t.Errorf("corrected command under the rejected id: %s %s, want rejected replayed", a.Ack.State, a.Ack.Reason)
 	}
 
 	// The seen id with the very same payload: the stored final ack's

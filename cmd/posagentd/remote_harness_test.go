@@ -120,6 +120,8 @@ type hqSide struct {
 	priv ed25519.PrivateKey
 	pub  ed25519.PublicKey
 	c    paho.Client
+	// keys are more HQ signing keys by kid (hq-1 is priv).
+	keys map[string]ed25519.PrivateKey
 
 	mu      sync.Mutex
 	devKeys map[string]ed25519.PublicKey // kid -> device key
@@ -143,7 +145,41 @@ func newHQ(t testing.TB) *hqSide {
 		t.Fatal(err)
 	}
 	return &hqSide{t: t, priv: priv, pub: pub, devKeys: map[string]ed25519.PublicKey{},
+		keys:   map[string]ed25519.PrivateKey{hqKID: priv},
 		status: map[string]remote.Status{}, changed: make(chan struct{})}
+}
+
+// newKey makes another HQ signing key and returns its KID=BASE64, the
+// argument of factory-init --hq-key / --hq-root-key.
+func (h *hqSide) newKey(kid string) string {
+	h.t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.keys[kid] = priv
+	return kid + "=" + base64.StdEncoding.EncodeToString(pub)
+}
+
+// sealAs signs a payload with the named keys (one: the single-signature
+// form; several: the sigs form).
+func (h *hqSide) sealAs(payload []byte, kids ...string) []byte {
+	h.t.Helper()
+	var signers []remote.Signer
+	for _, kid := range kids {
+		signers = append(signers, remote.Signer{KID: kid, Priv: h.keys[kid]})
+	}
+	var env []byte
+	var err error
+	if len(signers) == 1 {
+		env, err = remote.Seal(signers[0].KID, signers[0].Priv, payload)
+	} else {
+		env, err = remote.SealMulti(payload, signers...)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return env
 }
 
 func (h *hqSide) keyArg() string { return hqKID + "=" + base64.StdEncoding.EncodeToString(h.pub) }
@@ -322,7 +358,7 @@ func (h *hqSide) waitStatus(serial string, timeout time.Duration, cond func(remo
 }
 
 // command is a command payload as HQ would build it, valid for ttl.
-func (h *hqSide) command(serial, typ, id string, args any, ttl time.Duration) []byte {
+func (h *hqSide) command(serial string, typ remote.CommandType, id string, args any, ttl time.Duration) []byte {
 	h.t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	var raw json.RawMessage
@@ -362,7 +398,7 @@ func (h *hqSide) publish(serial string, env []byte) {
 }
 
 // unbind signs and sends an unbind; it returns the command id.
-func (h *hqSide) unbind(serial, unsettled string, ttl time.Duration) string {
+func (h *hqSide) unbind(serial string, unsettled remote.UnsettledPolicy, ttl time.Duration) string {
 	h.t.Helper()
 	id := fmt.Sprintf("unbind-%s-%d", serial, time.Now().UnixNano())
 	h.publish(serial, h.seal(h.command(serial, remote.TypeUnbind, id,
@@ -377,6 +413,9 @@ type rterm struct {
 	Serial string
 	MID    string
 	DevPub ed25519.PublicKey
+	// DevKeys is a device-key registry file with this terminal's
+	// factory-init line (hqctl --device-keys).
+	DevKeys string
 }
 
 // rtermOptions shape a remote test terminal.
@@ -388,6 +427,12 @@ type rtermOptions struct {
 	Cert    string
 	Key     string
 	Timeout string // acquirer.timeout, default 2s
+	// FactoryArgs replace factory-init's --hq-key hq-1 (the HQ keys and
+	// the policy: --hq-key, --hq-root-key, --require).
+	FactoryArgs []string
+	// Unactivated leaves the terminal as factory-init made it (NOT
+	// ACTIVATED) instead of provisioning it.
+	Unactivated bool
 }
 
 // newRemoteTerm factory-inits and provisions a terminal and starts its
@@ -405,10 +450,14 @@ func newRemoteTerm(t testing.TB, host *remoteHost, hq *hqSide, o rtermOptions) *
 	}
 	h := newTermFiles(t, host.acqSim, o.TID, mq, o.Timeout)
 	pwdFile := filepath.Join(h.Dir, "techpwd")
-	out, err := daemonCommand("factory-init", "--data-dir", h.DataDir, "--serial", o.Serial,
-		"--hq-key", hq.keyArg(), "--tech-pwd-file", pwdFile).Output()
+	keyArgs := o.FactoryArgs
+	if keyArgs == nil {
+		keyArgs = []string{"--hq-key", hq.keyArg()}
+	}
+	out, err := daemonCommand(append([]string{"factory-init", "--data-dir", h.DataDir, "--serial", o.Serial,
+		"--tech-pwd-file", pwdFile}, keyArgs...)...).Output()
 	if err != nil {
-		t.Fatalf("factory-init: %v", err)
+		t.Fatalf("factory-init %v: %v", keyArgs, err)
 	}
 	var fi struct {
 		Ed25519Pub []byte `json:"ed25519_pub"`
@@ -416,8 +465,23 @@ func newRemoteTerm(t testing.TB, host *remoteHost, hq *hqSide, o rtermOptions) *
 	if err := json.Unmarshal(out, &fi); err != nil || len(fi.Ed25519Pub) != ed25519.PublicKeySize {
 		t.Fatalf("factory-init output %q: %v", out, err)
 	}
-	r := &rterm{Term: h, Serial: o.Serial, MID: "8980000" + o.TID, DevPub: fi.Ed25519Pub}
+	r := &rterm{Term: h, Serial: o.Serial, MID: "8980000" + o.TID, DevPub: fi.Ed25519Pub,
+		DevKeys: filepath.Join(h.Dir, "devices.jsonl")}
+	if err := os.WriteFile(r.DevKeys, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	hq.addDevice(o.Serial, r.DevPub)
+	if o.Unactivated {
+		t.Cleanup(func() {
+			if h.running() {
+				h.Stop()
+			}
+			h.checkNoClearPAN()
+		})
+		h.Start()
+		h.WaitScreen("NOT ACTIVATED", remoteWait)
+		return r
+	}
 	r.provision()
 	t.Cleanup(func() {
 		if h.running() {

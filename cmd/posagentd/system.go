@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/hal/linuxhw"
@@ -41,7 +42,7 @@ func openSecureElement(cfg Config) (hal.SecureElement, error) {
 
 // open fills every dependency a test did not set, from the config. On
 // error the caller closes what was opened (daemon.close).
-func (s *system) open(cfg Config) error {
+func (s *system) open(cfg Config, log *slog.Logger) error {
 	var err error
 	if s.SE == nil {
 		if s.SE, err = openSecureElement(cfg); err != nil {
@@ -55,9 +56,9 @@ func (s *system) open(cfg Config) error {
 	}
 	if s.Devices == nil {
 		if cfg.HAL.Kind == hal.KindSim {
-			s.Devices, err = simhw.Open(cfg.HAL, cfg.DataDir)
+			s.Devices, err = simhw.Open(cfg.halConfig(), cfg.DataDir, log)
 		} else {
-			s.Devices, err = linuxhw.Open(cfg.HAL)
+			s.Devices, err = linuxhw.Open(cfg.halConfig(), log)
 		}
 		if err != nil {
 			return fmt.Errorf("hal %s: %w", cfg.HAL.Kind, err)

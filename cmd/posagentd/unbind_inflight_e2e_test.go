@@ -18,8 +18,8 @@ import (
 // nothing, force lists it (spec/remote.md unbind step 1).
 func TestRemoteUnbindWhileSaleAtHost(t *testing.T) {
 	t.Parallel()
-	for i, policy := range []string{remote.UnsettledSettle, remote.UnsettledRefuse, remote.UnsettledForce} {
-		t.Run(policy, func(t *testing.T) {
+	for i, policy := range []remote.UnsettledPolicy{remote.UnsettledSettle, remote.UnsettledRefuse, remote.UnsettledForce} {
+		t.Run(string(policy), func(t *testing.T) {
 			t.Parallel()
 			_, host, hq, r := remoteSetup(t, fmt.Sprintf("PA-INF-%04d", i+1), fmt.Sprintf("7300000%d", i+1), rtermOptions{Timeout: "15s"})
 			const fen = 7007

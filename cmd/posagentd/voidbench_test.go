@@ -82,10 +82,21 @@ func (p *inProcess) keys(s string) { p.fakes.Keypad.PushString(s) }
 // runs its daemon in-process.
 func startInProcess(tb testing.TB, addr string) *inProcess {
 	tb.Helper()
+	pub, _, _ := ed25519.GenerateKey(nil)
+	return startInProcessMQTT(tb, addr, "", pub)
+}
+
+// startInProcessMQTT is startInProcess with the [mqtt] broker set (when
+// not "") and hq-1 = hqPub.
+func startInProcessMQTT(tb testing.TB, addr, broker string, hqPub ed25519.PublicKey) *inProcess {
+	tb.Helper()
 	dir := tb.TempDir()
 	dataDir := filepath.Join(dir, "data")
 	cfgPath := filepath.Join(dir, "pos.toml")
 	cfgText := fmt.Sprintf("data_dir = %q\nlog_level = \"info\"\n[hal]\nkind = \"sim\"\nconsole = \"stdio\"\nreboot = \"exit\"\n[acquirer]\ntimeout = \"5s\"\n", dataDir)
+	if broker != "" {
+		cfgText += fmt.Sprintf("[mqtt]\nbroker = %q\n", broker)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		tb.Fatal(err)
 	}
@@ -93,10 +104,9 @@ func startInProcess(tb testing.TB, addr string) *inProcess {
 	if err := os.WriteFile(pwd, []byte("8888\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	pub, _, _ := ed25519.GenerateKey(nil)
 	var out, errb bytes.Buffer
 	if code := run([]string{"factory-init", "--data-dir", dataDir, "--serial", "PA-BENCH",
-		"--hq-key", "hq-1=" + base64.StdEncoding.EncodeToString(pub), "--tech-pwd-file", pwd}, &out, &errb); code != 0 {
+		"--hq-key", "hq-1=" + base64.StdEncoding.EncodeToString(hqPub), "--tech-pwd-file", pwd}, &out, &errb); code != 0 {
 		tb.Fatalf("factory-init: %s", errb.String())
 	}
 	prov, _ := json.Marshal(map[string]any{"tid": "87654321", "mid": "123456789012345", "merchant_name": "BENCH",

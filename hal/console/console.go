@@ -26,6 +26,7 @@ type Console struct {
 	onClose func() error
 	closeEr error
 	timeout time.Duration
+	log     *slog.Logger
 }
 
 var (
@@ -35,14 +36,16 @@ var (
 
 // New starts a console reading keys from r and showing screens on w.
 // onClose, if not nil, runs once at Close (to close the port, restore the
-// TTY mode); it should make a blocked r.Read return.
-func New(r io.Reader, w io.Writer, onClose func() error) *Console {
+// TTY mode); it should make a blocked r.Read return. log gets the end of
+// the input.
+func New(r io.Reader, w io.Writer, onClose func() error, log *slog.Logger) *Console {
 	c := &Console{
 		w:       w,
 		keys:    make(chan hal.Key, 32),
 		done:    make(chan struct{}),
 		onClose: onClose,
 		timeout: EscTimeout,
+		log:     log,
 	}
 	chunks := make(chan []byte)
 	go c.read(r, chunks)
@@ -91,9 +94,9 @@ func (c *Console) read(r io.Reader, chunks chan<- []byte) {
 			case <-c.done:
 			default:
 				if !errors.Is(err, io.EOF) {
-					slog.Warn("console input ended", "err", err)
+					c.log.Warn("console input ended", "err", err)
 				} else {
-					slog.Info("console input reached EOF; keypad closed")
+					c.log.Info("console input reached EOF; keypad closed")
 				}
 			}
 			close(chunks)

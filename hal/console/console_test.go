@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -173,7 +174,7 @@ func expectNoKey(t *testing.T, ch <-chan hal.Key, d time.Duration) {
 func TestConsoleEscTiming(t *testing.T) {
 	r, w := io.Pipe()
 	var out bytes.Buffer
-	c := New(r, &out, nil)
+	c := New(r, &out, nil, slog.New(slog.DiscardHandler))
 	defer c.Close()
 
 	// A lone ESC becomes Cancel by itself, after EscTimeout.
@@ -198,7 +199,7 @@ func TestConsoleEscTiming(t *testing.T) {
 
 func TestConsoleEOFClosesKeys(t *testing.T) {
 	r, w := io.Pipe()
-	c := New(r, io.Discard, nil)
+	c := New(r, io.Discard, nil, slog.New(slog.DiscardHandler))
 	defer c.Close()
 	w.Write([]byte("1\x1b"))
 	w.Close()
@@ -226,7 +227,7 @@ func TestStdioOverPipes(t *testing.T) {
 	}
 	defer inW.Close()
 	defer outR.Close()
-	c, err := OpenStdio(inR, outW)
+	c, err := OpenStdio(inR, outW, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("OpenStdio on pipes: %v", err)
 	}
@@ -272,7 +273,7 @@ func TestStdioRawModeOnTTY(t *testing.T) {
 	if before.Lflag&unix.ICANON == 0 || before.Iflag&unix.ICRNL == 0 {
 		t.Fatalf("pty does not start in cooked mode: lflag %#x iflag %#x", before.Lflag, before.Iflag)
 	}
-	c, err := OpenStdio(tty, tty)
+	c, err := OpenStdio(tty, tty, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 )
 
@@ -14,10 +15,10 @@ import (
 // ISIG stays on in raw mode, on purpose: Ctrl-C still sends SIGINT, which
 // stops the daemon cleanly (exit status 0) instead of being swallowed as an
 // ignored key.
-func OpenStdio(in, out *os.File) (*Console, error) {
+func OpenStdio(in, out *os.File, log *slog.Logger) (*Console, error) {
 	restore, err := makeRaw(int(in.Fd()))
 	if err != nil {
 		return nil, fmt.Errorf("console %s: raw mode: %w", in.Name(), err)
 	}
-	return New(in, out, restore), nil
+	return New(in, out, restore, log), nil
 }

@@ -18,9 +18,20 @@ func CheckDevices(cfg hal.Config) error {
 		return nil
 	}
 	var errs []string
-	for _, d := range []struct{ key, path string }{
-		{"console", cfg.Console}, {"card_reader", cfg.CardReader}, {"printer", cfg.Printer},
-	} {
+	printer := cfg.Printer
+	if p, ok := hal.DevicePath(printer, hal.PrefixUSBLP); ok {
+		printer = p
+	}
+	devices := []struct{ key, path string }{
+		{"console", cfg.Console}, {"card_reader", cfg.CardReader}, {"printer", printer},
+	}
+	if p, ok := hal.DevicePath(cfg.Display, hal.PrefixFB); ok {
+		devices = append(devices, struct{ key, path string }{"display", p})
+	}
+	if p, ok := hal.DevicePath(cfg.Keypad, hal.PrefixEvdev); ok {
+		devices = append(devices, struct{ key, path string }{"keypad", p})
+	}
+	for _, d := range devices {
 		if d.path == "" || d.path == hal.ConsoleStdio {
 			continue
 		}

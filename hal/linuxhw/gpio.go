@@ -30,10 +30,10 @@ type LED struct {
 var _ hal.LED = (*LED)(nil)
 
 // NewLED returns the LED on pin, initially off.
-func NewLED(pin gpio.PinOut) *LED {
+func NewLED(pin gpio.PinOut, log *slog.Logger) *LED {
 	l := &LED{pin: pin}
 	if err := pin.Out(gpio.Low); err != nil {
-		slog.Warn("LED init", "pin", pin, "err", err)
+		log.Warn("LED init", "pin", pin, "err", err)
 	}
 	return l
 }
@@ -115,9 +115,9 @@ type Buzzer struct {
 var _ hal.Buzzer = (*Buzzer)(nil)
 
 // NewBuzzer returns the buzzer on pin, initially silent.
-func NewBuzzer(pin gpio.PinOut) *Buzzer {
+func NewBuzzer(pin gpio.PinOut, log *slog.Logger) *Buzzer {
 	if err := pin.Out(gpio.Low); err != nil {
-		slog.Warn("buzzer init", "pin", pin, "err", err)
+		log.Warn("buzzer init", "pin", pin, "err", err)
 	}
 	return &Buzzer{pin: pin}
 }
@@ -173,6 +173,7 @@ var edgePoll = 200 * time.Millisecond
 // back high.
 type Tamper struct {
 	pin  gpio.PinIn
+	log  *slog.Logger
 	ch   chan struct{}
 	done chan struct{}
 	exit chan struct{}
@@ -183,11 +184,11 @@ var _ hal.Tamper = (*Tamper)(nil)
 
 // NewTamper configures pin as an input with pull-up and edge detection and
 // starts watching it.
-func NewTamper(pin gpio.PinIn) (*Tamper, error) {
+func NewTamper(pin gpio.PinIn, log *slog.Logger) (*Tamper, error) {
 	if err := pin.In(gpio.PullUp, gpio.BothEdges); err != nil {
 		return nil, fmt.Errorf("tamper input %s: %w", pin, err)
 	}
-	t := &Tamper{pin: pin, ch: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
+	t := &Tamper{pin: pin, log: log, ch: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
 	go t.run()
 	return t, nil
 }
@@ -210,7 +211,7 @@ func (t *Tamper) run() {
 	check := func() {
 		l := t.pin.Read()
 		if l == gpio.Low && last == gpio.High {
-			slog.Warn("tamper input active", "pin", t.pin)
+			t.log.Warn("tamper input active", "pin", t.pin)
 			select {
 			case t.ch <- struct{}{}:
 			default: // an event is already waiting to be read

@@ -1,6 +1,7 @@
 package linuxhw
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/posagent/posagent/hal"
 )
+
+var discard = slog.New(slog.DiscardHandler)
 
 func level(p *gpiotest.Pin) gpio.Level {
 	p.Lock()
@@ -31,7 +34,7 @@ func waitLevel(t *testing.T, p *gpiotest.Pin, want gpio.Level, within time.Durat
 
 func TestLED(t *testing.T) {
 	p := &gpiotest.Pin{N: "LED", L: gpio.High}
-	l := NewLED(p)
+	l := NewLED(p, discard)
 	if level(p) != gpio.Low {
 		t.Fatal("NewLED does not turn the LED off")
 	}
@@ -76,7 +79,7 @@ func TestLED(t *testing.T) {
 
 func TestBuzzer(t *testing.T) {
 	p := &gpiotest.Pin{N: "BUZ"}
-	b := NewBuzzer(p)
+	b := NewBuzzer(p, discard)
 	if err := b.Beep(50 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +134,7 @@ func TestTamper(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &gpiotest.Pin{N: "TAMPER", EdgesChan: make(chan gpio.Level, 16)}
-			tm, err := NewTamper(p)
+			tm, err := NewTamper(p, discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +152,7 @@ func TestTamper(t *testing.T) {
 
 func TestTamperOncePerEvent(t *testing.T) {
 	p := &gpiotest.Pin{N: "TAMPER", EdgesChan: make(chan gpio.Level, 16)}
-	tm, err := NewTamper(p)
+	tm, err := NewTamper(p, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +180,7 @@ func (p lowPin) In(pull gpio.Pull, edge gpio.Edge) error {
 
 func TestTamperLowAtStart(t *testing.T) {
 	p := lowPin{&gpiotest.Pin{N: "TAMPER", EdgesChan: make(chan gpio.Level, 16)}}
-	tm, err := NewTamper(p)
+	tm, err := NewTamper(p, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +190,14 @@ func TestTamperLowAtStart(t *testing.T) {
 
 func TestTamperInError(t *testing.T) {
 	p := &gpiotest.Pin{N: "TAMPER"} // no EdgesChan: gpiotest refuses edge detection
-	if _, err := NewTamper(p); err == nil {
+	if _, err := NewTamper(p, discard); err == nil {
 		t.Fatal("NewTamper succeeded on a pin without edge detection")
 	}
 }
 
 func TestTamperClose(t *testing.T) {
 	p := &gpiotest.Pin{N: "TAMPER", EdgesChan: make(chan gpio.Level, 16)}
-	tm, err := NewTamper(p)
+	tm, err := NewTamper(p, discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ type Reader struct {
 	done   chan struct{}
 	exited chan struct{}
 	once   sync.Once
+	log    *slog.Logger
 
 	mu  sync.Mutex
 	cur io.Closer
@@ -52,7 +53,7 @@ var _ hal.CardReader = (*Reader)(nil)
 // New starts reading from what open returns; name is for logs. A read error
 // or EOF closes the source and opens it again after a backoff (a reader
 // unplugged from a USB-serial adapter comes back).
-func New(name string, open Opener) *Reader {
+func New(name string, open Opener, log *slog.Logger) *Reader {
 	r := &Reader{
 		name:   name,
 		open:   open,
@@ -61,6 +62,7 @@ func New(name string, open Opener) *Reader {
 		maxB:   MaxBackoff,
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
+		log:    log,
 	}
 	go r.run()
 	return r
@@ -106,7 +108,7 @@ func (r *Reader) run() {
 	for !r.closed() {
 		src, err := r.open()
 		if err != nil {
-			slog.Warn("card reader open failed; retrying", "reader", r.name, "err", err, "in", backoff)
+			r.log.Warn("card reader open failed; retrying", "reader", r.name, "err", err, "in", backoff)
 		} else {
 			r.mu.Lock()
 			if r.closed() {
@@ -130,7 +132,7 @@ func (r *Reader) run() {
 			if time.Since(start) > r.maxB {
 				backoff = r.minB // it worked for a while
 			}
-			slog.Warn("card reader input ended; reopening", "reader", r.name, "err", err, "in", backoff)
+			r.log.Warn("card reader input ended; reopening", "reader", r.name, "err", err, "in", backoff)
 		}
 		select {
 		case <-r.done:
@@ -189,9 +191,9 @@ func (r *Reader) line(line []byte, tooLong bool) bool {
 		ev.Track2, ev.Err = hal.ParseTrack2(string(line))
 	}
 	if ev.Err != nil {
-		slog.Info("unreadable card swipe", "reader", r.name, "err", ev.Err)
+		r.log.Info("unreadable card swipe", "reader", r.name, "err", ev.Err)
 	} else {
-		slog.Debug("card swiped", "reader", r.name, "card", ev.Track2)
+		r.log.Debug("card swiped", "reader", r.name, "card", ev.Track2)
 	}
 	select {
 	case r.events <- ev:

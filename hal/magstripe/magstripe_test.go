@@ -3,6 +3,7 @@ package magstripe
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,7 @@ func TestLines(t *testing.T) {
 				var rc io.ReadCloser = io.NopCloser(strings.NewReader(""))
 				once.Do(func() { rc = io.NopCloser(strings.NewReader(tt.input)) })
 				return rc, nil
-			})
+			}, discard)
 			defer r.Close()
 			for _, w := range tt.want {
 				ev := next(t, r)
@@ -87,7 +88,7 @@ func TestReopen(t *testing.T) {
 		default:
 			return pr, nil
 		}
-	})
+	}, discard)
 	defer r.Close()
 	go pw.Write([]byte(";123456789012=2601101?\r\n"))
 	ev := next(t, r)
@@ -103,11 +104,13 @@ func TestReopen(t *testing.T) {
 
 type errReader struct{}
 
+var discard = slog.New(slog.DiscardHandler)
+
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("EIO") }
 
 func TestCloseUnblocksAndClosesChannel(t *testing.T) {
 	pr, _ := io.Pipe()
-	r := New("test", func() (io.ReadCloser, error) { return pr, nil })
+	r := New("test", func() (io.ReadCloser, error) { return pr, nil }, discard)
 	time.Sleep(20 * time.Millisecond) // let it block in Read
 	if err := r.Close(); err != nil {
 		t.Fatal(err)

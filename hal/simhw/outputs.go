@@ -10,20 +10,20 @@ import (
 )
 
 // LogLED is the simulator's LED: a debug log line per change.
-type LogLED struct{}
+type LogLED struct{ Log *slog.Logger }
 
 // SetLED logs s.
-func (LogLED) SetLED(s hal.LEDState) error {
-	slog.Debug("sim LED", "state", s)
+func (l LogLED) SetLED(s hal.LEDState) error {
+	l.Log.Debug("sim LED", "state", s)
 	return nil
 }
 
 // LogBuzzer is the simulator's buzzer: a debug log line per beep.
-type LogBuzzer struct{}
+type LogBuzzer struct{ Log *slog.Logger }
 
 // Beep logs d.
-func (LogBuzzer) Beep(d time.Duration) error {
-	slog.Debug("sim buzzer beep", "duration", d)
+func (b LogBuzzer) Beep(d time.Duration) error {
+	b.Log.Debug("sim buzzer beep", "duration", d)
 	return nil
 }
 
@@ -45,11 +45,12 @@ type TamperFileWatcher struct {
 	done chan struct{}
 	exit chan struct{}
 	once sync.Once
+	log  *slog.Logger
 }
 
 // WatchTamperFile starts polling for path every TamperPoll.
-func WatchTamperFile(path string) *TamperFileWatcher {
-	w := &TamperFileWatcher{path: path, poll: TamperPoll, ch: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
+func WatchTamperFile(path string, log *slog.Logger) *TamperFileWatcher {
+	w := &TamperFileWatcher{path: path, poll: TamperPoll, log: log, ch: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -83,7 +84,7 @@ func (w *TamperFileWatcher) run() {
 			continue
 		}
 		if !fired {
-			slog.Warn("sim tamper triggered", "file", w.path)
+			w.log.Warn("sim tamper triggered", "file", w.path)
 			select {
 			case w.ch <- struct{}{}:
 			default: // one event already waiting: the core has not read it yet
@@ -91,7 +92,7 @@ func (w *TamperFileWatcher) run() {
 			fired = true
 		}
 		if err := os.Remove(w.path); err != nil {
-			slog.Warn("sim tamper: cannot remove trigger file; it fires again only once removed", "file", w.path, "err", err)
+			w.log.Warn("sim tamper: cannot remove trigger file; it fires again only once removed", "file", w.path, "err", err)
 			continue
 		}
 		fired = false

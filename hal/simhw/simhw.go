@@ -8,6 +8,8 @@
 //     followed like tail -f. Reopened with a backoff after an error.
 //   - Printer: receipts appended to the file hal.Config.Printer (see
 //     FilePrinter), or ESC/POS when that path is a serial device or pty.
+//   - Display PNG: with hal.Config.DisplayPNG, every screen is also drawn as
+//     a framebuffer of DisplayPNGSize would show it, into that PNG file.
 //   - LED and buzzer: debug log lines.
 //   - Tamper: creating the file <data_dir>/TAMPER fires one tamper event;
 //     the simulator polls for it every second and removes it once fired.
@@ -15,14 +17,17 @@
 package simhw
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/hal/console"
 	"github.com/posagent/posagent/hal/escpos"
+	"github.com/posagent/posagent/hal/fbdev"
 	"github.com/posagent/posagent/hal/magstripe"
 	"github.com/posagent/posagent/hal/reboot"
 	"github.com/posagent/posagent/hal/serialport"
@@ -33,11 +38,14 @@ import (
 const TamperFile = "TAMPER"
 
 // Open opens the simulated devices described by cfg. dataDir is the
-// daemon's data_dir (for the tamper trigger file). On error nothing stays
-// open.
-func Open(cfg hal.Config, dataDir string) (_ *hal.Devices, err error) {
+// daemon's data_dir (for the tamper trigger file); the simulated devices
+// log through log. On error nothing stays open.
+func Open(cfg hal.Config, dataDir string, log *slog.Logger) (_ *hal.Devices, err error) {
 	if cfg.Kind != hal.KindSim {
 		return nil, fmt.Errorf("simhw: hal.kind is %q, want %q", cfg.Kind, hal.KindSim)
+	}
+	if key, msg := cfg.ValidateDevices(); key != "" {
+		return nil, fmt.Errorf("simhw: hal.%s: %s", key, msg)
 	}
 	if cfg.ConsoleBaud <= 0 {
 		cfg.ConsoleBaud = hal.DefaultBaud
@@ -54,17 +62,28 @@ func Open(cfg hal.Config, dataDir string) (_ *hal.Devices, err error) {
 		return nil, err
 	}
 
-	c, err := openConsole(cfg)
+	c, err := openConsole(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	d.OnClose(c.Close)
 	d.Display, d.Keypad = c, c
+	if cfg.DisplayPNG != "" {
+		w, h, err := hal.ParseSize(cfg.DisplayPNGSize)
+		if err != nil {
+			return nil, fmt.Errorf("simhw: hal.display_png_size: %w", err)
+		}
+		p, err := fbdev.NewPNGFile(cfg.DisplayPNG, w, h)
+		if err != nil {
+			return nil, err
+		}
+		d.Display = teeDisplay{c, p}
+	}
 
 	if cfg.CardReader == "" {
 		d.CardReader = hal.IdleCardReader{}
 	} else {
-		r := magstripe.New(cfg.CardReader, cardOpener(cfg.CardReader))
+		r := magstripe.New(cfg.CardReader, cardOpener(cfg.CardReader), log)
 		d.OnClose(r.Close)
 		d.CardReader = r
 	}
@@ -75,7 +94,7 @@ func Open(cfg hal.Config, dataDir string) (_ *hal.Devices, err error) {
 	case serialport.IsTerminal(cfg.Printer):
 		p := serialport.NewLazy(cfg.Printer, hal.DefaultBaud)
 		d.OnClose(p.Close)
-		d.Printer = escpos.New(p)
+		d.Printer = escpos.New(p, escpos.FromConfig(cfg))
 	default:
 		p, err := OpenFilePrinter(cfg.Printer)
 		if err != nil {
@@ -85,17 +104,24 @@ func Open(cfg hal.Config, dataDir string) (_ *hal.Devices, err error) {
 		d.Printer = p
 	}
 
-	d.LED = LogLED{}
-	d.Buzzer = LogBuzzer{}
-	t := WatchTamperFile(filepath.Join(dataDir, TamperFile))
+	d.LED = LogLED{log}
+	d.Buzzer = LogBuzzer{log}
+	t := WatchTamperFile(filepath.Join(dataDir, TamperFile), log)
 	d.OnClose(t.Close)
 	d.Tamper = t
 	return d, nil
 }
 
-func openConsole(cfg hal.Config) (*console.Console, error) {
+// teeDisplay shows every screen on the console and in the PNG file.
+type teeDisplay struct{ console, png hal.Display }
+
+func (t teeDisplay) Show(s hal.Screen) error {
+	return errors.Join(t.console.Show(s), t.png.Show(s))
+}
+
+func openConsole(cfg hal.Config, log *slog.Logger) (*console.Console, error) {
 	if cfg.Console == hal.ConsoleStdio {
-		c, err := console.OpenStdio(os.Stdin, os.Stdout)
+		c, err := console.OpenStdio(os.Stdin, os.Stdout, log)
 		if err != nil {
 			return nil, fmt.Errorf("simhw console: %w", err)
 		}
@@ -105,7 +131,7 @@ func openConsole(cfg hal.Config) (*console.Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simhw console: %w", err)
 	}
-	return console.New(p, p, p.Close), nil
+	return console.New(p, p, p.Close, log), nil
 }
 
 // cardOpener opens path as a serial device when it is a terminal (pty or

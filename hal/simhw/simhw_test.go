@@ -2,6 +2,8 @@ package simhw
 
 import (
 	"errors"
+	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/hal/internal/ptytest"
 )
+
+var discard = slog.New(slog.DiscardHandler)
 
 func simConfig(t *testing.T) (hal.Config, string) {
 	t.Helper()
@@ -38,7 +42,7 @@ func nextSwipe(t *testing.T, r hal.CardReader) hal.CardEvent {
 
 func TestPrinterFile(t *testing.T) {
 	cfg, _ := simConfig(t)
-	d, err := Open(cfg, t.TempDir())
+	d, err := Open(cfg, t.TempDir(), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +79,7 @@ func TestPrinterFile(t *testing.T) {
 
 	// Reopening appends, never truncates.
 	d.Close()
-	d2, err := Open(cfg, t.TempDir())
+	d2, err := Open(cfg, t.TempDir(), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +95,7 @@ func TestConsoleAndCardReaderOnPtys(t *testing.T) {
 	cfg, _ := simConfig(t)
 	con, card := ptytest.New(t), ptytest.New(t)
 	cfg.Console, cfg.CardReader = con.Path, card.Path
-	d, err := Open(cfg, t.TempDir())
+	d, err := Open(cfg, t.TempDir(), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +131,7 @@ func TestCardReaderFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.CardReader = fifo
-	d, err := Open(cfg, dir)
+	d, err := Open(cfg, dir, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +156,7 @@ func TestCardReaderTailsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.CardReader = path
-	d, err := Open(cfg, dir)
+	d, err := Open(cfg, dir, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +178,7 @@ func TestTamperFile(t *testing.T) {
 	defer func() { TamperPoll = time.Second }()
 	cfg, _ := simConfig(t)
 	dataDir := t.TempDir()
-	d, err := Open(cfg, dataDir)
+	d, err := Open(cfg, dataDir, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +207,7 @@ func TestTamperFile(t *testing.T) {
 func TestOpenOptions(t *testing.T) {
 	cfg, dir := simConfig(t)
 	cfg.Printer = ""
-	d, err := Open(cfg, dir)
+	d, err := Open(cfg, dir, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +226,7 @@ func TestOpenOptions(t *testing.T) {
 	}
 
 	cfg.Kind = hal.KindLinux
-	if _, err := Open(cfg, dir); err == nil {
+	if _, err := Open(cfg, dir, discard); err == nil {
 		t.Fatal("Open accepted kind linux")
 	}
 }
@@ -231,7 +235,7 @@ func TestPrinterOnPtyIsESCPOS(t *testing.T) {
 	cfg, dir := simConfig(t)
 	prn := ptytest.New(t)
 	cfg.Printer = prn.Path
-	d, err := Open(cfg, dir)
+	d, err := Open(cfg, dir, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,4 +244,36 @@ func TestPrinterOnPtyIsESCPOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	prn.Expect(t, []byte("\x1b@OK\n\x1bd\x04\x1dV\x01"))
+}
+
+// TestDisplayPNG: with display_png the screens also go, drawn as a
+// framebuffer of display_png_size shows them, into a PNG file.
+func TestDisplayPNG(t *testing.T) {
+	cfg, _ := simConfig(t)
+	cfg.DisplayPNG = filepath.Join(t.TempDir(), "screen.png")
+	cfg.DisplayPNGSize = "128x64"
+	d, err := Open(cfg, t.TempDir(), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Display.Show(hal.Screen{Lines: []string{"主菜单", "1 消费"}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(cfg.DisplayPNG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 128 || b.Dy() != 64 {
+		t.Fatalf("PNG is %v, want 128x64", b)
+	}
+	cfg.DisplayPNGSize = "64x32"
+	if _, err := Open(cfg, t.TempDir(), discard); err == nil || !strings.Contains(err.Error(), "display_png_size") {
+		t.Fatalf("a 64x32 display_png: %v", err)
+	}
 }

@@ -50,6 +50,17 @@ type Options struct {
 	TLS bool
 	// ExtraConfig is appended to mosquitto.conf verbatim.
 	ExtraConfig string
+	// Profile, when set, is the path of a production mosquitto.conf in the
+	// layout of the repository's build/mosquitto (two TLS listeners,
+	// terminals then HQ, files under /etc/mosquitto/posagent/). The broker
+	// runs that file as shipped with only its machine-specific values
+	// mapped into the harness: the listeners onto loopback ports
+	// (TLSURL for the terminals' listener, HQURL for HQ's), the
+	// certificates onto the harness CA (both listeners trust it), the ACL
+	// files onto the copies beside the profile, persistence into the
+	// private directory, logs to the harness log. The other options are
+	// ignored with it.
+	Profile string
 }
 
 // Broker is a running mosquitto. Its methods call t.Fatal on failure.
@@ -62,6 +73,7 @@ type Broker struct {
 	logPath string
 	port    int
 	tlsPort int
+	hqPort  int
 	pki     *pki
 
 	mu     sync.Mutex
@@ -82,7 +94,7 @@ func Start(t testing.TB, opts Options) *Broker {
 	if err := os.MkdirAll(filepath.Join(b.dir, "data"), 0o700); err != nil {
 		t.Fatalf("mosquittotest: %v", err)
 	}
-	if opts.TLS {
+	if opts.TLS || opts.Profile != "" {
 		p, err := newPKI(filepath.Join(b.dir, "pki"))
 		if err != nil {
 			t.Fatalf("mosquittotest: generate TLS material: %v", err)
@@ -99,10 +111,14 @@ func Start(t testing.TB, opts Options) *Broker {
 	// mosquitto binds it; retry with fresh ports on a bind failure.
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if b.port, err = freePort(); err != nil {
+		if opts.Profile == "" {
+			if b.port, err = freePort(); err != nil {
+				break
+			}
+		} else if b.hqPort, err = freePort(); err != nil {
 			break
 		}
-		if opts.TLS {
+		if opts.TLS || opts.Profile != "" {
 			if b.tlsPort, err = freePort(); err != nil {
 				break
 			}
@@ -130,6 +146,14 @@ func (b *Broker) TLSURL() string {
 		return ""
 	}
 	return "ssl://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.tlsPort))
+}
+
+// HQURL is HQ's listener of a Profile broker, ssl://127.0.0.1:PORT, or "".
+func (b *Broker) HQURL() string {
+	if b.hqPort == 0 {
+		return ""
+	}
+	return "ssl://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.hqPort))
 }
 
 // Dir is the broker's private directory (config, log, persistence, PKI).
@@ -199,9 +223,11 @@ func (b *Broker) start() error {
 	b.cmd, b.exited = cmd, exited
 	b.mu.Unlock()
 
-	addrs := []string{b.Addr()}
-	if b.tlsPort != 0 {
-		addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(b.tlsPort)))
+	var addrs []string
+	for _, port := range []int{b.port, b.tlsPort, b.hqPort} {
+		if port != 0 {
+			addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, addr := range addrs {
@@ -229,6 +255,9 @@ func (b *Broker) start() error {
 }
 
 func (b *Broker) writeConfig() error {
+	if b.opts.Profile != "" {
+		return b.writeProfileConfig()
+	}
 	var c strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&c, format+"\n", a...) }
 	p("# written by internal/mosquittotest")
@@ -364,4 +393,65 @@ func findMosquitto(t testing.TB) string {
 	t.Fatalf("mosquittotest: the mosquitto broker is required and was not found in PATH or /usr/sbin "+
 		"(install the Debian package: apt-get install -y mosquitto; make test does this): %v", installErr)
 	return ""
+}
+
+// writeProfileConfig writes Options.Profile with its machine-specific
+// values mapped into the harness (see Options.Profile).
+func (b *Broker) writeProfileConfig() error {
+	src, err := os.ReadFile(b.opts.Profile)
+	if err != nil {
+		return err
+	}
+	profileDir := filepath.Dir(b.opts.Profile)
+	var c strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&c, format+"\n", a...) }
+	p("# %s, mapped by internal/mosquittotest", b.opts.Profile)
+	if os.Geteuid() == 0 {
+		p("user root") // see writeConfig
+	}
+	p("log_dest stderr")
+	listeners := []int{b.tlsPort, b.hqPort}
+	for n, line := range strings.Split(string(src), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			p("%s", line)
+			continue
+		}
+		switch f[0] {
+		case "log_dest":
+			continue
+		case "persistence_location":
+			line = "persistence_location " + filepath.Join(b.dir, "data") + "/"
+		case "listener":
+			if len(listeners) == 0 {
+				return fmt.Errorf("%s:%d: more than two listeners", b.opts.Profile, n+1)
+			}
+			line = fmt.Sprintf("listener %d 127.0.0.1", listeners[0])
+			listeners = listeners[1:]
+		case "cafile":
+			line = "cafile " + b.pki.caFile
+		case "certfile":
+			line = "certfile " + b.pki.serverCert
+		case "keyfile":
+			line = "keyfile " + b.pki.serverKey
+		case "acl_file":
+			if len(f) != 2 {
+				return fmt.Errorf("%s:%d: acl_file without a path", b.opts.Profile, n+1)
+			}
+			acl, err := os.ReadFile(filepath.Join(profileDir, filepath.Base(f[1])))
+			if err != nil {
+				return fmt.Errorf("%s:%d: %w", b.opts.Profile, n+1, err)
+			}
+			path := filepath.Join(b.dir, filepath.Base(f[1]))
+			if err := os.WriteFile(path, acl, 0o600); err != nil {
+				return err
+			}
+			line = "acl_file " + path
+		}
+		p("%s", line)
+	}
+	if len(listeners) != 0 {
+		return fmt.Errorf("%s: want two listeners (terminals, HQ)", b.opts.Profile)
+	}
+	return os.WriteFile(b.conf, []byte(c.String()), 0o600)
 }

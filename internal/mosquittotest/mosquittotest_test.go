@@ -209,3 +209,67 @@ func TestStopIsIdempotentAndKill(t *testing.T) {
 	b.Restart()
 	mustConnect(t, b.URL(), "y", "", true)
 }
+
+// TestShippedProfile runs build/mosquitto/mosquitto.conf, the production
+// broker profile, as shipped (paths and ports mapped) and checks what it
+// promises: certificates only, the certificate's CN as username and client
+// id, terminals confined to their own topics and unable to write their
+// command topic, HQ's account with shared subscriptions, and no packet
+// over the envelope size relayed.
+func TestShippedProfile(t *testing.T) {
+	b := Start(t, Options{Profile: "../../build/mosquitto/mosquitto.conf"})
+	if b.TLSURL() == "" || b.HQURL() == "" {
+		t.Fatalf("listeners %q %q", b.TLSURL(), b.HQURL())
+	}
+	// The client id a terminal asks for is replaced by its certificate's
+	// CN: PA-0002 asking for PA-0001's id does not touch PA-0001's session.
+	a, err := connect(t, b.TLSURL(), "pos-PA-0001", "ignored", "", false, b.ClientTLSConfig("PA-0001"))
+	if err != nil {
+		t.Fatalf("terminal with its certificate: %v", err)
+	}
+	if q := a.subscribe(t, "pos/v1/PA-0001/cmd"); q != 1 {
+		t.Fatalf("own cmd topic granted %#x", q)
+	}
+	intruder, err := connect(t, b.TLSURL(), "PA-0001", "PA-0001", "", true, b.ClientTLSConfig("PA-0002"))
+	if err != nil {
+		t.Fatalf("second terminal: %v", err)
+	}
+	intruder.subscribe(t, "pos/v1/PA-0001/cmd")
+	intruder.subscribe(t, "pos/v1/#")
+	if _, err := connect(t, b.TLSURL(), "anon", "", "", true, b.ClientTLSConfig("")); err == nil {
+		t.Fatal("a terminal without a certificate connected")
+	}
+	// The harness CA signs both kinds of certificate, so a terminal's gets
+	// onto HQ's listener here; HQ's ACL gives its CN nothing.
+	stray, err := connect(t, b.HQURL(), "hqd-x", "", "", true, b.ClientTLSConfig("PA-0003"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray.subscribe(t, "pos/v1/+/ack")
+
+	hq, err := connect(t, b.HQURL(), "hqd-1", "", "", true, b.ClientTLSConfig("hq"))
+	if err != nil {
+		t.Fatalf("HQ: %v", err)
+	}
+	// (paho reports QoS 0 for any $share subscription; the delivery
+	// below is what counts.)
+	hq.subscribe(t, "$share/hqd/pos/v1/+/ack")
+	hq.publish(t, "pos/v1/PA-0001/cmd", "unbind", false)
+	a.expect(t, "pos/v1/PA-0001/cmd", "unbind")
+	// The terminal cannot write its own command topic (nor anyone's).
+	a.publish(t, "pos/v1/PA-0001/cmd", "self-made", true)
+	intruder.publish(t, "pos/v1/PA-0001/cmd", "injected", false)
+	intruder.publish(t, "pos/v1/PA-0001/ack", "forged", false)
+	a.publish(t, "pos/v1/PA-0001/ack", "real", false)
+	hq.expect(t, "pos/v1/PA-0001/ack", "real")
+	// Over the envelope size: not relayed (the publisher is cut off).
+	if tok := hq.Publish("pos/v1/PA-0001/cmd", 1, false, strings.Repeat("x", 20<<10)); tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
+		t.Log("the broker took a 20 KiB publish (it drops it)")
+	}
+	a.expectNothing(t, 500*time.Millisecond)
+	intruder.expectNothing(t, 100*time.Millisecond)
+	stray.expectNothing(t, 100*time.Millisecond)
+	if !a.IsConnectionOpen() {
+		t.Fatal("PA-0001 was disconnected by PA-0002's connection")
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/terminal"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // Keys of the identity store's key/value area owned by this adapter.
@@ -90,6 +91,12 @@ func (s *Store) intent() (*terminal.UnbindIntent, error) {
 	if err := json.Unmarshal(raw, iv); err != nil {
 		return nil, fmt.Errorf("unbind intent: %w", err)
 	}
+	if !iv.Stage.Valid() {
+		return nil, fmt.Errorf("unbind intent %s: stage %q: %w", iv.CmdID, iv.Stage, storage.ErrCorrupt)
+	}
+	if _, err := remote.ParseUnsettledPolicy(string(iv.Unsettled)); err != nil {
+		return nil, fmt.Errorf("unbind intent %s: %v: %w", iv.CmdID, err, storage.ErrCorrupt)
+	}
 	return iv, nil
 }
 
@@ -104,15 +111,17 @@ func (s *Store) Load() (terminal.State, error) {
 	if err != nil {
 		return terminal.State{}, err
 	}
+	techLock, err := s.ident.TechPwdLock()
+	if err != nil {
+		return terminal.State{}, err
+	}
 	st := terminal.State{
 		DeviceX25519Pub:   base64.StdEncoding.EncodeToString(id.DeviceX25519Pub),
 		Serial:            id.Serial,
 		TechPwdHash:       id.TechPwdHash,
 		SupervisorPwdHash: id.SupervisorPwdHash,
-		PwdLock:           terminal.PwdLock{Fails: lock.Failures},
-	}
-	if lock.LockedUntil != 0 {
-		st.PwdLock.LockedUntil = time.Unix(lock.LockedUntil, 0)
+		PwdLock:           pwdLockOf(lock),
+		TechPwdLock:       pwdLockOf(techLock),
 	}
 	if _, st.Tampered, err = s.ident.Get(kvTampered); err != nil {
 		return st, err
@@ -275,11 +284,9 @@ func (s *Store) applyIdentity(ops []terminal.Op) error {
 			var err error
 			switch op := op.(type) {
 			case terminal.PutPwdLock:
-				l := storage.PwdLock{Failures: op.Lock.Fails}
-				if !op.Lock.LockedUntil.IsZero() {
-					l.LockedUntil = op.Lock.LockedUntil.Unix()
-				}
-				err = tx.SetPwdLock(l)
+				err = tx.SetPwdLock(storedPwdLock(op.Lock))
+			case terminal.PutTechPwdLock:
+				err = tx.SetTechPwdLock(storedPwdLock(op.Lock))
 			case terminal.PutSupervisorPwd:
 				err = tx.SetSupervisorPwdHash(op.Hash)
 			case terminal.PutIntent:
@@ -381,4 +388,22 @@ func (s *Store) WipeMerchant() (storage.WipeReport, error) {
 		return rep, fmt.Errorf("reopen merchant store: %w", err)
 	}
 	return rep, nil
+}
+
+// pwdLockOf and storedPwdLock convert a password lockout between the core
+// and the identity store (unix seconds, 0 = not locked).
+func pwdLockOf(l storage.PwdLock) terminal.PwdLock {
+	out := terminal.PwdLock{Fails: l.Failures}
+	if l.LockedUntil != 0 {
+		out.LockedUntil = time.Unix(l.LockedUntil, 0)
+	}
+	return out
+}
+
+func storedPwdLock(l terminal.PwdLock) storage.PwdLock {
+	out := storage.PwdLock{Failures: l.Fails}
+	if !l.LockedUntil.IsZero() {
+		out.LockedUntil = l.LockedUntil.Unix()
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package termstore_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -90,5 +91,35 @@ func TestOpenNeedsIdentity(t *testing.T) {
 	}
 	if _, err := termstore.Open(dir, se); err == nil {
 		t.Fatal("Open without an identity succeeded")
+	}
+}
+
+// TestLoadRefusesUnknownIntent: an intent with a stage or unsettled policy
+// this version does not know is a corrupt store, not an unbind to resume.
+func TestLoadRefusesUnknownIntent(t *testing.T) {
+	for _, raw := range []string{`{"cmd_id":"c-1","stage":"burning","unsettled":"settle"}`, `{"cmd_id":"c-1","stage":"accepted","unsettled":"later"}`} {
+		dir := t.TempDir()
+		newIdentity(t, dir)
+		idPath, _, sePath := storage.Paths(dir)
+		ident, err := storage.OpenIdentity(idPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ident.PutIntent([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		ident.Close()
+		se, err := sesim.Open(sePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := termstore.Open(dir, se)
+		if err == nil {
+			_, err = s.Load()
+			s.Close()
+		}
+		if !errors.Is(err, storage.ErrCorrupt) {
+			t.Errorf("intent %s: %v, want ErrCorrupt", raw, err)
+		}
 	}
 }

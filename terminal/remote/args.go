@@ -2,7 +2,6 @@ package remote
 
 import (
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,20 +10,13 @@ import (
 	"unicode/utf8"
 )
 
-// What an unbind does with an open batch that holds transactions.
-const (
-	UnsettledSettle = "settle" // settle first (the default); never wipe money away
-	UnsettledRefuse = "refuse" // fail with unsettled-batch, wipe nothing
-	UnsettledForce  = "force"  // report the batch in the final ack, then wipe
-)
-
 // MaxUnbindReason is the longest unbind reason, in characters.
 const MaxUnbindReason = 200
 
 // UnbindArgs are the args of an unbind command.
 type UnbindArgs struct {
-	Reason    string `json:"reason"`
-	Unsettled string `json:"unsettled"`
+	Reason    string          `json:"reason"`
+	Unsettled UnsettledPolicy `json:"unsettled"`
 }
 
 // ParseUnbindArgs decodes {"reason":"<≤200>","unsettled":"settle|refuse|force"};
@@ -42,13 +34,15 @@ func ParseUnbindArgs(raw json.RawMessage) (UnbindArgs, error) {
 	if n := utf8.RuneCountInString(a.Reason); n > MaxUnbindReason {
 		return UnbindArgs{}, fmt.Errorf("unbind args: reason is %d characters, max %d", n, MaxUnbindReason)
 	}
-	if err := optString(m, "unsettled", &a.Unsettled); err != nil {
+	var unsettled string
+	if err := optString(m, "unsettled", &unsettled); err != nil {
 		return UnbindArgs{}, fmt.Errorf("unbind args: %w", err)
 	}
-	switch a.Unsettled {
-	case UnsettledSettle, UnsettledRefuse, UnsettledForce:
-	default:
-		return UnbindArgs{}, fmt.Errorf("unbind args: unsettled %q, want settle, refuse or force", a.Unsettled)
+	if _, present := m["unsettled"]; present && unsettled == "" {
+		return UnbindArgs{}, errors.New("unbind args: unsettled \"\": want settle, refuse or force")
+	}
+	if a.Unsettled, err = ParseUnsettledPolicy(unsettled); err != nil {
+		return UnbindArgs{}, fmt.Errorf("unbind args: %w", err)
 	}
 	return a, nil
 }
@@ -57,7 +51,7 @@ func ParseUnbindArgs(raw json.RawMessage) (UnbindArgs, error) {
 type Acquirer struct {
 	Addr string `json:"addr"` // host:port
 	TLS  bool   `json:"tls"`
-	TPDU string `json:"tpdu"` // 10 hex digits, e.g. 6000030000
+	TPDU TPDU   `json:"tpdu"` // 10 hex digits, e.g. 6000030000
 }
 
 // MaxMerchantName is the longest merchant name, in characters.
@@ -65,8 +59,8 @@ const MaxMerchantName = 40
 
 // ProvisionArgs are the args of a provision command.
 type ProvisionArgs struct {
-	TID          string   `json:"tid"`           // 8 ans (ISO 8583 field 41)
-	MID          string   `json:"mid"`           // 15 ans (ISO 8583 field 42)
+	TID          TID      `json:"tid"`           // 8 ans (ISO 8583 field 41)
+	MID          MID      `json:"mid"`           // 15 ans (ISO 8583 field 42)
 	MerchantName string   `json:"merchant_name"` // ≤ 40 characters
 	Acquirer     Acquirer `json:"acquirer"`
 	TMKSealed    []byte   `json:"tmk_sealed"` // nacl/box.SealAnonymous of the 16-byte TMK
@@ -88,11 +82,11 @@ func ParseProvisionArgs(raw json.RawMessage) (ProvisionArgs, error) {
 	if err != nil {
 		return wrap(err)
 	}
-	var sealed string
+	var sealed, tid, mid, tpdu string
 	for _, f := range []struct {
 		key string
 		dst *string
-	}{{"tid", &a.TID}, {"mid", &a.MID}, {"tmk_sealed", &sealed}, {"tmk_kcv", &a.TMKKCV}, {"activation", &a.Activation}} {
+	}{{"tid", &tid}, {"mid", &mid}, {"tmk_sealed", &sealed}, {"tmk_kcv", &a.TMKKCV}, {"activation", &a.Activation}} {
 		if err := reqString(m, f.key, f.dst); err != nil {
 			return wrap(err)
 		}
@@ -100,11 +94,11 @@ func ParseProvisionArgs(raw json.RawMessage) (ProvisionArgs, error) {
 	if err := optString(m, "merchant_name", &a.MerchantName); err != nil {
 		return wrap(err)
 	}
-	if !ans(a.TID, 8) {
-		return wrap(fmt.Errorf("tid %q: want 8 ans", a.TID))
+	if a.TID, err = ParseTID(tid); err != nil {
+		return wrap(err)
 	}
-	if !ans(a.MID, 15) {
-		return wrap(fmt.Errorf("mid %q: want 15 ans", a.MID))
+	if a.MID, err = ParseMID(mid); err != nil {
+		return wrap(err)
 	}
 	if n := utf8.RuneCountInString(a.MerchantName); n > MaxMerchantName {
 		return wrap(fmt.Errorf("merchant_name is %d characters, max %d", n, MaxMerchantName))
@@ -129,7 +123,7 @@ func ParseProvisionArgs(raw json.RawMessage) (ProvisionArgs, error) {
 	if err := reqString(am, "addr", &a.Acquirer.Addr); err != nil {
 		return wrap(fmt.Errorf("acquirer: %w", err))
 	}
-	if err := reqString(am, "tpdu", &a.Acquirer.TPDU); err != nil {
+	if err := reqString(am, "tpdu", &tpdu); err != nil {
 		return wrap(fmt.Errorf("acquirer: %w", err))
 	}
 	if v, ok := am["tls"]; ok {
@@ -140,8 +134,8 @@ func ParseProvisionArgs(raw json.RawMessage) (ProvisionArgs, error) {
 	if err := checkHostPort(a.Acquirer.Addr); err != nil {
 		return wrap(fmt.Errorf("acquirer: addr %q: %w", a.Acquirer.Addr, err))
 	}
-	if !isHex(a.Acquirer.TPDU, 10) {
-		return wrap(fmt.Errorf("acquirer: tpdu %q: want 10 hex digits", a.Acquirer.TPDU))
+	if a.Acquirer.TPDU, err = ParseTPDU(tpdu); err != nil {
+		return wrap(fmt.Errorf("acquirer: %w", err))
 	}
 	return a, nil
 }
@@ -192,28 +186,6 @@ func reqString(m map[string]json.RawMessage, key string, dst *string) error {
 		return fmt.Errorf("missing key %q", key)
 	}
 	return optString(m, key, dst)
-}
-
-// ans reports whether s is exactly n ISO 8583 "ans" characters: printable
-// ASCII, space included.
-func ans(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
 }
 
 // checkHostPort accepts host:port with a non-empty host and a port 1-65535.

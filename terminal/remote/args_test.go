@@ -10,7 +10,7 @@ func TestParseUnbindArgs(t *testing.T) {
 	tests := []struct {
 		raw       string
 		ok        bool
-		unsettled string
+		unsettled UnsettledPolicy
 	}{
 		{``, true, UnsettledSettle},
 		{`{}`, true, UnsettledSettle},

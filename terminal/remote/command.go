@@ -10,13 +10,6 @@ import (
 	"time"
 )
 
-// Command types (remote.md §Command payload).
-const (
-	TypeUnbind    = "unbind"
-	TypeProvision = "provision"
-	TypeStatus    = "status"
-)
-
 // Rejection and failure reasons, the exact machine words of remote.md.
 const (
 	ReasonInvalid          = "invalid"
@@ -29,18 +22,40 @@ const (
 	ReasonSettlementFailed = "settlement-failed"
 	ReasonBadKCV           = "bad-kcv"
 	ReasonBadSeal          = "bad-seal"
+	ReasonInsufficientSigs = "insufficient-signatures"
+	// ReasonClockUnsynced is the reason of the in_progress ack of a
+	// command that waits for a trusted clock ("Clock trust").
+	ReasonClockUnsynced = "clock-unsynced"
 )
 
 // MaxClockSkew is how far in the future issued_at may lie (remote.md:
 // issued_at <= now + 5 min), to absorb HQ and terminal clock drift.
 const MaxClockSkew = 5 * time.Minute
 
+// MaxValidity is the longest validity window a command may have
+// (remote.md: expires_at - issued_at <= 7 days). A captured command stays
+// dangerous as long as it is valid: a ten-year unbind would be a standing
+// order to wipe.
+const MaxValidity = 7 * 24 * time.Hour
+
+// RecordKept is how long after its record was made a command's id and
+// final ack may be pruned: 30 days after expires_at (remote.md), and
+// expires_at is never later than the record time plus MaxValidity plus
+// MaxClockSkew for a command that passed the window checks, so one rule
+// on the record time alone keeps every record at least as long as the
+// contract asks.
+const RecordKept = MaxValidity + MaxClockSkew + RecordAfterExpiry
+
+// RecordAfterExpiry is how long a recorded id is kept after its command's
+// expires_at (remote.md: "may be pruned 30 days after").
+const RecordAfterExpiry = 30 * 24 * time.Hour
+
 // Command is a command payload. Args holds the raw args object ({} when
 // the payload had none); Unbind and Provision decode it.
 type Command struct {
 	V         int             `json:"v"`
 	ID        string          `json:"id"`
-	Type      string          `json:"type"`
+	Type      CommandType     `json:"type"`
 	Serial    string          `json:"serial"`
 	IssuedAt  time.Time       `json:"issued_at"`
 	ExpiresAt time.Time       `json:"expires_at"`
@@ -68,6 +83,9 @@ func (c Command) Unbind() (UnbindArgs, error) { return ParseUnbindArgs(c.Args) }
 // Provision decodes the args of a provision command.
 func (c Command) Provision() (ProvisionArgs, error) { return ParseProvisionArgs(c.Args) }
 
+// HQKeys decodes the args of an hq_keys command.
+func (c Command) HQKeys() (HQKeysArgs, error) { return ParseHQKeysArgs(c.Args) }
+
 // Verdict is the outcome of CheckCommand.
 //
 //   - Resend: the id was executed before with the same payload bytes; the
@@ -78,12 +96,18 @@ func (c Command) Provision() (ProvisionArgs, error) { return ParseProvisionArgs(
 //   - otherwise the command passed every check but wrong-state, which only
 //     the caller can judge (see StateOK).
 //
+// OnlyTime is set when Reason is expired or not-yet-valid and every later
+// check of the table passed (args, signatures): the verdict rests on the
+// clock alone, so a terminal whose clock is not trusted may hold the
+// command instead of rejecting it (remote.md "Clock trust").
+//
 // Detail is a human explanation for the log line, never sent.
 type Verdict struct {
-	CmdID  string
-	Reason string
-	Resend bool
-	Detail string
+	CmdID    string
+	Reason   string
+	Resend   bool
+	OnlyTime bool
+	Detail   string
 }
 
 // OK reports whether the command passed every check CheckCommand makes.
@@ -98,28 +122,50 @@ var commandKeys = map[string]bool{
 	"issued_at": true, "expires_at": true, "args": true,
 }
 
-// CheckCommand runs the check table of remote.md, in its order, on a
-// verified payload for the terminal serial at time now; the first failing
-// check decides. seen may be nil (nothing executed yet). The returned
-// Command holds whatever could be decoded, even on rejection.
+// Checker runs remote.md's check table for one terminal.
+type Checker struct {
+	Serial string
+	// Seen looks up recorded ids; nil: nothing recorded.
+	Seen SeenFunc
+	// Keys is the terminal's keyring, for the hq_keys args that depend on
+	// it and the signature-policy row. nil skips both: HQ's self-check of
+	// a command before it signs it cannot know the signatures yet.
+	Keys *Keyring
+}
+
+// CheckCommand runs the check table without a keyring (see Checker): the
+// rows every reader can judge from the payload, the serial and the clock.
 func CheckCommand(payload []byte, serial string, now time.Time, seen SeenFunc) (Command, Verdict) {
+	return Checker{Serial: serial, Seen: seen}.Check(payload, nil, now)
+}
+
+// Check runs the check table of remote.md, in its order, on a verified
+// payload at time now; signers are the distinct kids whose signatures
+// verified (OpenSigners). The first failing check decides. The returned
+// Command holds whatever could be decoded, even on rejection.
+func (k Checker) Check(payload []byte, signers []string, now time.Time) (Command, Verdict) {
 	var c Command
 	invalid := func(format string, a ...any) (Command, Verdict) {
 		return c, Verdict{CmdID: c.ID, Reason: ReasonInvalid, Detail: fmt.Sprintf(format, a...)}
 	}
 
 	// 1. JSON with v=1 and every required key; unknown keys are invalid.
-	fields, err := decodeObject(payload)
-	if err != nil {
-		return invalid("payload: %v", err)
-	}
+	fields, dup, err := decodeMembers(payload)
 	// The id is read first so that every later rejection names it; an
-	// unusable id leaves CmdID "" (remote.md: acked with cmd_id "").
-	if raw, ok := fields["id"]; ok {
+	// unusable id leaves CmdID "" (remote.md: acked with cmd_id ""), and
+	// so does an id given twice (which of the two would it be?).
+	if raw, ok := fields["id"]; ok && dup != "id" {
 		var id string
 		if json.Unmarshal(raw, &id) == nil && ValidID(id) {
 			c.ID = id
 		}
+	}
+	switch {
+	case err != nil:
+		return invalid("payload: %v", err)
+	case dup != "":
+		// Two readers of the same signed bytes could see two commands.
+		return invalid("payload: duplicate key %q", dup)
 	}
 	for k := range fields {
 		if !commandKeys[k] {
@@ -158,39 +204,72 @@ func CheckCommand(payload []byte, serial string, now time.Time, seen SeenFunc) (
 	}
 
 	// 2. Addressed to this terminal.
-	if c.Serial != serial {
+	if c.Serial != k.Serial {
 		return c, Verdict{CmdID: c.ID, Reason: ReasonWrongSerial, Detail: fmt.Sprintf("serial %q", c.Serial)}
 	}
 
-	// 3-4. Seen ids: the same bytes re-send the stored final ack, other
-	// bytes under a used id are a replay.
-	if seen != nil {
-		if sum, ok := seen(c.ID); ok {
+	// 3-4. Recorded ids: the same bytes re-send the stored final ack,
+	// other bytes under a recorded id are a replay.
+	if k.Seen != nil {
+		if sum, ok := k.Seen(c.ID); ok {
 			if sum == sha256.Sum256(payload) {
-				return c, Verdict{CmdID: c.ID, Resend: true, Detail: "already executed"}
+				return c, Verdict{CmdID: c.ID, Resend: true, Detail: "already answered"}
 			}
-			return c, Verdict{CmdID: c.ID, Reason: ReasonReplayed, Detail: "id executed with another payload"}
+			return c, Verdict{CmdID: c.ID, Reason: ReasonReplayed, Detail: "id recorded with another payload"}
 		}
 	}
 
-	// 5. now <= expires_at.
-	if now.After(c.ExpiresAt) {
-		return c, Verdict{CmdID: c.ID, Reason: ReasonExpired, Detail: "expired at " + c.ExpiresAt.Format(time.RFC3339)}
-	}
-	// 6. issued_at <= now + 5 min.
-	if c.IssuedAt.After(now.Add(MaxClockSkew)) {
-		return c, Verdict{CmdID: c.ID, Reason: ReasonNotYetValid, Detail: "issued at " + c.IssuedAt.Format(time.RFC3339)}
+	// 5. A bounded validity window.
+	if w := c.ExpiresAt.Sub(c.IssuedAt); w > MaxValidity {
+		return invalid("validity window %v, max %v", w, MaxValidity)
 	}
 
-	// 7. Known type with valid args.
-	if err := CheckArgs(c.Type, c.Args); err != nil {
-		return invalid("%v", err)
+	// 6-7. The clock rows. Their verdict is kept while the rows after
+	// them run, to tell a command that fails on the clock alone.
+	var clock Verdict
+	switch {
+	case now.After(c.ExpiresAt):
+		clock = Verdict{CmdID: c.ID, Reason: ReasonExpired, Detail: "expired at " + c.ExpiresAt.Format(time.RFC3339)}
+	case c.IssuedAt.After(now.Add(MaxClockSkew)):
+		clock = Verdict{CmdID: c.ID, Reason: ReasonNotYetValid, Detail: "issued at " + c.IssuedAt.Format(time.RFC3339)}
 	}
-	return c, Verdict{CmdID: c.ID}
+	later := k.checkTypeAndSignatures(c, signers)
+	if clock.Reason != "" {
+		clock.OnlyTime = later.Reason == ""
+		return c, clock
+	}
+	return c, later
+}
+
+// checkTypeAndSignatures is rows 8 and 9: a known type with valid args,
+// then enough distinct signatures for the type's policy.
+func (k Checker) checkTypeAndSignatures(c Command, signers []string) Verdict {
+	if err := k.checkArgs(c); err != nil {
+		return Verdict{CmdID: c.ID, Reason: ReasonInvalid, Detail: err.Error()}
+	}
+	if k.Keys != nil {
+		if ok, detail := k.Keys.Sufficient(c.Type, signers); !ok {
+			return Verdict{CmdID: c.ID, Reason: ReasonInsufficientSigs, Detail: detail}
+		}
+	}
+	return Verdict{CmdID: c.ID}
+}
+
+func (k Checker) checkArgs(c Command) error {
+	if err := CheckArgs(c.Type, c.Args); err != nil {
+		return err
+	}
+	if c.Type == TypeHQKeys && k.Keys != nil {
+		a, _ := c.HQKeys()
+		if _, err := k.Keys.Apply(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CheckArgs validates args for a command type; an unknown type is an error.
-func CheckArgs(cmdType string, args json.RawMessage) error {
+func CheckArgs(cmdType CommandType, args json.RawMessage) error {
 	var err error
 	switch cmdType {
 	case TypeUnbind:
@@ -199,6 +278,8 @@ func CheckArgs(cmdType string, args json.RawMessage) error {
 		_, err = ParseProvisionArgs(args)
 	case TypeStatus:
 		err = ParseStatusArgs(args)
+	case TypeHQKeys:
+		_, err = ParseHQKeysArgs(args)
 	default:
 		return fmt.Errorf("unknown type %q", cmdType)
 	}
@@ -208,15 +289,15 @@ func CheckArgs(cmdType string, args json.RawMessage) error {
 // StateOK is the wrong-state check, the last row of the table, which needs
 // the lifecycle only the caller knows: unbind needs "active"; provision
 // needs "unactivated" with a pending activation request whose id the
-// command names; status fits every state.
-func StateOK(cmdType, lifecycle, pendingActivationID, provisionActivationID string) bool {
+// command names; status and hq_keys fit every state.
+func StateOK(cmdType CommandType, lifecycle, pendingActivationID, provisionActivationID string) bool {
 	switch cmdType {
 	case TypeUnbind:
 		return lifecycle == "active"
 	case TypeProvision:
 		return lifecycle == "unactivated" && pendingActivationID != "" &&
 			pendingActivationID == provisionActivationID
-	case TypeStatus:
+	case TypeStatus, TypeHQKeys:
 		return true
 	}
 	return false
@@ -241,41 +322,59 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 // anything else, trailing data and duplicate keys (a duplicate would let
 // two readers of the same signed bytes see different commands).
 func decodeObject(raw []byte) (map[string]json.RawMessage, error) {
+	m, dup, err := decodeMembers(raw)
+	if err != nil {
+		return nil, err
+	}
+	if dup != "" {
+		return nil, fmt.Errorf("duplicate key %q", dup)
+	}
+	return m, nil
+}
+
+// decodeMembers decodes one JSON object into its members. A duplicated key
+// does not stop it: dup names the first one and m keeps its first value,
+// so a caller can still read the members that are not in doubt (the id
+// that a rejection echoes). err is for anything that is not one object.
+func decodeMembers(raw []byte) (m map[string]json.RawMessage, dup string, err error) {
 	if !json.Valid(raw) {
-		return nil, errors.New("not JSON")
+		return nil, "", errors.New("not JSON")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
+		return nil, "", errors.New("not a JSON object")
 	}
-	m := make(map[string]json.RawMessage)
+	m = make(map[string]json.RawMessage)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return nil, errors.New("object key is not a string")
+			return nil, "", errors.New("object key is not a string")
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("key %q: %w", key, err)
+			return nil, "", fmt.Errorf("key %q: %w", key, err)
 		}
-		if _, dup := m[key]; dup {
-			return nil, fmt.Errorf("duplicate key %q", key)
+		if _, twice := m[key]; twice {
+			if dup == "" {
+				dup = key
+			}
+			continue
 		}
 		m[key] = v
 	}
 	if _, err := dec.Token(); err != nil { // the closing }
-		return nil, err
+		return nil, "", err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the object")
+		return nil, "", errors.New("trailing data after the object")
 	}
-	return m, nil
+	return m, dup, nil
 }

@@ -83,8 +83,11 @@ func TestCheckCommand(t *testing.T) {
 		{"issued_at missing", payload("id", `"c-2"`, "issued_at", "-"), "c-2", ReasonInvalid, false},
 		{"expires_at missing", payload("id", `"c-2"`, "expires_at", "-"), "c-2", ReasonInvalid, false},
 		{"unknown key", payload("id", `"c-2"`, "extra", `true`), "c-2", ReasonInvalid, false},
-		// A duplicate key makes the object ambiguous as a whole: no id is trusted.
-		{"duplicate key", payload("id", `"c-2"`, "args", `{}, "args":{"unsettled":"force"}`), "", ReasonInvalid, false},
+		// A duplicate key makes the object ambiguous: invalid, but the id,
+		// given once, is readable and echoed (remote.md).
+		{"duplicate key", payload("id", `"c-2"`, "args", `{}, "args":{"unsettled":"force"}`), "c-2", ReasonInvalid, false},
+		{"duplicate id", payload("id", `"c-2", "id":"c-3"`), "", ReasonInvalid, false},
+		{"duplicate key before a bad id", []byte(`{"v":1,"v":1,"id":"c/2"}`), "", ReasonInvalid, false},
 		{"time without zone", payload("id", `"c-2"`, "expires_at", `"2025-03-02T11:00:00"`), "c-2", ReasonInvalid, false},
 		{"date only", payload("id", `"c-2"`, "issued_at", `"2025-03-01"`), "c-2", ReasonInvalid, false},
 		{"invalid wins over wrong serial", payload("id", `"c-2"`, "v", `2`, "serial", `"PA-9"`), "c-2", ReasonInvalid, false},
@@ -100,18 +103,26 @@ func TestCheckCommand(t *testing.T) {
 		{"replayed", payload("args", `{"unsettled":"force"}`), "c-1", ReasonReplayed, false},
 		{"replayed beats expired", payload("expires_at", `"2025-03-01T11:59:59Z"`), "c-1", ReasonReplayed, false},
 
-		// 5. expired (now <= expires_at passes)
+		// 5. the validity window: at most 7 days
+		{"window 7 days", payload("id", `"c-2"`, "issued_at", `"2025-03-01T11:00:00Z"`, "expires_at", `"2025-03-08T11:00:00Z"`), "c-2", "", false},
+		{"window 7 days 1 s", payload("id", `"c-2"`, "issued_at", `"2025-03-01T11:00:00Z"`, "expires_at", `"2025-03-08T11:00:01Z"`), "c-2", ReasonInvalid, false},
+		{"window 10 years", payload("id", `"c-2"`, "issued_at", `"2025-03-01T11:00:00Z"`, "expires_at", `"2035-03-01T11:00:00Z"`), "c-2", ReasonInvalid, false},
+		{"window beats not-yet-valid", payload("id", `"c-2"`, "issued_at", `"2025-03-02T11:00:00Z"`, "expires_at", `"2025-03-12T11:00:00Z"`), "c-2", ReasonInvalid, false},
+		{"replayed beats window", payload("expires_at", `"2035-03-01T11:00:00Z"`), "c-1", ReasonReplayed, false},
+		{"wrong serial beats window", payload("id", `"c-2"`, "serial", `"PA-0002"`, "expires_at", `"2035-03-01T11:00:00Z"`), "c-2", ReasonWrongSerial, false},
+
+		// 6. expired (now <= expires_at passes)
 		{"expires now", payload("id", `"c-2"`, "expires_at", `"2025-03-01T12:00:00Z"`), "c-2", "", false},
 		{"expired", payload("id", `"c-2"`, "expires_at", `"2025-03-01T11:59:59Z"`), "c-2", ReasonExpired, false},
 		{"expired beats not-yet-valid", payload("id", `"c-2"`, "expires_at", `"2025-03-01T11:59:59Z"`, "issued_at", `"2025-03-02T00:00:00Z"`), "c-2", ReasonExpired, false},
 		{"expired beats bad type", payload("id", `"c-2"`, "expires_at", `"2025-03-01T11:59:59Z"`, "type", `"reboot"`), "c-2", ReasonExpired, false},
 
-		// 6. not-yet-valid (issued_at <= now + 5 min passes)
+		// 7. not-yet-valid (issued_at <= now + 5 min passes)
 		{"issued in 5 min", payload("id", `"c-2"`, "issued_at", `"2025-03-01T12:05:00Z"`), "c-2", "", false},
 		{"issued in 5 min 1 s", payload("id", `"c-2"`, "issued_at", `"2025-03-01T12:05:01Z"`), "c-2", ReasonNotYetValid, false},
 		{"not-yet-valid beats bad args", payload("id", `"c-2"`, "issued_at", `"2025-03-01T13:00:00Z"`, "args", `{"x":1}`), "c-2", ReasonNotYetValid, false},
 
-		// 7. type and args
+		// 8. type and args
 		{"unknown type", payload("id", `"c-2"`, "type", `"reboot"`), "c-2", ReasonInvalid, false},
 		{"type number", payload("id", `"c-2"`, "type", `7`), "c-2", ReasonInvalid, false},
 		{"args not object", payload("id", `"c-2"`, "args", `[]`), "c-2", ReasonInvalid, false},
@@ -119,6 +130,8 @@ func TestCheckCommand(t *testing.T) {
 		{"unbind bad unsettled", payload("id", `"c-2"`, "args", `{"unsettled":"later"}`), "c-2", ReasonInvalid, false},
 		{"status with args", payload("id", `"c-2"`, "type", `"status"`, "args", `{"now":true}`), "c-2", ReasonInvalid, false},
 		{"provision without args", payload("id", `"c-2"`, "type", `"provision"`, "args", "-"), "c-2", ReasonInvalid, false},
+		{"hq_keys without args", payload("id", `"c-2"`, "type", `"hq_keys"`, "args", "-"), "c-2", ReasonInvalid, false},
+		{"hq_keys revoke", payload("id", `"c-2"`, "type", `"hq_keys"`, "args", `{"revoke":["hq-1"]}`), "c-2", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,8 +182,9 @@ func TestCommandPayloadRoundTrip(t *testing.T) {
 
 func TestStateOK(t *testing.T) {
 	tests := []struct {
-		typ, life, pending, named string
-		want                      bool
+		typ                  CommandType
+		life, pending, named string
+		want                 bool
 	}{
 		{TypeUnbind, "active", "", "", true},
 		{TypeUnbind, "unactivated", "", "", false},
@@ -183,11 +197,38 @@ func TestStateOK(t *testing.T) {
 		{TypeStatus, "active", "", "", true},
 		{TypeStatus, "unactivated", "", "", true},
 		{TypeStatus, "tampered", "", "", true},
+		{TypeHQKeys, "unactivated", "", "", true},
+		{TypeHQKeys, "unbinding", "", "", true},
 		{"reboot", "active", "", "", false},
 	}
 	for _, tc := range tests {
 		if got := StateOK(tc.typ, tc.life, tc.pending, tc.named); got != tc.want {
 			t.Errorf("StateOK(%q, %q, %q, %q) = %v, want %v", tc.typ, tc.life, tc.pending, tc.named, got, tc.want)
+		}
+	}
+}
+
+// TestCheckOnlyTime: a command failing on expired or not-yet-valid says
+// whether the clock alone decided (every later row passes), which is what
+// lets a terminal with an untrusted clock hold it instead.
+func TestCheckOnlyTime(t *testing.T) {
+	tests := []struct {
+		name     string
+		payload  []byte
+		reason   string
+		onlyTime bool
+	}{
+		{"expired, good otherwise", payload("id", `"c-2"`, "expires_at", `"2025-03-01T11:59:59Z"`), ReasonExpired, true},
+		{"not yet valid, good otherwise", payload("id", `"c-2"`, "issued_at", `"2025-03-01T12:05:01Z"`), ReasonNotYetValid, true},
+		{"expired, bad type", payload("id", `"c-2"`, "expires_at", `"2025-03-01T11:59:59Z"`, "type", `"reboot"`), ReasonExpired, false},
+		{"not yet valid, bad args", payload("id", `"c-2"`, "issued_at", `"2025-03-01T13:00:00Z"`, "args", `{"x":1}`), ReasonNotYetValid, false},
+		{"good", payload("id", `"c-2"`), "", false},
+		{"bad args, valid time", payload("id", `"c-2"`, "args", `{"x":1}`), ReasonInvalid, false},
+	}
+	for _, tc := range tests {
+		_, v := CheckCommand(tc.payload, "PA-0001", now, nil)
+		if v.Reason != tc.reason || v.OnlyTime != tc.onlyTime {
+			t.Errorf("%s: verdict %+v, want reason %q onlyTime %v", tc.name, v, tc.reason, tc.onlyTime)
 		}
 	}
 }

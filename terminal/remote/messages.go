@@ -79,6 +79,9 @@ const (
 	EvtUnbound           = "unbound"
 	EvtTamper            = "tamper"
 	EvtOwed              = "owed" // what an earlier TID still owed, before an activation erases it
+	// EvtSupervisorPwdChanged: the supervisor password was set from the
+	// TECHNICIAN menu (data {"via":"technician-menu"}).
+	EvtSupervisorPwdChanged = "supervisor_pwd_changed"
 )
 
 // Event is the payload of a terminal event; Data is written as {} when empty.

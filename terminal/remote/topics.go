@@ -1,9 +1,6 @@
 package remote
 
-import (
-	"regexp"
-	"strings"
-)
+import "strings"
 
 // Topic kinds, the last level of pos/v1/<serial>/<kind> (remote.md §Topics).
 const (
@@ -25,19 +22,6 @@ const (
 	StatusWildcard = topicPrefix + "+/" + KindStatus
 	CmdWildcard    = topicPrefix + "+/" + KindCmd
 )
-
-var (
-	serialRE = regexp.MustCompile(`^[A-Za-z0-9-]{4,32}$`)
-	idRE     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-)
-
-// ValidSerial reports whether s is a factory serial, [A-Za-z0-9-]{4,32}.
-// The syntax keeps MQTT wildcards and separators (+ # /) out of topics.
-func ValidSerial(s string) bool { return serialRE.MatchString(s) }
-
-// ValidID reports whether s is a usable command, event or key id,
-// [A-Za-z0-9._-]{1,64}.
-func ValidID(s string) bool { return idRE.MatchString(s) }
 
 // DeviceKID is the kid of a terminal's own Ed25519 key, which signs its
 // acks and events.

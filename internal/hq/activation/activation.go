@@ -88,7 +88,7 @@ func (s *Service) HandleEvent(ctx context.Context, tx *store.Tx, ev remote.Event
 	if err := tx.UseCode(ctx, c.ID, ev.ID, provID, env, now); err != nil {
 		return nil, err // ErrCodeTaken: another instance won; the batch is retried and finds Dup
 	}
-	if err := tx.InsertCommand(ctx, store.Command{ID: provID, Serial: serial, Type: remote.TypeProvision, Payload: payload, Envelope: env,
+	if err := tx.InsertCommand(ctx, store.Command{ID: provID, Serial: serial, Type: string(remote.TypeProvision), Payload: payload, Envelope: env,
 		RequiredSigs: 1, State: store.CmdSent, IssuedAt: cmd.IssuedAt, ExpiresAt: cmd.ExpiresAt, CreatedBy: "hqd", CreatedAt: now,
 		SentAt: now, SendCount: 1, NextSendAt: now.Add(s.resend())}); err != nil {
 		return nil, err
@@ -128,13 +128,13 @@ func (s *Service) provision(serial string, c store.Code, reqID, provID string, x
 	if err != nil {
 		return nil, nil, cmd, fmt.Errorf("seal TMK: %w", err)
 	}
-	args, err := json.Marshal(remote.ProvisionArgs{TID: c.TID, MID: c.MID, MerchantName: c.MerchantName,
-		Acquirer:  remote.Acquirer{Addr: c.AcquirerAddr, TLS: c.AcquirerTLS, TPDU: c.AcquirerTPDU},
+	args, err := json.Marshal(remote.ProvisionArgs{TID: remote.TID(c.TID), MID: remote.MID(c.MID), MerchantName: c.MerchantName,
+		Acquirer:  remote.Acquirer{Addr: c.AcquirerAddr, TLS: c.AcquirerTLS, TPDU: remote.TPDU(c.AcquirerTPDU)},
 		TMKSealed: sealed, TMKKCV: mac.TMKKCV(tmk), Activation: reqID})
 	if err != nil {
 		return nil, nil, cmd, fmt.Errorf("provision args: %w", err)
 	}
-	payload, cmd, err = command.Payload(remote.TypeProvision, serial, provID, args, now, s.provTTL())
+	payload, cmd, err = command.Payload(string(remote.TypeProvision), serial, provID, args, now, s.provTTL())
 	if err != nil {
 		return nil, nil, cmd, err
 	}

@@ -368,8 +368,8 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, op store.Oper
 	}
 	// The provision command must pass the terminal's own checks: try its
 	// args now, so a bad TID or acquirer fails here, not at the bench.
-	args, _ := json.Marshal(remote.ProvisionArgs{TID: req.TID, MID: req.MID, MerchantName: req.MerchantName,
-		Acquirer: remote.Acquirer{Addr: req.Acquirer, TLS: req.TLS, TPDU: req.TPDU}, TMKSealed: make([]byte, 64),
+	args, _ := json.Marshal(remote.ProvisionArgs{TID: remote.TID(req.TID), MID: remote.MID(req.MID), MerchantName: req.MerchantName,
+		Acquirer: remote.Acquirer{Addr: req.Acquirer, TLS: req.TLS, TPDU: remote.TPDU(req.TPDU)}, TMKSealed: make([]byte, 64),
 		TMKKCV: "000000", Activation: "check"})
 	if err := remote.CheckArgs(remote.TypeProvision, args); err != nil {
 		badRequest(w, "args", "%v", err)

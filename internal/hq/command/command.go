@@ -19,13 +19,11 @@ import (
 )
 
 // TypeHQKeys rotates HQ keys and changes the policy (remote.md §hq_keys).
-// terminal/remote gains the constant with the terminal side of keys and
-// policy; until then HQ names it here.
-const TypeHQKeys = "hq_keys"
+const TypeHQKeys = string(remote.TypeHQKeys)
 
 // MaxTTL is the longest validity remote.md allows (expires_at - issued_at
 // ≤ 7 days).
-const MaxTTL = 7 * 24 * time.Hour
+const MaxTTL = remote.MaxValidity
 
 // Payload builds and checks a command payload. Times are whole seconds in
 // UTC.
@@ -37,7 +35,7 @@ func Payload(typ, serial, id string, args json.RawMessage, issued time.Time, ttl
 		return nil, remote.Command{}, fmt.Errorf("command validity %s: want more than 0 and at most 7 days", ttl)
 	}
 	issued = issued.UTC().Truncate(time.Second)
-	c := remote.Command{V: remote.Version, ID: id, Type: typ, Serial: serial, IssuedAt: issued, ExpiresAt: issued.Add(ttl), Args: args}
+	c := remote.Command{V: remote.Version, ID: id, Type: remote.CommandType(typ), Serial: serial, IssuedAt: issued, ExpiresAt: issued.Add(ttl), Args: args}
 	p, err := c.Payload()
 	if err != nil {
 		return nil, c, err
@@ -71,35 +69,12 @@ type KeyArg struct {
 	Role string `json:"role"`
 }
 
-// CheckHQKeysArgs checks the shape remote.md gives hq_keys args: at least
-// one part, valid kids, 32-byte keys, roles root or ops, policy counts ≥ 1.
-// (Whether the last root key is revoked only the terminal can judge.)
+// CheckHQKeysArgs checks hq_keys args with the terminal's own parser
+// (remote.ParseHQKeysArgs). Whether the change fits a terminal's keyring
+// (the last root key) only that terminal can judge.
 func CheckHQKeysArgs(raw json.RawMessage) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	var a HQKeysArgs
-	if err := dec.Decode(&a); err != nil {
-		return fmt.Errorf("hq_keys args: %w", err)
-	}
-	if len(a.Add) == 0 && len(a.Revoke) == 0 && len(a.Policy) == 0 {
-		return errors.New("hq_keys args: add, revoke or policy is required")
-	}
-	for _, k := range a.Add {
-		if !remote.ValidID(k.KID) || len(k.Pub) != ed25519.PublicKeySize || (k.Role != "root" && k.Role != "ops") {
-			return fmt.Errorf("hq_keys args: add %q: want a kid, a 32-byte pub and role root or ops", k.KID)
-		}
-	}
-	for _, kid := range a.Revoke {
-		if !remote.ValidID(kid) {
-			return fmt.Errorf("hq_keys args: revoke %q: not a kid", kid)
-		}
-	}
-	for typ, n := range a.Policy {
-		if n < 1 || n > 16 {
-			return fmt.Errorf("hq_keys args: policy %s=%d: want 1-16", typ, n)
-		}
-	}
-	return nil
+	_, err := remote.ParseHQKeysArgs(raw)
+	return err
 }
 
 // Signer is a key HQ signs with.

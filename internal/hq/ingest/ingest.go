@@ -283,11 +283,11 @@ func (in *Ingester) record(ctx context.Context, tx *store.Tx, v verified, now ti
 		}
 		// What a final ack teaches about the terminal's state.
 		switch {
-		case o.Type == remote.TypeUnbind && a.State == remote.AckSucceeded:
+		case o.Type == string(remote.TypeUnbind) && a.State == remote.AckSucceeded:
 			err = tx.SetTerminalState(ctx, v.serial, "unactivated", "", "", "", "unbind "+a.CmdID+" succeeded", now)
-		case o.Type == remote.TypeUnbind && a.State == remote.AckAccepted:
+		case o.Type == string(remote.TypeUnbind) && a.State == remote.AckAccepted:
 			err = tx.SetTerminalState(ctx, v.serial, "unbinding", "", "", "", "unbind "+a.CmdID+" accepted", now)
-		case o.Type == remote.TypeProvision && (a.State == remote.AckFailed || a.State == remote.AckRejected):
+		case o.Type == string(remote.TypeProvision) && (a.State == remote.AckFailed || a.State == remote.AckRejected):
 			err = tx.SetTerminalState(ctx, v.serial, "unactivated", "", "", "", "provision "+a.CmdID+" "+a.State, now)
 		default:
 			err = tx.Seen(ctx, v.serial, now)

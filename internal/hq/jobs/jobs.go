@@ -85,8 +85,8 @@ func fieldErr(field, format string, a ...any) error {
 // payload built and waiting; otherwise it starts running and hqd signs
 // each command when it sends it.
 func (s *Service) Create(ctx context.Context, actor, source string, r Request, now time.Time) (store.Job, error) {
-	switch r.Type {
-	case remote.TypeUnbind, remote.TypeStatus, command.TypeHQKeys:
+	switch remote.CommandType(r.Type) {
+	case remote.TypeUnbind, remote.TypeStatus, remote.TypeHQKeys:
 	default:
 		return store.Job{}, fieldErr("type", "%q: want unbind, status or hq_keys", r.Type)
 	}
@@ -98,7 +98,7 @@ func (s *Service) Create(ctx context.Context, actor, source string, r Request, n
 	case command.TypeHQKeys:
 		err = command.CheckHQKeysArgs(r.Args)
 	default:
-		err = remote.CheckArgs(r.Type, r.Args)
+		err = remote.CheckArgs(remote.CommandType(r.Type), r.Args)
 	}
 	if err != nil {
 		return store.Job{}, fieldErr("args", "%v", err)

@@ -267,7 +267,7 @@ func (t *Terminal) onCommand(raw []byte) {
 		t.ack(c, sum, remote.AckRejected, v.Reason, nil)
 		return
 	}
-	need := max(f.opts.Policy[c.Type], 1)
+	need := max(f.opts.Policy[string(c.Type)], 1)
 	root := false
 	for _, k := range kids {
 		root = root || roots[k]
@@ -358,7 +358,7 @@ func (t *Terminal) provision(c remote.Command, sum [32]byte) {
 		return
 	}
 	t.mu.Lock()
-	t.state, t.tid, t.pending = "active", p.TID, ""
+	t.state, t.tid, t.pending = "active", string(p.TID), ""
 	t.mu.Unlock()
 	t.ack(c, sum, remote.AckSucceeded, "", nil)
 	select {
