@@ -780,6 +780,13 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 		}
 		w.h.Stop()
 		unbound(t, pt)
+		hq.mu.Lock()
+		for _, s := range hq.history {
+			if s.Serial == r.Serial && s.Online && s.DiskFreeKiB == nil {
+				t.Errorf("%s: a status without disk_free_kib: %+v", pt, s)
+			}
+		}
+		hq.mu.Unlock()
 		if t.Failed() {
 			t.Fatalf("%s failed; log tail:\n%s", pt, tail(w.h.Logs(), 6000))
 		}
