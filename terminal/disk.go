@@ -61,7 +61,10 @@ func (m *Machine) diskFull(title string) bool {
 // / CALL SERVICE and waits, with nothing in memory ahead of the disk,
 // until the disk has room again or HoldRetry has passed; then it does the
 // owed work as a boot would. A retry that fails again fails stop (and the
-// next boot holds again): one reboot per HoldRetry at most.
+// next boot holds again): one reboot per HoldRetry at most. A pending
+// reversal is still sent at every boot, hold or not (acquirer.md): it
+// needs no write to leave, and the cardholder's funds should not wait for
+// the disk.
 
 // MaxFailStops is the number of fail-stops in a row after which a boot
 // holds whatever the disk meter says (a store that fails without a full
@@ -113,6 +116,26 @@ func (m *Machine) hold() {
 	m.onAlarm = func(m *Machine) { m.releaseHold("retry") }
 	m.log(slog.LevelError, "storage hold: the owed work waits for room on the data directory",
 		slog.Int("fail_stops", m.st.FailStops), slog.Bool("disk_low", m.diskLow), slog.Time("retry_at", m.alarm))
+	if rv := m.st.Reversal; rv != nil && m.st.Merchant.TID != "" {
+		m.reverseUnrecorded(*rv)
+	}
+}
+
+// reverseUnrecorded sends the pending reversal from the hold. Its image is
+// on disk, so sending it writes nothing; its answer is not recorded (that
+// is the write the disk refused): the reversal stays pending, and is sent
+// again and cleared once the hold is released (any 0410 clears it; the
+// host answers a repeated reversal the same).
+func (m *Machine) reverseUnrecorded(rv Reversal) {
+	req := Request{Kind: MsgReversal, STAN: rv.Txn.STAN, Batch: rv.Txn.Batch, Txn: rv.Txn, Reason: rv.Reason, Auth: rv.Auth}
+	m.exchange(req, func(m *Machine, r AcquirerReply) {
+		if r.Err != nil || r.Resp.Undecodable || r.Resp.STAN != rv.Txn.STAN {
+			m.log(slog.LevelWarn, "storage hold: reversal not answered", slog.String("stan", rv.Txn.STAN.String()), errAttr(r.Err))
+			return
+		}
+		m.log(slog.LevelInfo, "storage hold: reversal answered by the host, recorded once the disk has room",
+			slog.String("stan", rv.Txn.STAN.String()), slog.String("code", r.Resp.RespCode))
+	})
 }
 
 // releaseHold does what the boot held back. Nothing changed in memory

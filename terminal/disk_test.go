@@ -27,9 +27,10 @@ func TestMustHold(t *testing.T) {
 	}
 }
 
-// TestHoldNeverReboots: a held terminal whose disk stays full sends
-// nothing, writes nothing and asks for no reboot, for as long as the disk
-// stays full, except the one retry per HoldRetry.
+// TestHoldNeverReboots: a held terminal whose disk stays full sends its
+// pending reversal once (it needs no write), then writes nothing, sends
+// nothing and asks for no reboot for as long as the disk stays full,
+// except the one retry per HoldRetry.
 func TestHoldNeverReboots(t *testing.T) {
 	store := NewMemStore(State{Serial: "PA00000001"})
 	rv := Reversal{Txn: Txn{Batch: 1, STAN: 7, Type: Sale, Amount: 100, Status: Pending}, Reason: ReasonNoAnswer}
@@ -42,9 +43,27 @@ func TestHoldNeverReboots(t *testing.T) {
 	st.WorkingKeys, st.FailStops = true, 1
 	m := New(st, testPwd)
 	m.Step(t0, DiskFree{KiB: 64})
-	m.Step(t0, Boot{})
+	var sent *Request
+	for _, e := range m.Step(t0, Boot{}) {
+		switch e := e.(type) {
+		case Exchange:
+			sent = &e.Req
+		case Persist, Reboot:
+			t.Fatalf("boot on a full disk after a fail-stop: %T", e)
+		}
+	}
 	if !m.Holding() || !m.Screen().Contains("STORAGE FULL") {
 		t.Fatalf("boot on a full disk after a fail-stop: holding %v, screen %v", m.Holding(), m.Screen())
+	}
+	if sent == nil || sent.Kind != MsgReversal || sent.STAN != 7 {
+		t.Fatalf("the hold's boot sent %+v, want the pending reversal", sent)
+	}
+	// Answered: nothing is recorded (the disk refused the last write).
+	for _, e := range m.Step(t0, AcquirerReply{ID: sent.ID, Resp: Response{RespCode: "00", STAN: 7, TID: "12345678"}}) {
+		switch e.(type) {
+		case Persist, Reboot, Exchange:
+			t.Fatalf("the reversal's answer in the hold: %T", e)
+		}
 	}
 	now := t0
 	for now.Before(t0.Add(HoldRetry - time.Second)) {
@@ -58,13 +77,13 @@ func TestHoldNeverReboots(t *testing.T) {
 			}
 		}
 	}
-	sent := false
+	again := false
 	for _, e := range m.Step(t0.Add(HoldRetry), Tick{}) {
 		if x, ok := e.(Exchange); ok && x.Req.Kind == MsgReversal {
-			sent = true
+			again = true
 		}
 	}
-	if !sent || m.Holding() {
-		t.Fatalf("after HoldRetry: reversal sent %v, holding %v", sent, m.Holding())
+	if !again || m.Holding() {
+		t.Fatalf("after HoldRetry: reversal sent again %v, holding %v", again, m.Holding())
 	}
 }

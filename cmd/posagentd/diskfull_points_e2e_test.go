@@ -314,7 +314,8 @@ func owes(st terminal.State) bool {
 // onFullDisk fills the tmpfs and restarts the daemon as its supervisor
 // would (again after each reboot): at most MaxFailStops reboots, then it
 // must stay up on a clear screen (the storage hold when the boot owes work
-// after a fail-stop) and send nothing to the host while it holds.
+// after a fail-stop) and send nothing to the host while it holds but the
+// pending reversal, once.
 func (w *writePoints) onFullDisk(owed bool, point string) {
 	w.t.Helper()
 	fill(w.t, w.mnt, "ballast", 0)
@@ -322,6 +323,7 @@ func (w *writePoints) onFullDisk(owed bool, point string) {
 		w.t.Fatalf("%s: %d KiB free after the ballast", point, kib)
 	}
 	w.h.Env = nil
+	reversalsBefore := w.hostReversals()
 	w.h.Start()
 	if owed {
 		// The boot after a fail-stop that owes work, on a disk still full.
@@ -352,6 +354,15 @@ func (w *writePoints) onFullDisk(owed bool, point string) {
 		w.t.Errorf("%s: on the full disk: %s", point, s)
 	}
 	if strings.Contains(s, scrFull) {
+		if strings.Contains(s, "REVERSAL WAITING") {
+			// The pending reversal leaves even from the hold (it needs no
+			// write): the cardholder's funds do not wait for the disk.
+			for deadline := time.Now().Add(remoteWait); w.hostReversals() == reversalsBefore; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					w.t.Fatalf("%s: the hold did not send the pending reversal", point)
+				}
+			}
+		}
 		ledger, _ := json.Marshal(w.h.Ledger().Terminals[w.h.TID])
 		time.Sleep(1500 * time.Millisecond)
 		if now, _ := json.Marshal(w.h.Ledger().Terminals[w.h.TID]); string(now) != string(ledger) {
@@ -359,6 +370,17 @@ func (w *writePoints) onFullDisk(owed bool, point string) {
 		}
 	}
 	w.t.Logf("%s: on the full disk after %d reboot(s): %s", point, reboots, strings.TrimSpace(s))
+}
+
+// hostReversals counts the 0400s the host received from the terminal.
+func (w *writePoints) hostReversals() int {
+	n := 0
+	if ht := w.h.Ledger().Terminals[w.h.TID]; ht != nil {
+		for _, b := range ht.Batches {
+			n += len(b.Reversals)
+		}
+	}
+	return n
 }
 
 func (w *writePoints) waitExit() {
