@@ -484,8 +484,9 @@ func (w *writePoints) cashier(name string, prepare func(), flow func() bool) {
 // leaves.
 func (w *writePoints) each(pts []string, fn func(t *testing.T, pt string)) {
 	parent := w.t
-	for _, pt := range pts {
+	for _, pt := range firstOfAsync(pts) {
 		ok := parent.Run(strings.ReplaceAll(pt, "/", ":"), func(t *testing.T) {
+			os.Remove(w.trace) // this run's writes only
 			w.t, w.h.t = t, t
 			if w.hq != nil {
 				w.hq.t = t
@@ -509,14 +510,33 @@ func (w *writePoints) each(pts []string, fn func(t *testing.T, pt string)) {
 // the event loop's is the network's.
 var asyncWriters = []string{" by main.(*remoteLink).store", " by main.(*remoteLink).delivered"}
 
+// isAsync reports whether a write point is one of the MQTT side's.
+func isAsync(point string) bool {
+	name, _, _ := strings.Cut(point, "#")
+	return slices.ContainsFunc(asyncWriters, func(w string) bool { return strings.HasSuffix(name, w) })
+}
+
+// firstOfAsync keeps the event loop's write points and the first of each
+// MQTT-side writer: how many outbox deliveries an unbind makes depends on
+// how the PUBACKs fall into batches, so a later one may not exist in
+// another run; the first always does.
+func firstOfAsync(pts []string) []string {
+	var out []string
+	for _, p := range pts {
+		if !isAsync(p) || strings.HasSuffix(p, "#1") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // loopWrites are the trace's write points of the event loop, up to and
 // including point.
 func loopWrites(trace []string, point string) []string {
 	var out []string
 	for _, l := range trace {
 		l, _, _ = strings.Cut(l, "\t")
-		name, _, _ := strings.Cut(l, "#")
-		if l != point && slices.ContainsFunc(asyncWriters, func(w string) bool { return strings.HasSuffix(name, w) }) {
+		if l != point && isAsync(l) {
 			continue
 		}
 		out = append(out, l)
