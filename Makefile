@@ -13,7 +13,7 @@ CMDS      := posagentd hqctl hqd acquirer-sim
 # overflows int): only the terminal-side binaries are cross-built.
 ARM_CMDS  := posagentd hqctl
 # Packages whose tests also run for ARMv7 under qemu-arm-static.
-ARM_TEST_PKGS := ./storage/... ./terminal/... ./iso8583 ./iso8583/mac ./iso8583/link ./hal/evdev ./hal/fbdev/...
+ARM_TEST_PKGS := ./storage/... ./terminal/... ./iso8583 ./iso8583/acqmsg ./iso8583/mac ./iso8583/link ./hal/evdev ./hal/fbdev/...
 TEST_TIMEOUT  ?= 12m
 BENCHTIME     ?= 1s
 FUZZTIME      ?= 20s
@@ -117,8 +117,9 @@ font:
 	$(GO) run ./hal/fbdev/internal/fontgen
 
 ## demo: the host simulator against the acquirer simulator and a lab broker
+## (make demo DEMO_LANG=zh-CN: the Chinese terminal)
 demo: deps build
-	@build/demo.sh
+	@build/demo.sh $(if $(DEMO_LANG),--lang $(DEMO_LANG))
 
 clean:
 	rm -rf $(OUT) .demo
@@ -129,19 +130,28 @@ package:
 	VERSION=$(VERSION) GO=$(GO) OUT=$(OUT) build/package.sh
 	@ls -l $(OUT)/*.deb $(OUT)/*.ipk
 
-## test-package: build the amd64 .deb/.ipk, inspect them, install, upgrade and
-## purge in a scratch root with dpkg, systemd-analyze verify the unit, and
-## check the maintainer scripts, Buildroot package and Yocto recipe
+## test-package: build the amd64 .deb/.ipk of the three packages, inspect
+## them, install over the pre-split package, upgrade and purge in a scratch
+## root with dpkg, systemd-analyze verify the unit, an upgrade during a sale;
+## check the Buildroot package and the Yocto recipe, and reproduce both build
+## systems' builds for ARMv7 and ARM64 (build/buildflags.md)
 test-package:
 	@build/install-tools.sh
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestPackage' -v ./cmd/posagentd
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^(TestPackage|TestIdleRestart)' -v ./cmd/posagentd
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./build ./internal/modlicense ./hal/reboot
+
+## yocto-includes: regenerate the Yocto recipe's gomod:// and license
+## includes from go.mod and the module cache
+yocto-includes:
+	$(GO) mod download
+	$(GO) run ./internal/modlicense/cmd/modlicense yocto -o build/yocto ./cmd/posagentd
 
 ## footprint: stripped ARMv7 binary size, idle RSS (amd64 and qemu-arm-static),
 ## cold start to MAIN MENU with a 999-transaction batch
 footprint:
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFootprint' -timeout $(TEST_TIMEOUT) ./cmd/posagentd
 
-.PHONY: package test-package footprint font
+.PHONY: package test-package footprint font yocto-includes
 
 ## bench-hq: HQ figures: code issue and job creation at 100,000 terminals
 ## (SQLite, PostgreSQL), acks/s ingested by two hqd instances on PostgreSQL,
@@ -152,3 +162,15 @@ bench-hq:
 	$(GO) test -run '^$$' -bench 'IngestAcks|UnbindJob10k' -benchtime 1x -timeout 60m -v ./cmd/hqd/ | grep -E 'Benchmark|bench_test|ok|FAIL' | tee -a $(OUT)/bench-hq.txt
 
 .PHONY: bench-hq
+
+## screenshots: the back office's pictures in docs/img (README), taken by its
+## browser tests in headless chromium against a real hqd and terminals
+screenshots:
+	$(GO) test -count=1 -run '^(TestBackOfficeInBrowser|TestKeyRolloutAndPolicy)$$' -timeout 20m ./internal/hq/web -args -screenshots $(CURDIR)/docs/img
+
+## bench-backoffice: the fleet page at 100,000 terminals (SQLite, PostgreSQL)
+bench-backoffice:
+	@mkdir -p $(OUT)
+	$(GO) test -run '^$$' -bench BenchmarkFleetPage -benchtime 50x -timeout 30m ./internal/hq/web | tee $(OUT)/bench-backoffice.txt
+
+.PHONY: screenshots bench-backoffice

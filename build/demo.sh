@@ -4,10 +4,14 @@
 # service (hqd on SQLite: activation codes and service, jobs, API) and one
 # simulated terminal, DEMO-0001, whose screen and keypad are this terminal.
 #
-# Usage: build/demo.sh [--fresh]
+# Usage: build/demo.sh [--fresh] [--lang en|zh-CN]
 #
 # The lab lives in .demo/ (kept between runs: the terminal stays activated,
-# its batch stays open). --fresh (or DEMO_FRESH=1) starts over.
+# its batch stays open). --fresh (or DEMO_FRESH=1) starts over. --lang
+# zh-CN (or DEMO_LANG=zh-CN) shows the Chinese terminal: its screens, and
+# its receipts in GB18030 (iconv -f GB18030 .demo/receipts.txt). Every
+# screen is also drawn as the terminal's 320x240 LCD would show it, into
+# .demo/screen.png (open it in an image viewer that reloads).
 #
 # Environment, for tests and for running two labs side by side:
 #   DEMO_DIR          work directory (default .demo in the repository)
@@ -16,6 +20,7 @@
 #   DEMO_ACQ_PORT     acquirer simulator port (default 15000)
 #   DEMO_HQ_PORT      hqd's API port on 127.0.0.1 (default 18440)
 #   DEMO_FRESH=1      same as --fresh
+#   DEMO_LANG         same as --lang
 #
 # The terminal runs in the foreground; when it asks for a reboot (exit
 # status 3, [hal] reboot = "exit") it is started again, like a supervisor
@@ -32,6 +37,10 @@ SUPERVISOR_PWD=123456
 TID=10000001
 MID=100000000000001
 MERCHANT="POSAGENT DEMO SHOP"
+# Back-office logins of the demo (operators made on the first run).
+ADMIN_PWD=admin-demo-pass
+REQUESTER_PWD=alice-demo-pass
+APPROVER_PWD=bob-demo-pass
 
 BIN=${DEMO_BIN:-build/out}
 DIR=${DEMO_DIR:-.demo}
@@ -39,20 +48,42 @@ BROKER_PORT=${DEMO_BROKER_PORT:-18883}
 ACQ_PORT=${DEMO_ACQ_PORT:-15000}
 HQ_PORT=${DEMO_HQ_PORT:-18440}
 FRESH=${DEMO_FRESH:-0}
+LANG_UI=${DEMO_LANG:-en}
 
-for arg in "$@"; do
-	case $arg in
+usage="usage: build/demo.sh [--fresh] [--lang en|zh-CN]"
+while [ $# -gt 0 ]; do
+	case $1 in
 	--fresh) FRESH=1 ;;
+	--lang)
+		if [ $# -lt 2 ]; then
+			echo "demo: --lang needs a value ($usage)" >&2
+			exit 2
+		fi
+		LANG_UI=$2
+		shift
+		;;
+	--lang=*) LANG_UI=${1#--lang=} ;;
 	-h | --help)
-		sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "demo: unknown argument $arg (usage: build/demo.sh [--fresh])" >&2
+		echo "demo: unknown argument $1 ($usage)" >&2
 		exit 2
 		;;
 	esac
+	shift
 done
+case $LANG_UI in
+en | zh-CN) ;;
+*)
+	echo "demo: --lang $LANG_UI: want en or zh-CN" >&2
+	exit 2
+	;;
+esac
+if [ "$LANG_UI" = zh-CN ]; then
+	MERCHANT="上海演示商户"
+fi
 
 for b in posagentd hqctl hqd acquirer-sim; do
 	if [ ! -x "$BIN/$b" ]; then
@@ -120,6 +151,11 @@ wait_for() {
 if [ ! -f "$DIR/hq/hq-1.key" ]; then
 	"$BIN/hqctl" keygen --kid hq-1 --out "$DIR/hq" >/dev/null
 fi
+# The demo's root key (demo-admin's): it signs key rollouts (hq_keys), so
+# keys the operators make in their browsers reach the terminal.
+if [ ! -f "$DIR/hq/root-1.key" ]; then
+	"$BIN/hqctl" keygen --kid root-1 --out "$DIR/hq" >/dev/null
+fi
 if [ ! -f "$DIR/registry.jsonl" ]; then
 	if [ -e "$DIR/data/identity.db" ]; then
 		echo "demo: $DIR/data has an identity but no registry.jsonl: start over with build/demo.sh --fresh" >&2
@@ -128,7 +164,8 @@ if [ ! -f "$DIR/registry.jsonl" ]; then
 	printf '%s\n' "$TECH_PWD" >"$DIR/tech-pwd"
 	chmod 600 "$DIR/tech-pwd"
 	"$BIN/posagentd" factory-init --data-dir "$DIR/data" --serial "$SERIAL" \
-		--hq-key "hq-1=$(tr -d '\n' <"$DIR/hq/hq-1.pub")" --tech-pwd-file "$DIR/tech-pwd" \
+		--hq-key "hq-1=$(tr -d '\n' <"$DIR/hq/hq-1.pub")" \
+		--hq-root-key "root-1=$(tr -d '\n' <"$DIR/hq/root-1.pub")" --tech-pwd-file "$DIR/tech-pwd" \
 		>"$DIR/registry.jsonl.tmp"
 	mv "$DIR/registry.jsonl.tmp" "$DIR/registry.jsonl"
 fi
@@ -150,6 +187,13 @@ console = "stdio"
 card_reader = "$DIR/card"
 printer = "$DIR/receipts.txt"
 reboot = "exit"
+# The screens as the terminal's 320x240 LCD shows them, for people who
+# would rather look than read.
+display_png = "$DIR/screen.png"
+display_png_size = "320x240"
+
+[ui]
+lang = "$LANG_UI"
 
 [mqtt]
 broker = "tcp://127.0.0.1:$BROKER_PORT"
@@ -187,8 +231,22 @@ acquirer_keys = "$DIR/acquirer-keys.json"
 resend_interval = "30s"
 EOF
 if [ ! -f "$DIR/admin.token" ]; then
+	printf '%s\n' "$ADMIN_PWD" >"$DIR/admin.pwd"
 	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name demo-admin --roles admin \
-		--token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+		--password-file "$DIR/admin.pwd" --token-out "$DIR/admin.token" >>"$DIR/hqd.log" 2>&1
+fi
+# The back office's two demo operators: one asks for unbinds (and issues
+# activation codes), the other reviews them.
+if [ ! -f "$DIR/operators" ]; then
+	printf '%s\n' "$REQUESTER_PWD" >"$DIR/requester.pwd"
+	printf '%s\n' "$APPROVER_PWD" >"$DIR/approver.pwd"
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name alice --roles requester,technician \
+		--password-file "$DIR/requester.pwd" >>"$DIR/hqd.log" 2>&1
+	"$BIN/hqd" operator add --config "$DIR/hqd.toml" --name bob --roles approver \
+		--password-file "$DIR/approver.pwd" >>"$DIR/hqd.log" 2>&1
+	"$BIN/hqd" key add --config "$DIR/hqd.toml" --kid root-1 --pub "$(tr -d '\n' <"$DIR/hq/root-1.pub")" \
+		--role root --operator demo-admin >>"$DIR/hqd.log" 2>&1
+	touch "$DIR/operators"
 fi
 "$BIN/hqd" register --config "$DIR/hqd.toml" "$DIR/registry.jsonl" >>"$DIR/hqd.log" 2>&1
 "$BIN/hqd" run --config "$DIR/hqd.toml" >>"$DIR/hqd.log" 2>&1 &
@@ -209,7 +267,7 @@ BANNER_LINES=0
 banner() {
 	local state code lines=()
 	state=$(hq_state)
-	lines+=("posagent demo: terminal $SERIAL")
+	lines+=("posagent demo: terminal $SERIAL ($LANG_UI)")
 	if [ "$state" = active ]; then
 		lines+=("  terminal          ACTIVE (activated in an earlier run; --fresh starts over)")
 	else
@@ -225,7 +283,9 @@ banner() {
 	lines+=("  technician pwd    $TECH_PWD")
 	lines+=("  supervisor pwd    $SUPERVISOR_PWD")
 	lines+=("  swipe a card      from another terminal: $SWIPE [PAN]")
-	lines+=("  HQ (hqd)          $HQCTL_HQ  token .demo/admin.token")
+	lines+=("  HQ back office    $HQCTL_HQ/  in a browser (API token .demo/admin.token)")
+	lines+=("  operators         alice / $REQUESTER_PWD (requester)   bob / $APPROVER_PWD (approver)   demo-admin / $ADMIN_PWD")
+	lines+=("  the LCD           $DIR/screen.png")
 	lines+=("  quit              Ctrl-C        lab and logs: $DIR")
 	lines+=("--------------------------------------------------------------------------")
 	printf '\033[2J\033[H'

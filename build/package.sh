@@ -1,12 +1,22 @@
 #!/bin/sh
-# build/package.sh — the posagent .deb and .ipk for each arch, into
-# build/out/ (make package). nfpm v2.45.2 runs as a tool through
+# build/package.sh — the .deb and .ipk of each package for each arch, into
+# build/out/ (make package):
+#   posagent      the terminal: posagentd, its unit, sysusers file, config
+#   posagent-hq   HQ: hqctl; hqd (cmd/hqd), its unit (build/hqd.service)
+#                 and the broker profile (build/mosquitto/) when the tree
+#                 has them
+#   posagent-lab  acquirer-sim, for lab machines (64-bit only)
+# Each package carries /usr/share/doc/<package>/copyright, generated from
+# the build information of its binaries (the modules `go version -m`
+# lists) and the licenses in the module cache
+# (internal/modlicense/cmd/modlicense). nfpm v2.45.2 runs as a tool through
 # `go install …/cmd/nfpm@v2.45.2` into build/out/tools: it comes from the
 # Go module proxy like any module, and go.mod stays free of nfpm's ~40
 # modules (newer nfpm tags pull a module that does not download).
 #
 # Environment:
 #   ARCHES       Go-style arches (default "amd64 arm7 arm64"; arm7 = armhf)
+#   PACKAGES     which packages (default "posagent posagent-hq posagent-lab")
 #   FORMATS      nfpm packagers (default "deb ipk")
 #   VERSION      build version (default: git describe), stamped into the binaries
 #   PKG_VERSION  package version (default: VERSION made dpkg/opkg-safe)
@@ -22,6 +32,7 @@ case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac
 case "$TOOLS" in /*) ;; *) TOOLS="$PWD/$TOOLS" ;; esac
 ARCHES=${ARCHES:-amd64 arm7 arm64}
 FORMATS=${FORMATS:-deb ipk}
+PACKAGES=${PACKAGES:-posagent posagent-hq posagent-lab}
 VERSION=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
 NFPM_VERSION=v2.45.2
 NFPM="$TOOLS/nfpm"
@@ -30,10 +41,14 @@ NFPM="$TOOLS/nfpm"
 # before a revision: v1.2.3-4-gabc → 1.2.3+4+gabc, abc123-dirty → 0.0.0+gitabc123+dirty.
 pkg_version() {
 	v=$(printf '%s' "$1" | sed 's/^v//; s/-/+/g; s/[^A-Za-z0-9.+~]/./g')
-	case "$v" in
-	[0-9]*) printf '%s\n' "$v" ;;
-	*) printf '0.0.0+git%s\n' "$v" ;;
-	esac
+	# Only a tag (v1.2.3…) makes a release version: an untagged describe is
+	# a bare commit hash, which may start with a digit ("4a7b225") and
+	# would then sort above every release.
+	if printf '%s' "$1" | grep -Eq '^v?[0-9]+\.[0-9]+'; then
+		printf '%s\n' "$v"
+	else
+		printf '0.0.0+git%s\n' "$v"
+	fi
 }
 PKG_VERSION=${PKG_VERSION:-$(pkg_version "$VERSION")}
 
@@ -44,6 +59,18 @@ if [ ! -x "$NFPM" ] || ! "$NFPM" --version 2>&1 | grep -q "$NFPM_VERSION"; then
 		-ldflags "-X main.version=$NFPM_VERSION" \
 		"github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION"
 fi
+mkdir -p "$TOOLS"
+CGO_ENABLED=0 "$GO" build -o "$TOOLS/modlicense" ./internal/modlicense/cmd/modlicense
+
+# The binaries of a package (hqd only where the tree has cmd/hqd).
+pkg_bins() {
+	case "$1" in
+	posagent) echo posagentd ;;
+	posagent-hq) if [ -d cmd/hqd ]; then echo hqctl hqd; else echo hqctl; fi ;;
+	posagent-lab) echo acquirer-sim ;;
+	*) echo "package.sh: unknown package $1" >&2; exit 2 ;;
+	esac
+}
 
 for arch in $ARCHES; do
 	case "$arch" in
@@ -52,24 +79,47 @@ for arch in $ARCHES; do
 	arm7) goarch=arm goarm=7 ;;
 	*) echo "package.sh: unknown arch $arch (amd64, arm7, arm64)" >&2; exit 2 ;;
 	esac
-	stage="$OUT/stage/$arch"
-	mkdir -p "$stage"
-	cmds="posagentd hqctl acquirer-sim"
-	config=build/package/nfpm.yaml
-	if [ "$arch" = arm7 ]; then
-		# acquirer-sim runs on the moov-io reference codec, which does not
-		# compile for 32-bit ARM (moov-io/iso8583 v0.26.1): the armhf
-		# package carries the terminal's binaries only.
-		cmds="posagentd hqctl"
+	bindir="$OUT/stage/$arch/bin"
+	mkdir -p "$bindir"
+	for pkg in $PACKAGES; do
+		if [ "$pkg" = posagent-lab ] && [ "$arch" = arm7 ]; then
+			# acquirer-sim runs on the moov-io reference codec, which does
+			# not compile for 32-bit ARM (moov-io/iso8583 v0.26.1).
+			continue
+		fi
+		stage="$OUT/stage/$arch/$pkg"
+		rm -rf "$stage"
+		mkdir -p "$stage"
+		bins=""
+		for c in $(pkg_bins "$pkg"); do
+			if [ ! -f "$bindir/$c" ]; then
+				CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm "$GO" build -trimpath \
+					-ldflags "-s -w -X main.version=$VERSION" -o "$bindir/$c" "./cmd/$c"
+			fi
+			cp "$bindir/$c" "$stage/$c"
+			bins="$bins $stage/$c"
+		done
+		# shellcheck disable=SC2086
+		"$TOOLS/modlicense" copyright -name "$pkg" -o "$stage/copyright" $bins
 		config="$stage/nfpm.yaml"
-		awk '/src: \$\{STAGE\}\/acquirer-sim/ {skip=4} skip>0 {skip--; next} {print}' build/package/nfpm.yaml >"$config"
-	fi
-	for c in $cmds; do
-		CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm "$GO" build -trimpath \
-			-ldflags "-s -w -X main.version=$VERSION" -o "$stage/$c" "./cmd/$c"
+		cp "build/package/$pkg.yaml" "$config"
+		if [ "$pkg" = posagent-hq ]; then
+			# What the HQ engineers add, taken when present (contents: is
+			# the last key of posagent-hq.yaml).
+			if [ -f "$stage/hqd" ]; then
+				printf '  - src: ${STAGE}/hqd\n    dst: /usr/bin/hqd\n    expand: true\n    file_info: {mode: 0755}\n' >>"$config"
+			fi
+			if [ -f build/hqd.service ]; then
+				printf '  - src: build/hqd.service\n    dst: /usr/lib/systemd/system/hqd.service\n    file_info: {mode: 0644}\n' >>"$config"
+			fi
+			if [ -d build/mosquitto ]; then
+				printf '  - src: build/mosquitto\n    dst: /usr/share/posagent-hq/mosquitto\n    type: tree\n' >>"$config"
+			fi
+		fi
+		for fmt in $FORMATS; do
+			NFPM_ARCH=$arch STAGE=$stage PKG_VERSION=$PKG_VERSION \
+				"$NFPM" package --config "$config" --packager "$fmt" --target "$OUT/"
+		done
 	done
-	for fmt in $FORMATS; do
-		NFPM_ARCH=$arch STAGE=$stage PKG_VERSION=$PKG_VERSION \
-			"$NFPM" package --config "$config" --packager "$fmt" --target "$OUT/"
-	done
+	rm -rf "$bindir"
 done

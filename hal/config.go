@@ -18,7 +18,7 @@ type Config struct {
 	LEDPin      string `toml:"led_pin"`      // periph pin name, "" = absent
 	BuzzerPin   string `toml:"buzzer_pin"`   // periph pin name, "" = absent
 	TamperPin   string `toml:"tamper_pin"`   // periph pin name, "" = absent
-	Reboot      string `toml:"reboot"`       // "syscall" or "exit"
+	Reboot      string `toml:"reboot"`       // "syscall", "systemd" or "exit"
 	// SecureElement names the secure element: "soft" (the software one,
 	// hal/sesim, keys in files under data_dir/se) is the only one built
 	// in; a terminal's hardware SE gets a name of its own.
@@ -39,6 +39,11 @@ type Config struct {
 	// ("WxH") pixels.
 	DisplayPNG     string `toml:"display_png"`
 	DisplayPNGSize string `toml:"display_png_size"`
+	// DisplayGeometry (kind "sim"): with display = "fb:PATH" and PATH a
+	// regular file standing in for /dev/fb0 (the ioctls fail on a file),
+	// its geometry, "WIDTHxHEIGHTxBITS" (1, 16, 24 or 32 bits per pixel).
+	// A real framebuffer device reports its own.
+	DisplayGeometry string `toml:"display_geometry"`
 }
 
 // Config values with a meaning of their own.
@@ -47,6 +52,7 @@ const (
 	KindSim       = "sim"
 	ConsoleStdio  = "stdio"
 	RebootSyscall = "syscall"
+	RebootSystemd = "systemd" // systemd-logind's Reboot over D-Bus (hal/reboot.Logind)
 	RebootExit    = "exit"
 	SESoft        = "soft"
 
@@ -55,7 +61,8 @@ const (
 	PrefixEvdev   = "evdev:"  // keypad = "evdev:/dev/input/event0"
 	PrefixUSBLP   = "usblp:"  // printer = "usblp:/dev/usb/lp0"
 
-	DefaultDisplayPNGSize = "320x240"
+	DefaultDisplayPNGSize  = "320x240"
+	DefaultDisplayGeometry = "320x240x16"
 
 	DefaultBaud = 115200
 )
@@ -75,6 +82,7 @@ func DefaultConfig() Config {
 		Keypad:             DeviceConsole,
 		PrinterChineseMode: true,
 		DisplayPNGSize:     DefaultDisplayPNGSize,
+		DisplayGeometry:    DefaultDisplayGeometry,
 	}
 }
 
@@ -93,6 +101,20 @@ func ParseSize(s string) (w, h int, err error) {
 	return w, h, nil
 }
 
+// ParseGeometry reads a "WxHxBITS" framebuffer geometry: a size in pixels
+// and 1, 16, 24 or 32 bits per pixel.
+func ParseGeometry(s string) (w, h, bits int, err error) {
+	if _, err := fmt.Sscanf(s, "%dx%dx%d", &w, &h, &bits); err != nil || fmt.Sprintf("%dx%dx%d", w, h, bits) != s || w <= 0 || h <= 0 {
+		return 0, 0, 0, fmt.Errorf("geometry %q: want WIDTHxHEIGHTxBITS, such as %q", s, DefaultDisplayGeometry)
+	}
+	switch bits {
+	case 1, 16, 24, 32:
+	default:
+		return 0, 0, 0, fmt.Errorf("geometry %q: %d bits per pixel, want 1, 16, 24 or 32", s, bits)
+	}
+	return w, h, bits, nil
+}
+
 // Validate reports every problem of c at once, prefixed with the TOML key.
 func (c Config) Validate() error {
 	var errs []error
@@ -108,9 +130,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("hal.console_baud %d: want a positive speed such as %d", c.ConsoleBaud, DefaultBaud))
 	}
 	switch c.Reboot {
-	case RebootSyscall, RebootExit:
+	case RebootSyscall, RebootSystemd, RebootExit:
 	default:
-		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q or %q", c.Reboot, RebootSyscall, RebootExit))
+		errs = append(errs, fmt.Errorf("hal.reboot %q: want %q, %q or %q", c.Reboot, RebootSyscall, RebootSystemd, RebootExit))
 	}
 	if c.SecureElement != SESoft {
 		errs = append(errs, fmt.Errorf("hal.secure_element %q: want %q", c.SecureElement, SESoft))
@@ -138,9 +160,14 @@ func (c Config) ValidateDevices() (key, msg string) {
 		if !ok || !abs(p) {
 			return "display", fmt.Sprintf("%q: want %q or %q", c.Display, DeviceConsole, PrefixFB+"/dev/fb0")
 		}
-		if c.Kind != KindLinux {
-			return "display", fmt.Sprintf("%q needs kind = %q (the simulator draws the framebuffer into display_png)", c.Display, KindLinux)
-		}
+	}
+	if w, h, _, err := ParseGeometry(c.DisplayGeometry); err != nil {
+		return "display_geometry", err.Error()
+	} else if w < MinPanelWidth || h < MinPanelHeight {
+		return "display_geometry", fmt.Sprintf("%q: the screens need at least %dx%d", c.DisplayGeometry, MinPanelWidth, MinPanelHeight)
+	}
+	if c.DisplayGeometry != DefaultDisplayGeometry && c.Kind != KindSim {
+		return "display_geometry", fmt.Sprintf("needs kind = %q: a framebuffer device reports its own geometry", KindSim)
 	}
 	if c.Keypad != DeviceConsole {
 		p, ok := DevicePath(c.Keypad, PrefixEvdev)

@@ -16,6 +16,12 @@ type Devices struct {
 	Tamper     Tamper
 	Rebooter   Rebooter
 
+	// DisplayFault is why the configured display could not be used (a
+	// framebuffer of an unsupported format, a missing device): Display is
+	// then the console, where the screens say so. nil when the display is
+	// the one configured.
+	DisplayFault error
+
 	closers []func() error
 }
 

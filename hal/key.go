@@ -58,3 +58,11 @@ func (k Key) String() string {
 type Keypad interface {
 	Keys() <-chan Key
 }
+
+// KeypadMonitor is implemented by keypads on a device that can go away
+// and come back (hal/evdev: a USB keypad unplugged, a driver reloaded).
+// The channel delivers false when the device is gone (or missing at
+// start) and true when it is back; it keeps the latest change only.
+type KeypadMonitor interface {
+	KeypadPresent() <-chan bool
+}

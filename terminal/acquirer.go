@@ -2,6 +2,8 @@ package terminal
 
 import (
 	"log/slog"
+
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // MsgKind is an acquirer message of spec/acquirer.md §Messages.
@@ -38,8 +40,8 @@ func (k MsgKind) String() string {
 }
 
 // Request is one message to the acquirer, described at the terminal's
-// level; the shell maps it to ISO 8583 fields (iso8583 fast path), MACs it
-// in the secure element and sends it.
+// level; iso8583/acqmsg maps it to ISO 8583 fields and MACs it through the
+// secure element, the shell sends it.
 type Request struct {
 	ID       uint64 // matches the AcquirerReply
 	Kind     MsgKind
@@ -88,7 +90,7 @@ type Response struct {
 	SignInAgain bool    // header processing requirement 3
 	// KeysErr is set on a sign-in whose working keys (field 62) did not
 	// install: bad check value or missing field. The keys themselves never
-	// reach the core: the shell hands field 62 to the secure element.
+	// reach the core: the shell hands the key block to the secure element.
 	KeysErr error
 	// SettleFlag is the domestic flag of a settlement answer (digit 30 of
 	// field 48): '1' balanced, '2' not balanced, '3' error.
@@ -104,30 +106,6 @@ type Response struct {
 
 // Approved reports 39=00.
 func (r Response) Approved() bool { return r.RespCode == "00" }
-
-// declineNames are the short names shown after DECLINED <code>
-// (acquirer.md §Terminal rules).
-var declineNames = map[string]string{
-	"12": "INVALID TXN",
-	"25": "NO ORIGINAL",
-	"51": "INSUFFICIENT FUNDS",
-	"55": "WRONG PIN",
-	"64": "AMOUNT MISMATCH",
-	"94": "DUPLICATE",
-	"96": "SWITCH FAULT",
-	"97": "TERMINAL NOT REGISTERED",
-	"A0": "MAC ERROR",
-}
-
-// declineLines are the lines of a DECLINED screen; the name can be longer
-// than the display, so it gets a line of its own.
-func declineLines(code string) []string {
-	l := []string{"DECLINED " + code}
-	if n, ok := declineNames[code]; ok {
-		l = append(l, wrap(n)...)
-	}
-	return l
-}
 
 // job is an exchange waiting for its turn or its reply.
 type job struct {
@@ -221,21 +199,21 @@ func (m *Machine) allocSTAN() (STAN, Op) {
 // a pending reversal goes first (acquirer.md: "sent before any other
 // financial message or settlement"), then a sign-in if the host asked for
 // one or the working keys are missing. then runs once the way is clear;
-// fail gets a short reason for the screen.
-func (m *Machine) beforeFinancial(then func(m *Machine), fail func(m *Machine, reason string)) {
+// fail gets why not.
+func (m *Machine) beforeFinancial(then func(m *Machine), fail func(m *Machine, f *failure)) {
 	switch {
 	case m.st.Reversal != nil:
 		m.sendReversal(func(m *Machine, ok bool) {
 			if !ok {
-				fail(m, "REVERSAL PENDING")
+				fail(m, failed(i18n.ReversalPending))
 				return
 			}
 			m.beforeFinancial(then, fail)
 		})
 	case m.st.NeedSignIn:
-		m.signIn(func(m *Machine, reason string) {
-			if reason != "" {
-				fail(m, "SIGN IN "+reason)
+		m.signIn(func(m *Machine, f *failure) {
+			if f != nil {
+				fail(m, f.inSignIn())
 				return
 			}
 			m.beforeFinancial(then, fail)
@@ -288,19 +266,19 @@ func (m *Machine) sendReversal(done func(m *Machine, ok bool)) {
 	})
 }
 
-// signIn runs a sign-in (0800); done gets "" on success or a reason.
-func (m *Machine) signIn(done func(m *Machine, reason string)) {
+// signIn runs a sign-in (0800); done gets nil on success or why not.
+func (m *Machine) signIn(done func(m *Machine, f *failure)) {
 	stan, op := m.allocSTAN()
 	m.emit(Persist{Ops: []Op{op}})
 	m.exchange(Request{Kind: MsgSignIn, STAN: stan, Batch: m.st.Counters.Batch}, func(m *Machine, r AcquirerReply) {
 		switch {
 		case r.Err != nil:
-			done(m, "NO ANSWER")
+			done(m, failed(i18n.NoAnswer))
 		case !r.Resp.Approved():
-			done(m, "DECLINED "+r.Resp.RespCode)
+			done(m, declinedWith(r.Resp.RespCode))
 		case r.Resp.KeysErr != nil:
 			m.log(slog.LevelError, "working keys refused", slog.String("err", r.Resp.KeysErr.Error()))
-			done(m, "KEY ERROR")
+			done(m, failed(i18n.KeyError))
 		default:
 			m.st.NeedSignIn = false
 			m.clockFromSignIn(r.Resp)
@@ -311,7 +289,7 @@ func (m *Machine) signIn(done func(m *Machine, reason string)) {
 				m.emit(Persist{Ops: []Op{PutCounters{Counters: m.st.Counters}}})
 			}
 			m.log(slog.LevelInfo, "signed in", slog.String("batch", m.st.Counters.Batch.String()))
-			done(m, "")
+			done(m, nil)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -102,8 +103,8 @@ type activation struct {
 // startActivation: TECH PWD → ACTIVATION CODE → the signed
 // activation_request → WAITING FOR HQ.
 func (m *Machine) startActivation() {
-	m.askTech("ACTIVATE", func(m *Machine) {
-		e := &entryView{title: "ACTIVATE", prompt: "ACTIVATION CODE", min: 8, max: 8}
+	m.askTech(m.t(i18n.Activate), func(m *Machine) {
+		e := &entryView{title: m.t(i18n.Activate), prompt: m.t(i18n.ActivationCode), min: 8, max: 8}
 		e.enter = func(m *Machine, code string) { m.requestActivation(code) }
 		m.replace(e)
 	})
@@ -115,14 +116,14 @@ func (m *Machine) requestActivation(code string) {
 	pub, err := base64.StdEncoding.DecodeString(m.st.DeviceX25519Pub)
 	if err != nil || len(pub) != 32 {
 		m.log(slog.LevelError, "device X25519 key unusable", slog.Int("bytes", len(pub)))
-		m.activationFailed("ERROR")
+		m.activationFailed(failed(i18n.Error))
 		return
 	}
 	data, _ := json.Marshal(remote.ActivationRequest{Code: code, X25519Pub: pub})
 	m.emit(PublishEvent{Type: remote.EvtActivationRequest, ID: id, Data: data})
 	m.log(slog.LevelInfo, "activation requested", slog.String("id", id))
-	m.replace(&waitView{lines: []string{"ACTIVATE", "", "WAITING FOR HQ", "", "CANCEL TO STOP"}, until: m.now.Add(ActivationTimeout),
-		timeout: func(m *Machine) { m.activationFailed("NO ANSWER FROM HQ") },
+	m.replace(&waitView{lines: []string{m.t(i18n.Activate), "", m.t(i18n.WaitingForHQ), "", m.t(i18n.CancelToStop)}, until: m.now.Add(ActivationTimeout),
+		timeout: func(m *Machine) { m.activationFailed(failed(i18n.NoAnswerFromHQ)) },
 		cancel:  func(m *Machine) { m.activation = nil; m.cancelFlow() },
 	})
 }
@@ -156,7 +157,7 @@ func (m *Machine) onProvision(c RemoteCommand) {
 	p := c.Provision
 	a.keep = m.st.Lifecycle == Tampered && m.st.Merchant.TID != "" && m.st.Merchant.TID == p.Merchant.TID
 	a.saved = m.st
-	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "INSTALLING KEYS"}}}
+	m.views = []view{m.rootView(), &infoView{lines: []string{m.t(i18n.Activate), "", m.t(i18n.InstallingKeys)}}}
 	m.emit(Provision{CmdID: c.ID, Sealed: p.Sealed, KCV: p.KCV})
 	m.st.Merchant = p.Merchant
 }
@@ -168,7 +169,11 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 	}
 	if ev.Reason != "" {
 		m.emit(SendAck{CmdID: a.cmdID, State: AckFailed, Reason: ev.Reason, Seen: true, PayloadHash: a.hash})
-		m.activationFailed(map[string]string{"bad-kcv": "BAD KCV", "bad-seal": "BAD SEAL"}[ev.Reason])
+		why := failed(i18n.BadSeal)
+		if ev.Reason == "bad-kcv" {
+			why = failed(i18n.BadKCV)
+		}
+		m.activationFailed(why)
 		return
 	}
 	ops := []Op{PutParams{Merchant: m.st.Merchant}}
@@ -199,10 +204,10 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 	ops = append(ops, PutCounters{Counters: m.st.Counters})
 	m.emit(Persist{Ops: ops})
 	m.emit(SendAck{CmdID: a.cmdID, State: AckSucceeded, Seen: true, PayloadHash: a.hash})
-	m.views = []view{m.rootView(), &infoView{lines: []string{"ACTIVATE", "", "SIGNING IN"}}}
-	m.signIn(func(m *Machine, reason string) {
-		if reason != "" {
-			m.activationFailed("SIGN IN " + reason)
+	m.views = []view{m.rootView(), &infoView{lines: []string{m.t(i18n.Activate), "", m.t(i18n.SigningIn)}}}
+	m.signIn(func(m *Machine, f *failure) {
+		if f != nil {
+			m.activationFailed(f.inSignIn())
 			return
 		}
 		m.views = []view{m.rootView(), &bindView{}}
@@ -212,8 +217,8 @@ func (m *Machine) onProvisioned(ev Provisioned) {
 // bindView asks for the settlement card.
 type bindView struct{ note string }
 
-func (v *bindView) render(*Machine) hal.Screen {
-	l := []string{"ACTIVATE", "", "SWIPE SETTLEMENT CARD"}
+func (v *bindView) render(m *Machine) hal.Screen {
+	l := []string{m.t(i18n.Activate), "", m.t(i18n.SwipeSettleCard)}
 	if v.note != "" {
 		l = append(l, "", v.note)
 	}
@@ -222,14 +227,14 @@ func (v *bindView) render(*Machine) hal.Screen {
 
 func (v *bindView) key(m *Machine, k hal.Key) {
 	if k == hal.KeyCancel {
-		m.activationFailed("CANCELLED")
+		m.activationFailed(failed(i18n.Cancelled))
 	}
 }
 
 func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 	if err != nil {
 		m.log(slog.LevelWarn, "settlement card unreadable", slog.String("err", err.Error()))
-		m.activationFailed("CARD UNREADABLE")
+		m.activationFailed(failed(i18n.CardUnreadable))
 		return
 	}
 	b := NewBinding(m.st.Serial, c.PAN, m.now)
@@ -264,15 +269,15 @@ func (v *bindView) card(m *Machine, c hal.Track2, err error) {
 	data, _ := json.Marshal(map[string]string{"activation": a.id})
 	m.emit(PublishEvent{Type: "activated", Data: data})
 	m.enter(Active, "activated")
-	m.push(&resultView{lines: []string{"ACTIVATED", "", "TID " + m.st.Merchant.TID}, back: 1, until: m.now.Add(ActivatedTimeout)})
+	m.push(&resultView{lines: []string{m.t(i18n.Activated), "", m.label(i18n.TIDLabel, m.st.Merchant.TID)}, back: 1, until: m.now.Add(ActivatedTimeout)})
 }
 
 // activationFailed shows why and leaves the terminal as it was before
 // the provision: the keys the provision installed are zeroised, nothing of
 // it was stored, and a tampered unit keeps its merchant data (an owed
 // reversal, an open batch).
-func (m *Machine) activationFailed(why string) {
-	m.log(slog.LevelWarn, "activation failed", slog.String("why", why))
+func (m *Machine) activationFailed(why *failure) {
+	m.log(slog.LevelWarn, "activation failed", slog.String("why", why.String()))
 	a := m.activation
 	m.activation = nil
 	if a != nil && a.cmdID != "" {
@@ -289,7 +294,7 @@ func (m *Machine) activationFailed(why string) {
 		m.st.Lifecycle = lc
 	}
 	m.views = []view{m.rootView()}
-	m.push(&resultView{lines: append([]string{"ACTIVATION FAILED"}, wrap(why)...), back: 1, until: m.now.Add(ResultTimeout)})
+	m.push(&resultView{lines: append([]string{m.t(i18n.ActivationFail)}, m.why(why)...), back: 1, until: m.now.Add(ResultTimeout)})
 }
 
 // onTamper zeroises every key at once, keeps the merchant data (a pending

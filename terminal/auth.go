@@ -2,6 +2,8 @@ package terminal
 
 import (
 	"log/slog"
+
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // Password lockout (spec/terminal.md), the same rule for the supervisor
@@ -29,14 +31,14 @@ func (k pwdKind) String() string {
 // askSupervisor asks for the supervisor password and runs then on the
 // right one.
 func (m *Machine) askSupervisor(title string, then func(m *Machine)) {
-	m.askPassword(supervisorPwd, &entryView{title: title, prompt: "SUPERVISOR PWD", secret: true, min: 1, max: 12}, then)
+	m.askPassword(supervisorPwd, &entryView{title: title, prompt: m.t(i18n.SupervisorPwd), secret: true, min: 1, max: 12}, then)
 }
 
 // askTech asks for the technician password and runs then on the right
 // one. Its lockout keeps the keypad from guessing it: the TECHNICIAN menu
 // can unbind and set a new supervisor password.
 func (m *Machine) askTech(title string, then func(m *Machine)) {
-	m.askPassword(technicianPwd, &entryView{title: title, prompt: "TECH PWD", secret: true, min: 1, max: 16}, then)
+	m.askPassword(technicianPwd, &entryView{title: title, prompt: m.t(i18n.TechPwd), secret: true, min: 1, max: 16}, then)
 }
 
 func (m *Machine) askPassword(kind pwdKind, e *entryView, then func(m *Machine)) {
@@ -44,7 +46,7 @@ func (m *Machine) askPassword(kind pwdKind, e *entryView, then func(m *Machine))
 		lock := *m.pwdLock(kind)
 		if !lock.LockedUntil.IsZero() {
 			if m.now.Before(lock.LockedUntil) {
-				m.showResult("LOCKED", "TRY AGAIN LATER")
+				m.showResult(m.t(i18n.Locked), m.t(i18n.TryAgainLater))
 				return
 			}
 			// The lock has run out: a fresh start of three tries.
@@ -66,11 +68,11 @@ func (m *Machine) askPassword(kind pwdKind, e *entryView, then func(m *Machine))
 		if lock.Fails >= MaxPwdFails {
 			lock.LockedUntil = m.now.Add(LockDuration)
 			m.setPwdLock(kind, lock)
-			m.showResult("LOCKED", "TRY AGAIN LATER")
+			m.showResult(m.t(i18n.Locked), m.t(i18n.TryAgainLater))
 			return
 		}
 		m.setPwdLock(kind, lock)
-		e.note = "WRONG PWD"
+		e.note = m.t(i18n.WrongPwd)
 	}
 	m.push(e)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // MinFreeKiB is the free space of the data directory below which no new
@@ -46,7 +47,7 @@ func (m *Machine) diskFull(title string) bool {
 	if !m.diskLow {
 		return false
 	}
-	m.showResult(title, "DISK FULL", "SETTLE, CALL SERVICE")
+	m.showResult(title, m.t(i18n.DiskFull), m.t(i18n.SettleCall))
 	return true
 }
 
@@ -179,21 +180,21 @@ func (m *Machine) clearFailStops(why string) {
 type holdView struct{}
 
 func (holdView) render(m *Machine) hal.Screen {
-	what := "STORAGE FAULT"
+	what := i18n.StorageFault
 	if m.diskLow {
-		what = "STORAGE FULL"
+		what = i18n.StorageFull
 	}
-	l := []string{"ERROR", what, "CALL SERVICE", ""}
+	l := []string{m.t(i18n.Error), m.t(what), m.t(i18n.CallService), ""}
 	switch {
 	case m.st.Intent != nil:
-		l = append(l, "UNBIND WAITING")
+		l = append(l, m.t(i18n.UnbindWaiting))
 	case m.st.Reversal != nil:
-		l = append(l, "REVERSAL WAITING")
+		l = append(l, m.t(i18n.ReversalWaiting))
 	case m.st.Settling != 0:
-		l = append(l, "SETTLEMENT WAITING")
+		l = append(l, m.t(i18n.SettlementWaiting))
 	}
 	if !m.alarm.IsZero() {
-		l = append(l, "RETRY "+m.alarm.In(m.now.Location()).Format("15:04"))
+		l = append(l, m.lang.F(i18n.RetryAt, m.alarm.In(m.now.Location()).Format("15:04")))
 	}
 	return lines(l...)
 }

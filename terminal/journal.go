@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // journalPerPage is the number of journal lines under the title.
@@ -25,7 +26,7 @@ func (m *Machine) startJournal() {
 		}
 	}
 	if len(shown) == 0 {
-		m.showResult("JOURNAL", "NO TRANSACTIONS")
+		m.showResult(m.t(i18n.Journal), m.t(i18n.NoTransactions))
 		return
 	}
 	m.push(&journalView{txns: shown, batch: batch})
@@ -37,16 +38,16 @@ type journalView struct {
 	page  int
 }
 
-func (v *journalView) render(*Machine) hal.Screen {
+func (v *journalView) render(m *Machine) hal.Screen {
 	pages := (len(v.txns) + journalPerPage - 1) / journalPerPage
-	l := []string{fmt.Sprintf("JOURNAL %s %d/%d", v.batch, v.page+1, pages)}
+	l := []string{fmt.Sprintf("%s %s %d/%d", m.t(i18n.Journal), v.batch, v.page+1, pages)}
 	for _, t := range v.txns[v.page*journalPerPage : min(len(v.txns), (v.page+1)*journalPerPage)] {
-		l = append(l, fmt.Sprintf("%s %s %s", t.STAN, t.Type, t.Amount))
+		l = append(l, fmt.Sprintf("%s %s %s", t.STAN, m.typeWord(t.Type), t.Amount))
 	}
 	if v.page+1 < pages {
-		l = append(l, "ENTER MORE")
+		l = append(l, m.t(i18n.EnterMore))
 	} else {
-		l = append(l, "END")
+		l = append(l, m.t(i18n.End))
 	}
 	return lines(l...)
 }
@@ -71,10 +72,10 @@ func (m *Machine) reprintLast() {
 		for i := len(list) - 1; i >= 0; i-- {
 			if list[i].Status == Approved {
 				m.emit(Print{Receipt: m.receipt(list[i], true)})
-				m.showResult("REPRINT LAST", "PRINTING", "VOUCHER "+list[i].STAN.String())
+				m.showResult(m.t(i18n.ReprintLast), m.t(i18n.Printing), m.label(i18n.VoucherLabel, list[i].STAN.String()))
 				return
 			}
 		}
 	}
-	m.showResult("REPRINT LAST", "NO TRANSACTIONS")
+	m.showResult(m.t(i18n.ReprintLast), m.t(i18n.NoTransactions))
 }

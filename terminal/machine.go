@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // ResultTimeout is how long a result screen (APPROVED, DECLINED, an error)
@@ -91,6 +92,11 @@ type Machine struct {
 	st       State
 	checkPwd PasswordChecker
 	now      time.Time
+	lang     i18n.Lang // of the screens and receipts (WithLang)
+
+	// Device problems the shell reported, shown on every screen's last
+	// line while they last (devices.go).
+	devices deviceProblems
 
 	views []view // the screen stack; views[0] is the lifecycle's root
 	shown []string
@@ -132,8 +138,12 @@ type Machine struct {
 
 // New builds a machine from the state loaded from the stores; the
 // lifecycle is worked out from what was loaded (Resolve).
-func New(st State, checkPwd PasswordChecker) *Machine {
-	return &Machine{st: Resolve(st), checkPwd: checkPwd}
+func New(st State, checkPwd PasswordChecker, opts ...Option) *Machine {
+	m := &Machine{st: Resolve(st), checkPwd: checkPwd}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Lifecycle returns the current lifecycle state.
@@ -219,6 +229,12 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 		m.onDiskFree(ev.KiB)
 	case ClockSynced:
 		m.onClockSynced()
+	case PrinterStatus:
+		m.devices.paperOut, m.devices.printerOffline = ev.PaperOut, ev.Offline
+	case KeypadStatus:
+		m.devices.keypadMissing = ev.Missing
+	case DisplayStatus:
+		m.devices.displayFault = ev.Fault
 	}
 	m.checkClock()
 	m.render()
@@ -239,7 +255,7 @@ func (m *Machine) failStop(err error) {
 	// Counted, so that a disk that stays full does not make every boot
 	// fail the same way (the storage hold, disk.go).
 	m.emit(PutFailStops{N: m.st.FailStops + 1})
-	m.rebootWith("ERROR", "STORAGE FAULT", "", "REBOOTING")
+	m.rebootWith(m.t(i18n.Error), m.t(i18n.StorageFault), "", m.t(i18n.Rebooting))
 }
 
 // rebootWith draws its last screen, then asks for the reboot: the shell
@@ -332,11 +348,11 @@ func (m *Machine) resumeOwed() {
 		m.resumeSettlement()
 		return
 	}
-	m.push(&infoView{lines: []string{"REVERSAL", "VOUCHER " + m.st.Reversal.Txn.STAN.String(), "", "PROCESSING"}})
+	m.push(&infoView{lines: []string{m.t(i18n.Reversal), m.label(i18n.VoucherLabel, m.st.Reversal.Txn.STAN.String()), "", m.t(i18n.Processing)}})
 	m.sendReversal(func(m *Machine, ok bool) {
 		m.popTo(1)
 		if !ok {
-			m.showResult("REVERSAL PENDING", "HOST UNREACHABLE", "RETRY LATER")
+			m.showResult(m.t(i18n.ReversalPending), m.t(i18n.HostUnreachable), m.t(i18n.RetryLater))
 			return
 		}
 		m.resumeSettlement()
@@ -348,10 +364,10 @@ func (m *Machine) resumeSettlement() {
 	if m.st.Lifecycle != Active || m.st.Settling == 0 {
 		return
 	}
-	m.push(&infoView{lines: []string{"SETTLEMENT", "BATCH " + m.st.Counters.Batch.String(), "RESUMING", "PROCESSING"}})
-	m.settle(func(m *Machine, outcome, failure string) {
-		if failure != "" {
-			m.showResult(append([]string{"SETTLE FAILED"}, wrap(failure)...)...)
+	m.push(&infoView{lines: []string{m.t(i18n.Settlement), m.label(i18n.BatchLabel, m.st.Counters.Batch.String()), m.t(i18n.Resuming), m.t(i18n.Processing)}})
+	m.settle(func(m *Machine, outcome string, f *failure) {
+		if f != nil {
+			m.showResult(append([]string{m.t(i18n.SettleFailed)}, m.why(f)...)...)
 			return
 		}
 		// Back to work: the settlement receipt says what happened.
@@ -369,7 +385,7 @@ func (m *Machine) rootView() view {
 	case Tampered:
 		return m.tamperedView()
 	case Unbinding:
-		return &infoView{lines: []string{"UNBINDING", "PLEASE WAIT"}}
+		return &infoView{lines: []string{m.t(i18n.Unbinding), m.t(i18n.PleaseWait)}}
 	}
 	return m.notActivatedView()
 }
@@ -380,7 +396,7 @@ func (m *Machine) render() {
 	if len(m.views) == 0 {
 		return
 	}
-	s := fit(m.top().render(m))
+	s := fit(m.devices.onScreen(m, m.top().render(m)))
 	if equalLines(s.Lines, m.shown) {
 		return
 	}

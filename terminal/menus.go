@@ -2,14 +2,15 @@ package terminal
 
 import (
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // notActivatedView is the root screen of an unactivated terminal.
 func (m *Machine) notActivatedView() view {
 	return &rootScreen{
-		head: append([]string{"NOT ACTIVATED", "SERIAL"}, wrap(m.st.Serial)...),
+		head: append([]string{m.t(i18n.NotActivated), m.t(i18n.Serial)}, wrap(m.st.Serial)...),
 		items: []menuItem{
-			{hal.Key1, "ACTIVATE", func(m *Machine) { m.startActivation() }},
+			{hal.Key1, m.t(i18n.Activate), func(m *Machine) { m.startActivation() }},
 		},
 	}
 }
@@ -18,9 +19,9 @@ func (m *Machine) notActivatedView() view {
 // gone and only a technician can bring the terminal back.
 func (m *Machine) tamperedView() view {
 	return &rootScreen{
-		head: []string{"TAMPERED", "KEYS ERASED", "CALL TECHNICIAN"},
+		head: []string{m.t(i18n.Tampered), m.t(i18n.KeysErased), m.t(i18n.CallTechnician)},
 		items: []menuItem{
-			{hal.Key1, "ACTIVATE", func(m *Machine) { m.startActivation() }},
+			{hal.Key1, m.t(i18n.Activate), func(m *Machine) { m.startActivation() }},
 		},
 	}
 }
@@ -51,27 +52,27 @@ func (v *rootScreen) key(m *Machine, k hal.Key) {
 
 // mainMenu is the root of an active terminal.
 func (m *Machine) mainMenu() view {
-	return &menuView{title: "MAIN MENU", items: []menuItem{
-		{hal.Key1, "SALE", func(m *Machine) { m.startSale() }},
-		{hal.Key2, "TRANSACTION MGMT", func(m *Machine) { m.push(m.txnMgmtMenu()) }},
-		{hal.Key3, "SETTLEMENT", func(m *Machine) { m.startSettlement() }},
-		{hal.Key4, "SIGN IN", func(m *Machine) { m.startSignIn() }},
-		{hal.Key5, "TECHNICIAN", func(m *Machine) { m.startTechnician() }},
+	return &menuView{title: m.t(i18n.MainMenu), items: []menuItem{
+		{hal.Key1, m.t(i18n.Sale), func(m *Machine) { m.startSale() }},
+		{hal.Key2, m.t(i18n.TxnMgmt), func(m *Machine) { m.push(m.txnMgmtMenu()) }},
+		{hal.Key3, m.t(i18n.Settlement), func(m *Machine) { m.startSettlement() }},
+		{hal.Key4, m.t(i18n.SignIn), func(m *Machine) { m.startSignIn() }},
+		{hal.Key5, m.t(i18n.Technician), func(m *Machine) { m.startTechnician() }},
 	}}
 }
 
 func (m *Machine) txnMgmtMenu() view {
-	return &menuView{title: "TRANSACTION MGMT", items: []menuItem{
-		{hal.Key1, "VOID", func(m *Machine) { m.startVoid() }},
-		{hal.Key2, "JOURNAL", func(m *Machine) { m.startJournal() }},
-		{hal.Key3, "REPRINT LAST", func(m *Machine) { m.reprintLast() }},
+	return &menuView{title: m.t(i18n.TxnMgmt), items: []menuItem{
+		{hal.Key1, m.t(i18n.Void), func(m *Machine) { m.startVoid() }},
+		{hal.Key2, m.t(i18n.Journal), func(m *Machine) { m.startJournal() }},
+		{hal.Key3, m.t(i18n.ReprintLast), func(m *Machine) { m.reprintLast() }},
 	}}
 }
 
 func (m *Machine) technicianMenu() view {
-	return &menuView{title: "TECHNICIAN", items: []menuItem{
-		{hal.Key1, "UNBIND", func(m *Machine) { m.startUnbind() }},
-		{hal.Key2, "INFO", func(m *Machine) { m.showInfo() }},
-		{hal.Key3, "SUPERVISOR PWD", func(m *Machine) { m.changeSupervisorPwd() }},
+	return &menuView{title: m.t(i18n.Technician), items: []menuItem{
+		{hal.Key1, m.t(i18n.Unbind), func(m *Machine) { m.startUnbind() }},
+		{hal.Key2, m.t(i18n.Info), func(m *Machine) { m.showInfo() }},
+		{hal.Key3, m.t(i18n.ItemSupervisorPwd), func(m *Machine) { m.changeSupervisorPwd() }},
 	}}
 }

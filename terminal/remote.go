@@ -3,9 +3,11 @@ package terminal
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/posagent/posagent/terminal/remote"
 	"log/slog"
 	"time"
+
+	"github.com/posagent/posagent/terminal/i18n"
+	"github.com/posagent/posagent/terminal/remote"
 )
 
 // RemoteCommand is a signed HQ command that the shell verified and checked
@@ -201,7 +203,7 @@ func (m *Machine) rejectCommand(c RemoteCommand, reason string) {
 // `unbound` event instead of acks.
 func (m *Machine) startUnbind() {
 	m.push(&confirmView{
-		lines: []string{"UNBIND?", "SETTLES THE BATCH,", "ERASES MERCHANT DATA", "AND REBOOTS", "", "ENTER TO UNBIND"},
+		lines: []string{m.t(i18n.UnbindConfirm), m.t(i18n.UnbindSettles), m.t(i18n.UnbindErases), m.t(i18n.UnbindReboots), "", m.t(i18n.EnterToUnbind)},
 		ok: func(m *Machine) {
 			iv := &UnbindIntent{CmdID: fmt.Sprintf("device-%s-%d", m.st.Serial, m.now.Unix()), Source: "device",
 				Unsettled: remote.UnsettledSettle, ExpiresAt: m.now.Add(10 * time.Minute), Stage: stageAccepted}
@@ -253,12 +255,12 @@ func (m *Machine) unbindStep() {
 		return
 	}
 	if iv.Stage == stageWiping {
-		m.unbindScreen("ERASING DATA")
+		m.unbindScreen(m.t(i18n.ErasingData))
 		m.emit(Wipe{})
 		return
 	}
 	if m.st.Reversal != nil {
-		m.unbindScreen("REVERSAL")
+		m.unbindScreen(m.t(i18n.Reversal))
 		m.sendReversal(func(m *Machine, ok bool) {
 			if !ok {
 				m.unbindRetry("reversal not cleared")
@@ -281,10 +283,10 @@ func (m *Machine) unbindStep() {
 		sum.Settlement = "forced"
 		sum.Unsettled = unsettledOf(open)
 	default:
-		m.unbindScreen("SETTLEMENT")
-		m.settle(func(m *Machine, outcome, failure string) {
-			if failure != "" {
-				m.unbindRetry("settlement: " + failure)
+		m.unbindScreen(m.t(i18n.Settlement))
+		m.settle(func(m *Machine, outcome string, f *failure) {
+			if f != nil {
+				m.unbindRetry("settlement: " + f.String())
 				return
 			}
 			m.log(slog.LevelInfo, "unbind: batch settled", slog.String("outcome", outcome))
@@ -372,7 +374,7 @@ func (m *Machine) approvedTxns() []Txn {
 // (the APPROVED of a sale that finished before the unbind went on) stays
 // on top until its key or its time.
 func (m *Machine) unbindScreen(step string) {
-	vs := []view{&infoView{lines: []string{"UNBINDING", "", step, "", "DO NOT POWER OFF"}}}
+	vs := []view{&infoView{lines: []string{m.t(i18n.Unbinding), "", step, "", m.t(i18n.DoNotPowerOff)}}}
 	if len(m.views) > 1 {
 		if r, ok := m.top().(*resultView); ok {
 			r.back, r.then = 1, nil
@@ -398,7 +400,7 @@ func (m *Machine) unbindRetry(why string) {
 		at = iv.ExpiresAt
 	}
 	m.log(slog.LevelWarn, "unbind step failed, retrying", slog.String("why", why), slog.Duration("in", at.Sub(m.now)))
-	m.unbindScreen("RETRY " + at.Format("15:04:05"))
+	m.unbindScreen(m.lang.F(i18n.RetryAt, at.Format("15:04:05")))
 	m.alarm = at
 	m.onAlarm = func(m *Machine) { m.unbindStep() }
 }
@@ -424,7 +426,7 @@ func (m *Machine) unbindFail(reason string) {
 		m.push(shown)
 	}
 	if iv.Source == "device" {
-		m.showResult("UNBIND FAILED", reason)
+		m.showResult(m.t(i18n.UnbindFailed), m.unbindReasonWord(reason))
 	}
 }
 
@@ -453,7 +455,7 @@ func (m *Machine) onWiped(err error) {
 	m.clearFailStops("unbind written") // a planned reboot: not one more in a row
 	m.st.Lifecycle = Unactivated
 	m.publishStatus()
-	m.rebootWith("UNBOUND", "", "REBOOTING")
+	m.rebootWith(m.t(i18n.Unbound), "", m.t(i18n.Rebooting))
 }
 
 // ClearIntentOp removes the unbind intent (identity store).

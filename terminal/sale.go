@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // EntrySwipe is field 22 for a magnetic-stripe read without PIN.
@@ -15,13 +16,13 @@ const maxAmountDigits = 10
 
 func (m *Machine) startSale() {
 	if m.st.Reversal != nil && m.inflight != nil {
-		m.showResult("SALE", "BUSY", "REVERSAL IN PROGRESS")
+		m.showResult(m.t(i18n.Sale), m.t(i18n.Busy), m.t(i18n.ReversalInProgress))
 		return
 	}
-	if m.settleFirst("SALE") || m.diskFull("SALE") {
+	if m.settleFirst(m.t(i18n.Sale)) || m.diskFull(m.t(i18n.Sale)) {
 		return
 	}
-	e := &entryView{title: "SALE", prompt: "AMOUNT", amount: true, min: 1, max: maxAmountDigits}
+	e := &entryView{title: m.t(i18n.Sale), prompt: m.t(i18n.Amount), amount: true, min: 1, max: maxAmountDigits}
 	e.enter = func(m *Machine, digits string) {
 		amt := parseAmount(digits)
 		m.replace(&swipeView{amount: amt})
@@ -43,8 +44,8 @@ type swipeView struct {
 	note   string
 }
 
-func (v *swipeView) render(*Machine) hal.Screen {
-	l := []string{"SALE", "AMOUNT " + v.amount.String(), "", "SWIPE CARD"}
+func (v *swipeView) render(m *Machine) hal.Screen {
+	l := []string{m.t(i18n.Sale), m.label(i18n.AmountLabel, v.amount.String()), "", m.t(i18n.SwipeCard)}
 	if v.note != "" {
 		l = append(l, "", v.note)
 	}
@@ -60,19 +61,19 @@ func (v *swipeView) key(m *Machine, k hal.Key) {
 func (v *swipeView) card(m *Machine, c hal.Track2, err error) {
 	if err != nil {
 		m.log(slog.LevelWarn, "card unreadable", slog.String("err", err.Error()))
-		v.note = "CARD ERROR, AGAIN"
+		v.note = m.t(i18n.CardErrorAgain)
 		m.emit(Beep{For: 300 * time.Millisecond})
 		return
 	}
-	m.replace(&infoView{lines: []string{"SALE", "AMOUNT " + v.amount.String(), "", "PROCESSING"}})
+	m.replace(&infoView{lines: []string{m.t(i18n.Sale), m.label(i18n.AmountLabel, v.amount.String()), "", m.t(i18n.Processing)}})
 	amount := v.amount
 	m.beforeFinancial(func(m *Machine) {
 		if m.st.Lifecycle != Active {
 			return // an unbind came while a reversal went first: nothing was sent for this sale
 		}
 		m.sendSale(amount, c)
-	}, func(m *Machine, reason string) {
-		m.flowError(reason)
+	}, func(m *Machine, f *failure) {
+		m.flowError(f)
 	})
 }
 
@@ -119,17 +120,17 @@ func (m *Machine) onFinancialReply(t Txn, r AcquirerReply) {
 		m.putTxn(t)
 		m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})
 		m.log(slog.LevelWarn, "request not sent", slog.String("type", what), errAttr(r.Err))
-		m.flowError("NO CONNECTION")
+		m.flowError(failed(i18n.NoConnection))
 	case r.Err != nil || r.Resp.Undecodable:
-		reason, shown := ReasonNoAnswer, "NO RESPONSE"
+		reason, shown := ReasonNoAnswer, i18n.NoResponse
 		if r.Err == nil {
-			reason, shown = ReasonOther, "BAD RESPONSE"
+			reason, shown = ReasonOther, i18n.BadResponse
 		}
 		m.owe(t, reason, "", shown)
 	case r.Resp.Approved() && r.Resp.MACBad:
 		// A failed MAC is no approval: reverse with A0 and sign in again.
 		m.st.NeedSignIn = true
-		m.owe(t, ReasonMACFailed, r.Resp.Auth, "MAC ERROR")
+		m.owe(t, ReasonMACFailed, r.Resp.Auth, i18n.MACError)
 	case r.Resp.Approved():
 		t.Status, t.RespCode, t.RRN, t.Auth = Approved, r.Resp.RespCode, r.Resp.RRN, r.Resp.Auth
 		ops := []Op{PutTxn{Txn: t}, ClearReversal{}}
@@ -148,7 +149,8 @@ func (m *Machine) onFinancialReply(t Txn, r AcquirerReply) {
 			slog.String("amount", t.Amount.String()), slog.Any("pan", t.PAN))
 		m.publishStatus()
 		m.emit(Print{Receipt: m.receipt(t, false)})
-		m.showResult(append([]string{what, "APPROVED", "VOUCHER " + t.STAN.String(), "AMOUNT " + t.Amount.String()}, "AUTH "+t.Auth)...)
+		m.showResult(m.typeWord(t.Type), m.t(i18n.Approved), m.label(i18n.VoucherLabel, t.STAN.String()),
+			m.label(i18n.AmountLabel, t.Amount.String()), m.label(i18n.AuthLabel, t.Auth))
 	default:
 		t.Status, t.RespCode = Declined, r.Resp.RespCode
 		if t.RespCode == ReasonMACFailed {
@@ -161,29 +163,29 @@ func (m *Machine) onFinancialReply(t Txn, r AcquirerReply) {
 		m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})
 		m.clearFailStops("a transaction committed")
 		m.log(slog.LevelInfo, "declined", slog.String("type", what), slog.String("stan", t.STAN.String()), slog.String("code", t.RespCode))
-		m.showResult(append([]string{what}, declineLines(t.RespCode)...)...)
+		m.showResult(append([]string{m.typeWord(t.Type)}, m.declineLines(t.RespCode)...)...)
 	}
 }
 
 // owe leaves the reversal pending with its reason, tells the cashier, and
 // sends the reversal at once (it would otherwise go before the next
 // financial message, or at the next boot).
-func (m *Machine) owe(t Txn, reason, auth, shown string) {
+func (m *Machine) owe(t Txn, reason, auth string, shown i18n.Msg) {
 	rv := Reversal{Txn: t, Reason: reason, Auth: auth}
 	m.st.Reversal = &rv
 	m.emit(Persist{Ops: []Op{PutReversal{Reversal: rv}}})
 	m.log(slog.LevelWarn, "reversal owed", slog.String("type", t.Type.String()), slog.String("stan", t.STAN.String()), slog.String("reason", reason))
-	m.flowError(shown)
+	m.flowError(failed(shown))
 	m.sendReversal(func(m *Machine, ok bool) {
 		if ok && m.st.NeedSignIn {
-			m.signIn(func(*Machine, string) {})
+			m.signIn(func(*Machine, *failure) {})
 		}
 	})
 }
 
-// flowError ends the current flow with ERROR <reason>.
-func (m *Machine) flowError(reason string) {
-	m.showResult("ERROR", reason)
+// flowError ends the current flow with ERROR <why>.
+func (m *Machine) flowError(f *failure) {
+	m.showResult(append([]string{m.t(i18n.Error)}, m.why(f)...)...)
 }
 
 // putTxn updates the in-memory journal of the current batch.
@@ -228,6 +230,6 @@ func (m *Machine) settleFirst(title string) bool {
 	if m.st.Settling == 0 {
 		return false
 	}
-	m.showResult(title, "SETTLE FIRST", "BATCH "+m.st.Settling.String())
+	m.showResult(title, m.t(i18n.SettleFirst), m.label(i18n.BatchLabel, m.st.Settling.String()))
 	return true
 }

@@ -3,6 +3,8 @@ package terminal
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // uploadPerMessage is the number of batch-upload records per 0320
@@ -15,28 +17,29 @@ func (m *Machine) startSettlement() {
 	tot := totalsOf(m.st.Journal)
 	m.push(&confirmView{
 		lines: []string{
-			"SETTLE BATCH?",
-			"BATCH " + m.st.Counters.Batch.String(),
-			fmt.Sprintf("SALE %3d %s", tot.DebitCount, tot.DebitAmount),
-			fmt.Sprintf("VOID %3d %s", tot.CreditCount, tot.CreditAmount),
-			"NET " + tot.Net().String(),
+			m.t(i18n.SettleBatch),
+			m.label(i18n.BatchLabel, m.st.Counters.Batch.String()),
+			fmt.Sprintf("%s %3d %s", m.typeWord(Sale), tot.DebitCount, tot.DebitAmount),
+			fmt.Sprintf("%s %3d %s", m.typeWord(Void), tot.CreditCount, tot.CreditAmount),
+			m.label(i18n.NetLabel, tot.Net().String()),
 			"",
-			"ENTER TO SETTLE",
+			m.t(i18n.EnterToSettle),
 		},
 		ok: func(m *Machine) {
-			m.replace(&infoView{lines: []string{"SETTLEMENT", "BATCH " + m.st.Counters.Batch.String(), "", "PROCESSING"}})
-			m.settle(func(m *Machine, outcome string, err string) {
-				if err != "" {
-					m.showResult(append([]string{"SETTLE FAILED"}, wrap(err)...)...)
+			m.replace(&infoView{lines: []string{m.t(i18n.Settlement), m.label(i18n.BatchLabel, m.st.Counters.Batch.String()), "", m.t(i18n.Processing)}})
+			m.settle(func(m *Machine, outcome string, f *failure) {
+				if f != nil {
+					m.showResult(append([]string{m.t(i18n.SettleFailed)}, m.why(f)...)...)
 					return
 				}
-				m.showResult(outcome, "BATCH CLOSED")
+				m.showResult(m.outcomeWord(outcome), m.t(i18n.BatchClosed))
 			})
 		},
 	})
 }
 
-// Settlement outcomes, as shown and as reported to HQ.
+// Settlement outcomes, as reported to HQ (an unbind's result.settlement);
+// the screen shows their words (outcomeWord).
 const (
 	Settled         = "SETTLED"
 	SettledUploaded = "SETTLED UPLOADED"
@@ -44,9 +47,9 @@ const (
 
 // settle runs the whole settlement: pending reversal and sign-in first,
 // 0500, then batch upload end (balanced) or batch upload + end (not
-// balanced), then the batch closes. done gets the outcome or a reason.
+// balanced), then the batch closes. done gets the outcome or a failure.
 // The unbind sequence reuses it.
-func (m *Machine) settle(done func(m *Machine, outcome, failure string)) {
+func (m *Machine) settle(done func(m *Machine, outcome string, f *failure)) {
 	m.beforeFinancial(func(m *Machine) {
 		batch := m.st.Counters.Batch
 		tot := totalsOf(m.st.Journal)
@@ -56,14 +59,14 @@ func (m *Machine) settle(done func(m *Machine, outcome, failure string)) {
 		m.exchange(Request{Kind: MsgSettlement, STAN: stan, Batch: batch, Totals: tot}, func(m *Machine, r AcquirerReply) {
 			switch {
 			case r.Err != nil:
-				done(m, "", "NO RESPONSE")
+				done(m, "", failed(i18n.NoResponse))
 			case r.Resp.Undecodable:
-				done(m, "", "BAD RESPONSE")
+				done(m, "", failed(i18n.BadResponse))
 			case !r.Resp.Approved():
-				done(m, "", "DECLINED "+r.Resp.RespCode)
+				done(m, "", declinedWith(r.Resp.RespCode))
 			case r.Resp.SettleFlag == '1':
-				m.uploadEnd(0, true, func(m *Machine, failure string) {
-					m.finishSettlement(batch, Settled, failure, done)
+				m.uploadEnd(0, true, func(m *Machine, f *failure) {
+					m.finishSettlement(batch, Settled, f, done)
 				})
 			default:
 				m.log(slog.LevelInfo, "settlement not balanced: batch upload", slog.String("batch", batch.String()), slog.String("flag", string(r.Resp.SettleFlag)))
@@ -73,36 +76,36 @@ func (m *Machine) settle(done func(m *Machine, outcome, failure string)) {
 						recs = append(recs, t)
 					}
 				}
-				m.upload(recs, 0, func(m *Machine, failure string) {
-					if failure != "" {
-						done(m, "", failure)
+				m.upload(recs, 0, func(m *Machine, f *failure) {
+					if f != nil {
+						done(m, "", f)
 						return
 					}
-					m.uploadEnd(len(recs), false, func(m *Machine, failure string) {
-						m.finishSettlement(batch, SettledUploaded, failure, done)
+					m.uploadEnd(len(recs), false, func(m *Machine, f *failure) {
+						m.finishSettlement(batch, SettledUploaded, f, done)
 					})
 				})
 			}
 		})
-	}, func(m *Machine, reason string) { done(m, "", reason) })
+	}, func(m *Machine, f *failure) { done(m, "", f) })
 }
 
 // upload sends recs[from:] in 0320s of up to uploadPerMessage records.
-func (m *Machine) upload(recs []Txn, from int, done func(m *Machine, failure string)) {
+func (m *Machine) upload(recs []Txn, from int, done func(m *Machine, f *failure)) {
 	if from >= len(recs) {
-		done(m, "")
+		done(m, nil)
 		return
 	}
 	to := min(from+uploadPerMessage, len(recs))
 	// A full batch is up to 125 messages: say how far it is.
-	if v, ok := m.top().(*infoView); ok && len(v.lines) > 0 && v.lines[0] == "SETTLEMENT" {
-		v.lines = []string{"SETTLEMENT", "BATCH " + m.st.Counters.Batch.String(), "BATCH UPLOAD",
-			fmt.Sprintf("%d-%d OF %d", from+1, to, len(recs)), "PROCESSING"}
+	if v, ok := m.top().(*infoView); ok && len(v.lines) > 0 && v.lines[0] == m.t(i18n.Settlement) {
+		v.lines = []string{m.t(i18n.Settlement), m.label(i18n.BatchLabel, m.st.Counters.Batch.String()), m.t(i18n.BatchUpload),
+			m.lang.F(i18n.UploadProgress, from+1, to, len(recs)), m.t(i18n.Processing)}
 	}
 	stan, op := m.allocSTAN()
 	m.emit(Persist{Ops: []Op{op}})
 	m.exchange(Request{Kind: MsgBatchUpload, STAN: stan, Batch: m.st.Counters.Batch, Records: recs[from:to]}, func(m *Machine, r AcquirerReply) {
-		if f := uploadFailure(r); f != "" {
+		if f := uploadFailure(r); f != nil {
 			done(m, f)
 			return
 		}
@@ -110,7 +113,7 @@ func (m *Machine) upload(recs []Txn, from int, done func(m *Machine, failure str
 	})
 }
 
-func (m *Machine) uploadEnd(count int, balanced bool, done func(m *Machine, failure string)) {
+func (m *Machine) uploadEnd(count int, balanced bool, done func(m *Machine, f *failure)) {
 	stan, op := m.allocSTAN()
 	m.emit(Persist{Ops: []Op{op}})
 	m.exchange(Request{Kind: MsgBatchUploadEnd, STAN: stan, Batch: m.st.Counters.Batch, Count: count, Balanced: balanced}, func(m *Machine, r AcquirerReply) {
@@ -118,24 +121,24 @@ func (m *Machine) uploadEnd(count int, balanced bool, done func(m *Machine, fail
 	})
 }
 
-func uploadFailure(r AcquirerReply) string {
+func uploadFailure(r AcquirerReply) *failure {
 	switch {
 	case r.Err != nil:
-		return "NO RESPONSE"
+		return failed(i18n.NoResponse)
 	case r.Resp.Undecodable:
-		return "BAD RESPONSE"
+		return failed(i18n.BadResponse)
 	case !r.Resp.Approved():
-		return "DECLINED " + r.Resp.RespCode
+		return declinedWith(r.Resp.RespCode)
 	}
-	return ""
+	return nil
 }
 
 // finishSettlement closes the batch: the batch number increments, the
 // closed batch stays readable (JOURNAL, REPRINT LAST) until the next
 // settlement, and the one before it is dropped.
-func (m *Machine) finishSettlement(batch BatchNo, outcome, failure string, done func(m *Machine, outcome, failure string)) {
-	if failure != "" {
-		done(m, "", failure)
+func (m *Machine) finishSettlement(batch BatchNo, outcome string, f *failure, done func(m *Machine, outcome string, f *failure)) {
+	if f != nil {
+		done(m, "", f)
 		return
 	}
 	ops := []Op{}
@@ -152,17 +155,17 @@ func (m *Machine) finishSettlement(batch BatchNo, outcome, failure string, done 
 	m.log(slog.LevelInfo, "batch closed", slog.String("batch", batch.String()), slog.String("outcome", outcome))
 	m.emit(Print{Receipt: m.settlementReceipt(batch, totalsOf(m.st.Prev), outcome)})
 	m.publishStatus()
-	done(m, outcome, "")
+	done(m, outcome, nil)
 }
 
 // startSignIn is MAIN MENU 4: PROCESSING → SIGNED IN / SIGN IN FAILED.
 func (m *Machine) startSignIn() {
-	m.push(&infoView{lines: []string{"SIGN IN", "", "PROCESSING"}})
-	m.signIn(func(m *Machine, reason string) {
-		if reason != "" {
-			m.showResult(append([]string{"SIGN IN FAILED"}, wrap(reason)...)...)
+	m.push(&infoView{lines: []string{m.t(i18n.SignIn), "", m.t(i18n.Processing)}})
+	m.signIn(func(m *Machine, f *failure) {
+		if f != nil {
+			m.showResult(append([]string{m.t(i18n.SignInFailed)}, m.why(f)...)...)
 			return
 		}
-		m.showResult("SIGNED IN", "BATCH "+m.st.Counters.Batch.String())
+		m.showResult(m.t(i18n.SignedIn), m.label(i18n.BatchLabel, m.st.Counters.Batch.String()))
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/posagent/posagent/terminal/i18n"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -12,13 +13,15 @@ import (
 // supervisor password.
 
 func (m *Machine) startTechnician() {
-	m.askTech("TECHNICIAN", func(m *Machine) { m.replace(m.technicianMenu()) })
+	m.askTech(m.t(i18n.Technician), func(m *Machine) { m.replace(m.technicianMenu()) })
 }
 
 func (m *Machine) showInfo() {
-	l := []string{"INFO", "SERIAL", m.st.Serial, "STATE " + m.st.Lifecycle.String()}
+	l := append([]string{m.t(i18n.Info), m.t(i18n.Serial)}, wrap(m.st.Serial)...)
+	l = append(l, m.label(i18n.State, m.lifecycleWord(m.st.Lifecycle)))
 	if m.st.Lifecycle == Active {
-		l = append(l, "TID "+m.st.Merchant.TID, fmt.Sprintf("BATCH %s (%d)", m.st.Counters.Batch, len(m.approvedTxns())))
+		l = append(l, m.label(i18n.TIDLabel, m.st.Merchant.TID),
+			m.label(i18n.BatchLabel, fmt.Sprintf("%s (%d)", m.st.Counters.Batch, len(m.approvedTxns()))))
 	}
 	m.showResult(l...)
 }
@@ -31,15 +34,16 @@ const minSupervisorPwd = 6
 // password (a slow, salted KDF: not the core's job) and stores it, and
 // answers with SupervisorPwdStored.
 func (m *Machine) changeSupervisorPwd() {
-	first := &entryView{title: "SUPERVISOR PWD", prompt: "NEW PWD", secret: true, min: minSupervisorPwd, max: 12}
+	title := m.t(i18n.ItemSupervisorPwd)
+	first := &entryView{title: title, prompt: m.t(i18n.NewPwd), secret: true, min: minSupervisorPwd, max: 12}
 	first.enter = func(m *Machine, pwd string) {
-		confirm := &entryView{title: "SUPERVISOR PWD", prompt: "CONFIRM PWD", secret: true, min: minSupervisorPwd, max: 12}
+		confirm := &entryView{title: title, prompt: m.t(i18n.ConfirmPwd), secret: true, min: minSupervisorPwd, max: 12}
 		confirm.enter = func(m *Machine, again string) {
 			if again != pwd {
-				m.showResult("SUPERVISOR PWD", "NOT THE SAME", "NOTHING CHANGED")
+				m.showResult(title, m.t(i18n.NotTheSame), m.t(i18n.NothingChanged))
 				return
 			}
-			m.replace(&infoView{lines: []string{"SUPERVISOR PWD", "", "SAVING"}})
+			m.replace(&infoView{lines: []string{title, "", m.t(i18n.Saving)}})
 			m.emit(ChangeSupervisorPwd{New: pwd})
 		}
 		m.replace(confirm)
@@ -65,7 +69,7 @@ func (e ChangeSupervisorPwd) String() string { return "ChangeSupervisorPwd{***}"
 func (m *Machine) onSupervisorPwdStored(ev SupervisorPwdStored) {
 	if ev.Err != nil {
 		m.log(slog.LevelError, "supervisor password not stored", slog.String("err", ev.Err.Error()))
-		m.showResult("SUPERVISOR PWD", "ERROR", "NOTHING CHANGED")
+		m.showResult(m.t(i18n.ItemSupervisorPwd), m.t(i18n.Error), m.t(i18n.NothingChanged))
 		return
 	}
 	m.st.SupervisorPwdHash = ev.Hash
@@ -75,5 +79,5 @@ func (m *Machine) onSupervisorPwdStored(ev SupervisorPwdStored) {
 	// ordered is seen. The clear password never leaves the shell's KDF.
 	m.log(slog.LevelWarn, "supervisor password changed from the TECHNICIAN menu")
 	m.emit(PublishEvent{Type: remote.EvtSupervisorPwdChanged, Data: json.RawMessage(`{"via":"technician-menu"}`)})
-	m.showResult("SUPERVISOR PWD", "PWD CHANGED")
+	m.showResult(m.t(i18n.ItemSupervisorPwd), m.t(i18n.PwdChanged))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -38,7 +39,7 @@ func TestTranscripts(t *testing.T) {
 	for _, script := range scripts {
 		name := strings.TrimSuffix(filepath.Base(script), ".txt")
 		t.Run(name, func(t *testing.T) {
-			got := runTranscript(t, script)
+			got := runTranscript(t, script, nil)
 			golden := strings.TrimSuffix(script, ".txt") + ".golden"
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -72,9 +73,17 @@ func TestTranscripts(t *testing.T) {
 //	wait 30s                            (advance the clock, then Tick)
 //	swipe ;PAN=YYMM...?
 //	expect WORD                         (the screen must contain WORD)
+//	expect-print WORD                   (the last receipt printed must contain WORD)
 //	expect-store WHAT                   (reversal, no-reversal, settling, intent, no-intent, txns=N, stan=N)
+//	printer paperout|offline|ready      (the printer's state)
+//	keypad missing|back                 (the keypad device gone or back)
+//	display fault                       (the configured display could not be opened)
 //	# comment
-func runTranscript(t *testing.T, path string) string {
+//
+// With zh non-nil the machine shows Chinese (WithLang(i18n.ZhCN)): every
+// screen and receipt goes through zh's checks, and an expect of a
+// spec/terminal.md English word waits for its Chinese word instead.
+func runTranscript(t *testing.T, path string, zh *zhRun) string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -90,7 +99,12 @@ func runTranscript(t *testing.T, path string) string {
 	var m *Machine
 	now := t0
 	var out strings.Builder
-	var last Request // the last Exchange asked for
+	var last Request       // the last Exchange asked for
+	var lastPrint []string // the lines of the last receipt printed
+	var lang i18n.Lang
+	if zh != nil {
+		lang = i18n.ZhCN
+	}
 	// write is one durable write of the shell: it fails when persistfail
 	// armed it.
 	write := func(ops []Op) error {
@@ -103,11 +117,23 @@ func runTranscript(t *testing.T, path string) string {
 	var step func(ev Event)
 	step = func(ev Event) {
 		effs := m.Step(now, ev)
+		if zh != nil {
+			zh.checkFits(t, m)
+		}
 		var after []Event
 		for _, e := range effs {
 			out.WriteString("  " + renderEffect(e) + "\n")
 			var err error
 			switch e := e.(type) {
+			case Show:
+				if zh != nil {
+					zh.checkText(t, "screen", e.Screen.Lines, store)
+				}
+			case Print:
+				lastPrint = e.Receipt.Lines
+				if zh != nil {
+					zh.checkText(t, "receipt", e.Receipt.Lines, store)
+				}
 			case ChangeSupervisorPwd:
 				// The shell's part: "hash" and store, then answer.
 				err = write([]Op{PutSupervisorPwd{Hash: e.New}, PutPwdLock{}})
@@ -158,7 +184,7 @@ func runTranscript(t *testing.T, path string) string {
 		}
 		st.WorkingKeys = keys
 		st.FailStops = failStops
-		m = New(st, testPwd)
+		m = New(st, testPwd, WithLang(lang))
 		if diskKiB >= 0 {
 			step(DiskFree{KiB: diskKiB}) // the shell reads the meter before Boot
 		}
@@ -281,6 +307,10 @@ func runTranscript(t *testing.T, path string) string {
 			c, err := hal.ParseTrack2(arg)
 			step(CardSwiped{Card: c, Err: err})
 		case "expect":
+			if zh != nil {
+				zh.expect(t, fmt.Sprintf("%s:%d", path, n), arg, m.Screen().Lines)
+				break
+			}
 			if !m.Screen().Contains(arg) {
 				t.Errorf("%s:%d: screen does not show %q:\n%s", path, n, arg, m.Screen())
 			}
@@ -288,6 +318,20 @@ func runTranscript(t *testing.T, path string) string {
 			if got := strconv.Itoa(failStops); got != arg {
 				t.Errorf("%s:%d: fail-stop count %s, want %s", path, n, got, arg)
 			}
+		case "expect-print":
+			if zh != nil {
+				zh.expect(t, fmt.Sprintf("%s:%d", path, n), arg, lastPrint)
+				break
+			}
+			if !(hal.Screen{Lines: lastPrint}).Contains(arg) {
+				t.Errorf("%s:%d: the last receipt does not show %q:\n%s", path, n, arg, strings.Join(lastPrint, "\n"))
+			}
+		case "printer":
+			step(PrinterStatus{PaperOut: arg == "paperout", Offline: arg == "offline"})
+		case "keypad":
+			step(KeypadStatus{Missing: arg == "missing"})
+		case "display":
+			step(DisplayStatus{Fault: arg == "fault"})
 		case "expect-store":
 			if err := checkStore(store, arg); err != nil {
 				t.Errorf("%s:%d: store: %v", path, n, err)

@@ -4,18 +4,19 @@ import (
 	"fmt"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // startVoid: SUPERVISOR PWD → VOID BY → VOUCHER NO or TIME → VOID? →
 // PROCESSING → result (spec/terminal.md §Void). Refusals send nothing.
 func (m *Machine) startVoid() {
-	if m.settleFirst("VOID") || m.diskFull("VOID") {
+	if m.settleFirst(m.t(i18n.Void)) || m.diskFull(m.t(i18n.Void)) {
 		return
 	}
-	m.askSupervisor("VOID", func(m *Machine) {
-		m.replace(&menuLikeView{title: "VOID BY", items: []menuItem{
-			{hal.Key1, "VOUCHER NO", func(m *Machine) { m.voidByVoucher() }},
-			{hal.Key2, "TIME", func(m *Machine) { m.voidByTime() }},
+	m.askSupervisor(m.t(i18n.Void), func(m *Machine) {
+		m.replace(&menuLikeView{title: m.t(i18n.VoidBy), items: []menuItem{
+			{hal.Key1, m.t(i18n.ItemVoucherNo), func(m *Machine) { m.voidByVoucher() }},
+			{hal.Key2, m.t(i18n.Time), func(m *Machine) { m.voidByTime() }},
 		}})
 	})
 }
@@ -39,7 +40,7 @@ func (v *menuLikeView) key(m *Machine, k hal.Key) {
 }
 
 func (m *Machine) voidByVoucher() {
-	e := &entryView{title: "VOID", prompt: "VOUCHER NO", min: 1, max: 6}
+	e := &entryView{title: m.t(i18n.Void), prompt: m.t(i18n.VoucherNo), min: 1, max: 6}
 	e.enter = func(m *Machine, digits string) {
 		// Decimal, leading zeros and all: fmt.Sscan would read "000010"
 		// as octal (8). The entry holds digits only.
@@ -53,8 +54,8 @@ func (m *Machine) voidByVoucher() {
 }
 
 func (m *Machine) voidByTime() {
-	e := &entryView{title: "VOID", prompt: "TIME", min: 8, max: 8}
-	e.note = "MMDDhhmm"
+	e := &entryView{title: m.t(i18n.Void), prompt: m.t(i18n.Time), min: 8, max: 8}
+	e.note = m.t(i18n.TimeFormat)
 	e.enter = func(m *Machine, mmddhhmm string) {
 		var hits []Txn
 		for _, t := range m.st.Journal {
@@ -64,7 +65,7 @@ func (m *Machine) voidByTime() {
 		}
 		switch len(hits) {
 		case 0:
-			m.showResult("VOID", "NOT FOUND")
+			m.showResult(m.t(i18n.Void), m.t(i18n.NotFound))
 		case 1:
 			m.voidCandidate(hits[0].STAN)
 		default:
@@ -78,8 +79,8 @@ func (m *Machine) voidByTime() {
 // "<n> <voucher> <amount>", chosen by n.
 type pickView struct{ hits []Txn }
 
-func (v *pickView) render(*Machine) hal.Screen {
-	l := []string{"VOID: PICK ONE"}
+func (v *pickView) render(m *Machine) hal.Screen {
+	l := []string{m.t(i18n.Void) + ": " + m.t(i18n.PickOne)}
 	for i, t := range v.hits {
 		if i == 7 {
 			break // the display has 8 lines; 7 sales in one minute is plenty
@@ -104,23 +105,24 @@ func (m *Machine) voidCandidate(stan STAN) {
 	t, ok := m.findTxn(m.st.Counters.Batch, stan)
 	if !ok {
 		if _, inPrev := m.findTxn(m.st.PrevBatch, stan); inPrev && m.st.PrevBatch != 0 {
-			m.showResult("VOID", "NOT VOIDABLE", "BATCH SETTLED")
+			m.showResult(m.t(i18n.Void), m.t(i18n.NotVoidable), m.t(i18n.BatchSettled))
 			return
 		}
-		m.showResult("VOID", "NOT FOUND")
+		m.showResult(m.t(i18n.Void), m.t(i18n.NotFound))
 		return
 	}
 	switch {
 	case t.Type != Sale:
-		m.showResult("VOID", "NOT VOIDABLE")
+		m.showResult(m.t(i18n.Void), m.t(i18n.NotVoidable))
 	case t.Voided:
-		m.showResult("VOID", "ALREADY VOIDED")
+		m.showResult(m.t(i18n.Void), m.t(i18n.AlreadyVoided))
 	case t.Status != Approved:
-		m.showResult("VOID", "NOT VOIDABLE", "NOT APPROVED")
+		m.showResult(m.t(i18n.Void), m.t(i18n.NotVoidable), m.t(i18n.NotApproved))
 	default:
 		m.replace(&confirmView{
-			lines: []string{"VOID?", "AMOUNT " + t.Amount.String(), t.PAN.String(), "VOUCHER " + t.STAN.String(), "", "ENTER TO CONFIRM"},
-			ok:    func(m *Machine) { m.confirmVoid(t) },
+			lines: []string{m.t(i18n.VoidConfirm), m.label(i18n.AmountLabel, t.Amount.String()), t.PAN.String(),
+				m.label(i18n.VoucherLabel, t.STAN.String()), "", m.t(i18n.EnterToAccept)},
+			ok: func(m *Machine) { m.confirmVoid(t) },
 		})
 	}
 }
@@ -142,14 +144,14 @@ func (v *confirmView) key(m *Machine, k hal.Key) {
 }
 
 func (m *Machine) confirmVoid(orig Txn) {
-	m.replace(&infoView{lines: []string{"VOID", "VOUCHER " + orig.STAN.String(), "", "PROCESSING"}})
+	m.replace(&infoView{lines: []string{m.t(i18n.Void), m.label(i18n.VoucherLabel, orig.STAN.String()), "", m.t(i18n.Processing)}})
 	m.beforeFinancial(func(m *Machine) {
 		if m.st.Lifecycle != Active {
 			return // an unbind came while a reversal went first: nothing was sent for this void
 		}
 		// Re-check: a reversal sent just now may have changed the original.
 		if cur, ok := m.findTxn(orig.Batch, orig.STAN); !ok || cur.Voided || cur.Status != Approved {
-			m.showResult("VOID", "NOT VOIDABLE")
+			m.showResult(m.t(i18n.Void), m.t(i18n.NotVoidable))
 			return
 		}
 		stan, op := m.allocSTAN()
@@ -162,5 +164,5 @@ func (m *Machine) confirmVoid(orig Txn) {
 		m.exchange(Request{Kind: MsgVoid, STAN: stan, Batch: t.Batch, Txn: t}, func(m *Machine, r AcquirerReply) {
 			m.onFinancialReply(t, r)
 		})
-	}, func(m *Machine, reason string) { m.flowError(reason) })
+	}, func(m *Machine, f *failure) { m.flowError(f) })
 }

@@ -2,7 +2,12 @@ package main
 
 import (
 	"fmt"
+	"image/png"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,13 +15,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // TestDemo drives build/demo.sh (what `make demo` runs) the way a person
 // does: in a real terminal (tmux, 80x30), reading the screen and typing.
 // It activates the terminal with the code from the banner, makes a sale and
 // voids it, then stops the lab with Ctrl-C.
-func TestDemo(t *testing.T) {
+func TestDemo(t *testing.T) { runDemo(t, i18n.EN) }
+
+// TestDemoZhCN: the same with build/demo.sh --lang zh-CN, reading the
+// Chinese screens; the screen is also drawn into the lab's screen.png.
+func TestDemoZhCN(t *testing.T) { runDemo(t, i18n.ZhCN) }
+
+func runDemo(t *testing.T, lang i18n.Lang) {
+	w := lang.T
 	tmuxBin, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux is missing: run build/install-tools.sh (apt-get install tmux)")
@@ -50,7 +64,7 @@ func TestDemo(t *testing.T) {
 		}
 		return string(out)
 	}
-	script := "env " + strings.Join(env, " ") + " " + filepath.Join(root, "build/demo.sh") + "; echo DEMO-EXIT $?; sleep 60"
+	script := "env " + strings.Join(env, " ") + " " + filepath.Join(root, "build/demo.sh") + " --lang " + lang.String() + "; echo DEMO-EXIT $?; sleep 60"
 	tmux("new-session", "-d", "-s", "demo", "-x", "80", "-y", "30", script)
 	t.Cleanup(func() {
 		_ = exec.Command(tmuxBin, "-L", sock, "kill-server").Run()
@@ -95,65 +109,84 @@ func TestDemo(t *testing.T) {
 		}
 	}
 
-	waitScreen("NOT ACTIVATED", 60*time.Second)
+	waitScreen(w(i18n.NotActivated), 60*time.Second)
 	m := regexp.MustCompile(`activation code +(\d{8})`).FindStringSubmatch(pane())
 	if m == nil {
 		t.Fatalf("no activation code in the banner:\n%s", pane())
 	}
-	for _, want := range []string{"technician pwd    4321", "supervisor pwd    123456", "build/swipe.sh", "Ctrl-C"} {
-		if !strings.Contains(pane(), want) {
+	for _, want := range []string{"technician pwd    4321", "supervisor pwd    123456", "build/swipe.sh", "Ctrl-C",
+		fmt.Sprintf("http://127.0.0.1:%d/", hqPort), "alice / alice-demo-pass (requester)", "bob / bob-demo-pass (approver)"} {
+		if !strings.Contains(strings.ReplaceAll(pane(), "\n", ""), want) {
 			t.Fatalf("banner lacks %q:\n%s", want, pane())
 		}
 	}
+	// The banner's back office and operators work: each logs in.
+	for name, pw := range map[string]string{"alice": "alice-demo-pass", "bob": "bob-demo-pass"} {
+		backOfficeLogin(t, fmt.Sprintf("http://127.0.0.1:%d", hqPort), name, pw)
+	}
 
 	keys("1")
-	waitScreen("TECH PWD", 5*time.Second)
+	waitScreen(w(i18n.TechPwd), 5*time.Second)
 	keys("4321", "Enter")
-	waitScreen("ACTIVATION CODE", 5*time.Second)
+	waitScreen(w(i18n.ActivationCode), 5*time.Second)
 	keys(m[1], "Enter")
 	// WAITING FOR HQ lasts as long as HQ takes (milliseconds here); then the
 	// demo's acquirer signs the terminal in with the TMK hqd gave it.
-	waitScreen("SWIPE SETTLEMENT CARD", 30*time.Second)
+	waitScreen(w(i18n.SwipeSettleCard), 30*time.Second)
 	hqdLog, _ := os.ReadFile(filepath.Join(lab, "hqd.log"))
 	if !regexp.MustCompile(`activation request answered.* serial=DEMO-0001 request=act-DEMO-0001-\d+ provision=prov-DEMO-0001-\d+ tid=10000001`).Match(hqdLog) {
 		t.Fatalf("hqd.log has no provision:\n%s", hqdLog)
 	}
 	swipe()
-	waitScreen("ACTIVATED", 10*time.Second)
+	waitScreen(w(i18n.Activated), 10*time.Second)
 	keys("Enter")
-	waitScreen("MAIN MENU", 10*time.Second)
+	waitScreen(w(i18n.MainMenu), 10*time.Second)
 
 	// Sale: 1, amount in fen, Enter, swipe.
 	keys("1")
-	waitScreen("AMOUNT", 5*time.Second)
+	waitScreen(w(i18n.Amount), 5*time.Second)
 	keys("1234", "Enter")
-	waitScreen("SWIPE CARD", 5*time.Second)
+	waitScreen(w(i18n.SwipeCard), 5*time.Second)
 	swipe("6222021234567890123")
-	s := waitScreen("APPROVED", 30*time.Second)
-	v := regexp.MustCompile(`VOUCHER (\d{6})`).FindStringSubmatch(s)
+	s := waitScreen(w(i18n.Approved), 30*time.Second)
+	v := regexp.MustCompile(w(i18n.VoucherLabel) + ` (\d{6})`).FindStringSubmatch(s)
 	if v == nil || !strings.Contains(s, "12.34") {
 		t.Fatalf("sale APPROVED screen without voucher or amount:\n%s", s)
 	}
 	keys("Enter")
-	waitScreen("MAIN MENU", 5*time.Second)
+	waitScreen(w(i18n.MainMenu), 5*time.Second)
 
 	// Void: 2 TRANSACTION MGMT, 1 VOID, supervisor password, 1 VOUCHER NO,
 	// the voucher, confirm.
 	keys("2")
-	waitScreen("TRANSACTION MGMT", 5*time.Second)
+	waitScreen(w(i18n.TxnMgmt), 5*time.Second)
 	keys("1")
-	waitScreen("SUPERVISOR PWD", 5*time.Second)
+	waitScreen(w(i18n.SupervisorPwd), 5*time.Second)
 	keys("123456", "Enter")
-	waitScreen("VOID BY", 5*time.Second)
+	waitScreen(w(i18n.VoidBy), 5*time.Second)
 	keys("1")
-	waitScreen("VOUCHER NO", 5*time.Second)
+	waitScreen(w(i18n.VoucherNo), 5*time.Second)
 	keys(v[1], "Enter")
-	s = waitScreen("VOID?", 5*time.Second)
+	s = waitScreen(w(i18n.VoidConfirm), 5*time.Second)
 	if !strings.Contains(s, "12.34") || !strings.Contains(s, v[1]) {
 		t.Fatalf("void confirm screen:\n%s", s)
 	}
 	keys("Enter")
-	waitScreen("APPROVED", 30*time.Second)
+	waitScreen(w(i18n.Approved), 30*time.Second)
+
+	// The LCD picture of the demo: the last screen, 320x240.
+	if !strings.Contains(pane(), "screen.png") {
+		t.Errorf("banner lacks the screen picture:\n%s", pane())
+	}
+	f, err := os.Open(filepath.Join(lab, "screen.png"))
+	if err != nil {
+		t.Fatalf("the demo draws no screen picture: %v", err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil || img.Bounds().Dx() != 320 || img.Bounds().Dy() != 240 {
+		t.Fatalf("screen.png: %v; want a 320x240 PNG", err)
+	}
 
 	// Ctrl-C stops the terminal cleanly and the script takes the lab down.
 	keys("C-c")
@@ -169,6 +202,34 @@ func TestDemo(t *testing.T) {
 			c.Close()
 			t.Errorf("port %d still open after the demo stopped: a background process was left behind", port)
 		}
+	}
+}
+
+// backOfficeLogin logs in to hqd's back office as a browser would (the
+// login form's CSRF cookie and field) and checks the fleet page lists the
+// demo terminal.
+func backOfficeLogin(t *testing.T, base, name, pw string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatalf("back office: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("back office login page:\n%s", body)
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"csrf": {string(m[1])}, "name": {name}, "password": {pw}})
+	if err != nil {
+		t.Fatalf("back office login: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "DEMO-0001") {
+		t.Fatalf("back office login of %s: %d\n%s", name, resp.StatusCode, body)
 	}
 }
 

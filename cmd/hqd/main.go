@@ -56,7 +56,8 @@ Config (TOML; every key optional, unknown keys refused):
   [jobs]      tick ("200ms"), lease ("15s"), resend_interval ("1m")
   [policy]    unbind = 2 …   distinct signatures a command type needs (as terminals were told)
 
-Endpoints: GET /healthz (503 while the database or ingest fails), /api/v1/… (see README).
+Endpoints: GET /healthz (503 while the database or ingest fails), /api/v1/… (see README),
+and every other path: the back office for operators in a browser (log in at /).
 `
 
 func main() {

@@ -70,6 +70,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[hal]\nprinter_encoding = \"utf8\"", "hal.printer_encoding"},
 		{"[hal]\ndisplay_png = \"/tmp/s.png\"", "hal.display_png"},
 		{"[hal]\nkind = \"sim\"\ndisplay_png_size = \"320*240\"", "hal.display_png_size"},
+		{"[hal]\nkind = \"sim\"\ndisplay_geometry = \"320x240x8\"", "hal.display_geometry"},
+		{"[hal]\nkind = \"sim\"\ndisplay_geometry = \"64x32x1\"", "hal.display_geometry"},
+		{"[hal]\ndisplay_geometry = \"128x64x1\"", "hal.display_geometry"},
 	} {
 		_, err := ParseConfig([]byte(tc.toml), "t")
 		if err == nil {
@@ -125,6 +128,10 @@ lang = "zh-CN"
 	}
 	if cfg.halConfig().PrinterEncoding != "ascii" || cfg.HAL.PrinterChineseMode {
 		t.Errorf("explicit encoding: %+v", cfg.HAL)
+	}
+	cfg, err = ParseConfig([]byte("[hal]\nkind = \"sim\"\ndisplay = \"fb:/tmp/fb0\"\ndisplay_geometry = \"128x64x1\""), "fb file")
+	if err != nil || cfg.HAL.DisplayGeometry != "128x64x1" {
+		t.Errorf("sim framebuffer on a file: %v %+v", err, cfg.HAL)
 	}
 	cfg, err = ParseConfig([]byte("[hal]\nkind = \"sim\"\ndisplay_png = \"/tmp/screen.png\"\ndisplay_png_size = \"128x64\""), "png")
 	if err != nil || cfg.HAL.DisplayPNG != "/tmp/screen.png" {

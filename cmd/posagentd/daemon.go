@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // daemon is the imperative shell around the terminal core: it owns the
@@ -27,7 +29,7 @@ type daemon struct {
 	se    hal.SecureElement
 	dev   *hal.Devices
 	m     *terminal.Machine
-	acq   *acquirerLink
+	acq   *acquirerWorker     // the one goroutine that talks to the acquirer
 	async chan terminal.Event // results of work done off the loop
 	id    storage.Identity
 	rl    *remoteLink
@@ -42,6 +44,7 @@ type daemon struct {
 	deciding   *storage.InboxItem
 	decidingID string
 	sd         *sdNotifier // systemd READY/STATUS/STOPPING and watchdog (systemd.go); nil = none
+	restart    idleRestart // a restart that waits for an idle moment (idle_restart.go)
 	clock      wallClock
 	disk       diskMeter
 	diskKiB    int64              // the last free space read; -1 unknown
@@ -83,6 +86,8 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	d.restart.listen()
+	defer d.restart.close()
 	d.sd = startSystemd(log)
 	defer d.sd.Stop() // STOPPING=1 before the stores close
 
@@ -120,14 +125,18 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	if st.TimeFloor.Before(buildTime) {
 		st.TimeFloor = buildTime
 	}
-	d.m = terminal.New(st, checkPassword)
+	lang, err := i18n.ParseLang(cfg.UI.Lang)
+	if err != nil {
+		return nil, fmt.Errorf("config: ui.lang: %w", err)
+	}
+	d.m = terminal.New(st, checkPassword, terminal.WithLang(lang))
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
-	d.acq = &acquirerLink{se: d.se, timeout: cfg.Acquirer.Timeout.Duration}
 	d.diskKiB, d.clockWait = -1, map[string]bool{}
 	d.waiting, d.expiry = map[uint64]bool{}, map[string]time.Time{}
 	d.async = make(chan terminal.Event, 16)
+	d.acq = startAcquirer(d.se, cfg.Acquirer.Timeout.Duration, log, d.async)
 	return d, nil
 }
 
@@ -164,6 +173,10 @@ func (d *daemon) serial() string {
 }
 
 func (d *daemon) close() {
+	if d.acq != nil {
+		d.acq.stop() // before the stores and the secure element go
+		d.acq = nil
+	}
 	if d.rl != nil {
 		var offline []byte
 		if d.ident != nil {
@@ -194,14 +207,32 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	keys := d.dev.Keypad.Keys()
 	swipes := d.dev.CardReader.Swipes()
 	tamper := d.dev.Tamper.Tampered()
+	// Devices that report their problems as they come and go (the
+	// screens say so: terminal/devices.go).
+	var paper <-chan hal.PrinterStatus
+	if pm, ok := d.dev.Printer.(hal.PrinterMonitor); ok {
+		paper = pm.PrinterStatus()
+	}
+	var keypad <-chan bool
+	if km, ok := d.dev.Keypad.(hal.KeypadMonitor); ok {
+		keypad = km.KeypadPresent()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 
 	d.rl.start()
 	d.watchDisk() // the boot decision needs the free space (the storage hold)
 	d.step(terminal.Boot{})
+	if d.dev.DisplayFault != nil {
+		// The adapter logged why; the console the screens fell back to
+		// says so.
+		d.step(terminal.DisplayStatus{Fault: true})
+	}
 	d.watch()
 	for !d.stop {
+		if d.restartDue() {
+			return exitOK
+		}
 		d.sd.Running(d.m.Lifecycle()) // READY=1 after Boot's first screen; STATUS= on a change
 		select {
 		case sig := <-sigs:
@@ -224,6 +255,10 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(terminal.CardSwiped{Card: c.Track2, Err: c.Err})
 		case <-tamper:
 			d.step(terminal.TamperDetected{})
+		case st := <-paper:
+			d.step(terminal.PrinterStatus{PaperOut: st == hal.PrinterPaperOut, Offline: st == hal.PrinterOffline})
+		case present := <-keypad:
+			d.step(terminal.KeypadStatus{Missing: !present})
 		case <-tick.C:
 			d.watch()
 			d.step(terminal.Tick{})
@@ -231,6 +266,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.step(ev)
 		case <-d.rl.wake:
 			d.processInbox()
+		case <-d.restart.requests():
+			d.requestRestart()
 		case ack := <-d.sd.Probes():
 			close(ack) // the watchdog's proof that this loop turns (systemd.go)
 		}
@@ -321,7 +358,16 @@ func (d *daemon) do(e terminal.Effect) error {
 			d.log.Warn("display", slog.String("err", err.Error()))
 		}
 	case terminal.Print:
-		if err := d.dev.Printer.Print(e.Receipt); err != nil {
+		// The transaction is on disk by now: a receipt that cannot print
+		// changes nothing about it (REPRINT LAST prints it again).
+		switch err := d.dev.Printer.Print(e.Receipt); {
+		case err == nil:
+		case errors.Is(err, hal.ErrPaperOut):
+			// Kept by the printer, printed when paper is back; the
+			// screen says PAPER OUT until then.
+			d.log.Info("receipt waits for paper", slog.String("err", err.Error()))
+			d.next = append(d.next, terminal.PrinterStatus{PaperOut: true})
+		default:
 			d.log.Warn("printer", slog.String("err", err.Error()))
 		}
 	case terminal.SetLED:
@@ -369,8 +415,9 @@ func (d *daemon) do(e terminal.Effect) error {
 		}
 	case terminal.Exchange:
 		// Off the loop: an exchange can take the whole acquirer timeout.
-		// The core keeps one in flight, so acquirerLink's buffers are free.
-		go func(q terminal.Request) { d.async <- d.acq.do(context.Background(), q) }(e.Req)
+		if !d.acq.submit(e.Req) {
+			d.next = append(d.next, terminal.AcquirerReply{ID: e.Req.ID, Err: errAcquirerBusy})
+		}
 	default:
 		d.log.Error("unknown effect", slog.String("type", fmt.Sprintf("%T", e)))
 	}

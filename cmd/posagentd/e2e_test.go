@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/iso8583/hostsim"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 const (
@@ -51,16 +52,15 @@ func (h *Term) hostTxn(batch, stan string) hostsim.Txn {
 // or TRANSACTION MGMT and stops on VOID BY.
 func (h *Term) toVoidBy() {
 	h.t.Helper()
-	s, w := h.WaitAny(waitTimeout, "MAIN MENU", "TRANSACTION MGMT")
-	_ = s
-	if w == "MAIN MENU" {
+	_, w := h.WaitAny(waitTimeout, h.W(i18n.MainMenu), h.W(i18n.TxnMgmt))
+	if w == h.W(i18n.MainMenu) {
 		h.Keys("2")
-		h.WaitScreen("TRANSACTION MGMT", waitTimeout)
+		h.WaitScreen(h.W(i18n.TxnMgmt), waitTimeout)
 	}
 	h.Keys("1")
-	h.WaitScreen("SUPERVISOR PWD", waitTimeout)
+	h.WaitScreen(h.W(i18n.SupervisorPwd), waitTimeout)
 	h.Keys("123456\r")
-	h.WaitScreen("VOID BY", waitTimeout)
+	h.WaitScreen(h.W(i18n.VoidBy), waitTimeout)
 }
 
 // voidByVoucher goes up to the screen after the voucher number (VOID? or
@@ -69,9 +69,9 @@ func (h *Term) voidByVoucher(voucher string) string {
 	h.t.Helper()
 	h.toVoidBy()
 	h.Keys("1")
-	h.WaitScreen("VOUCHER NO", waitTimeout)
+	h.WaitScreen(h.W(i18n.VoucherNo), waitTimeout)
 	h.Keys(voucher + "\r")
-	s, _ := h.WaitAny(waitTimeout, "VOID?", "NOT FOUND", "ALREADY VOIDED", "NOT VOIDABLE")
+	s, _ := h.WaitAny(waitTimeout, h.W(i18n.VoidConfirm), h.W(i18n.NotFound), h.W(i18n.AlreadyVoided), h.W(i18n.NotVoidable))
 	return s
 }
 
@@ -442,6 +442,14 @@ func TestE2EBadMAC(t *testing.T) {
 	s = h.Sale(2000, track2A)
 	mustContain(t, "bad-MAC sale", s, "ERROR", "MAC ERROR")
 	ht := h.waitLedger("a new sign-in after the bad MAC", func(t *hostsim.Terminal) bool { return t.SignIns == 2 })
+	// The host has answered the sign-in; the terminal takes it in after
+	// that. A sale started before would find the sign-in still owed and
+	// sign in a third time.
+	for deadline := time.Now().Add(waitTimeout); strings.Count(h.Logs(), `msg="signed in"`) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal never took in the second sign-in:\n%s", h.Logs())
+		}
+	}
 	var bad *hostsim.Txn
 	for i, x := range ht.Batch("000001").Transactions {
 		if x.Amount == 2000 {

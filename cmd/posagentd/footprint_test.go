@@ -49,8 +49,9 @@ func fpBuild(b *testing.B, dir, goarch string) string {
 
 // fpTerminal makes a provisioned, active terminal whose open batch holds
 // 999 approved sales, written as posagentd writes them (terminal.Txn in
-// JSON under batch/STAN keys), and returns its config file.
-func fpTerminal(b *testing.B) string {
+// JSON under batch/STAN keys), and returns its config file. hal is more
+// [hal] lines (a framebuffer display).
+func fpTerminal(b *testing.B, hal ...string) string {
 	b.Helper()
 	tmp := b.TempDir()
 	data := filepath.Join(tmp, "data")
@@ -68,8 +69,8 @@ func fpTerminal(b *testing.B) string {
 	card := filepath.Join(tmp, "card")
 	os.WriteFile(card, nil, 0o600)
 	cfg := filepath.Join(tmp, "posagent.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir = %q\nlog_level = \"warn\"\n[hal]\nkind = \"sim\"\nconsole = \"stdio\"\ncard_reader = %q\nprinter = %q\nreboot = \"exit\"\n",
-		data, card, filepath.Join(tmp, "printer.txt"))), 0o600)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir = %q\nlog_level = \"warn\"\n[hal]\nkind = \"sim\"\nconsole = \"stdio\"\ncard_reader = %q\nprinter = %q\nreboot = \"exit\"\n%s\n",
+		data, card, filepath.Join(tmp, "printer.txt"), strings.Join(hal, "\n"))), 0o600)
 	prov := filepath.Join(tmp, "provision.json")
 	os.WriteFile(prov, []byte(`{"tid":"12345678","mid":"123456789012345","merchant_name":"FOOTPRINT",
 		"acquirer":{"addr":"127.0.0.1:9","tpdu":"6000030000"},"tmk":"0123456789ABCDEFFEDCBA9876543210"}`), 0o600)
@@ -146,7 +147,7 @@ func fpStart(b *testing.B, argv []string) *fpProc {
 			n, err := r.Read(buf)
 			if !sent {
 				seen.Write(buf[:n])
-				if bytes.Contains(seen.Bytes(), []byte("MAIN MENU")) {
+				if bytes.Contains(seen.Bytes(), []byte("MAIN MENU")) || bytes.Contains(seen.Bytes(), []byte("主菜单")) {
 					p.menu <- time.Now()
 					sent = true
 				}
@@ -234,16 +235,23 @@ func BenchmarkFootprintColdStart999(b *testing.B) {
 // BenchmarkFootprintIdleRSS: the resident set 2 s after MAIN MENU with the
 // 999-transaction batch loaded, natively and under qemu-arm-static (the
 // latter includes qemu's own translator, so it is an upper bound for the
-// ARMv7 terminal). Target ≤ 16 MiB.
+// ARMv7 terminal); the -fb runs also draw every screen on a 320x240
+// 16-bit framebuffer (a regular file standing in for /dev/fb0: the
+// adapter's canvas and back buffer, the font, in zh-CN). Target ≤ 16 MiB.
 func BenchmarkFootprintIdleRSS(b *testing.B) {
 	dir := b.TempDir()
 	cfg := fpTerminal(b)
+	fb := filepath.Join(b.TempDir(), "fb0")
+	cfgFB := fpTerminal(b, fmt.Sprintf("display = %q", "fb:"+fb), `display_geometry = "320x240x16"`, "[ui]", `lang = "zh-CN"`)
 	for _, tc := range []struct {
 		name, goarch string
 		wrap         []string
+		cfg          string
 	}{
-		{"amd64", "amd64", nil},
-		{"qemu-armv7", "arm", []string{"qemu-arm-static"}},
+		{"amd64", "amd64", nil, cfg},
+		{"qemu-armv7", "arm", []string{"qemu-arm-static"}, cfg},
+		{"amd64-fb", "amd64", nil, cfgFB},
+		{"qemu-armv7-fb", "arm", []string{"qemu-arm-static"}, cfgFB},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			if tc.wrap != nil {
@@ -254,11 +262,16 @@ func BenchmarkFootprintIdleRSS(b *testing.B) {
 			bin := fpBuild(b, dir, tc.goarch)
 			var rss float64
 			for i := 0; i < b.N; i++ {
-				p := fpStart(b, append(append([]string(nil), tc.wrap...), bin, "--config", cfg))
+				p := fpStart(b, append(append([]string(nil), tc.wrap...), bin, "--config", tc.cfg))
 				p.waitMenu(b)
 				time.Sleep(2 * time.Second)
 				rss += vmRSS(b, p.cmd.Process.Pid)
 				p.stop(b)
+				if tc.cfg == cfgFB {
+					if px, err := os.ReadFile(fb); err != nil || len(px) != 320*240*2 || bytes.Count(px, []byte{0}) == len(px) {
+						b.Fatalf("the framebuffer file was not drawn (%d bytes, %v)", len(px), err)
+					}
+				}
 			}
 			b.ReportMetric(rss/float64(b.N)/mib, "MiB-RSS")
 		})

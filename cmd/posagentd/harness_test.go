@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/posagent/posagent/iso8583/hostsim"
+	"github.com/posagent/posagent/terminal/i18n"
 )
 
 // waitTimeout bounds every wait of the harness: generous, because the
@@ -339,8 +342,13 @@ type Term struct {
 	Config  string
 	Printer string
 	TID     string
+	// Lang is the terminal's [ui] lang: the helpers wait for its words.
+	Lang i18n.Lang
 
 	ptyMaster, ptySlave *os.File
+	// keypad, when set, types the keys instead of the console's stdin
+	// (an evdev keypad on a FIFO).
+	keypad func(keys string) error
 
 	// Bin, when set, is the posagentd binary Start runs (the disk-full
 	// test's fault-injection build); Env is added to its environment.
@@ -361,6 +369,11 @@ type Term struct {
 type TermOptions struct {
 	Timeout string // acquirer.timeout, default "2s"
 	TID     string // default 12345678
+	Lang    string // [ui] lang, default "en"
+	// HAL sets [hal] keys over the simulator's (kind, console, card_reader,
+	// printer, reboot): kind = "linux" with an evdev keypad, a usblp
+	// printer, a framebuffer file...
+	HAL map[string]string
 }
 
 // newTermFiles lays out a terminal's files in a temp dir: data_dir, the
@@ -369,13 +382,26 @@ type TermOptions struct {
 // mqtt is the body of the [mqtt] section ("" for none).
 func newTermFiles(t testing.TB, sim *acqSim, tid, mqtt, timeout string) *Term {
 	t.Helper()
+	return newTermFilesWith(t, sim, TermOptions{TID: tid, Timeout: timeout}, mqtt)
+}
+
+// newTermFilesWith is newTermFiles with the language and [hal] keys of o.
+func newTermFilesWith(t testing.TB, sim *acqSim, o TermOptions, mqtt string) *Term {
+	t.Helper()
+	tid, timeout := o.TID, o.Timeout
 	if timeout == "" {
 		timeout = "2s"
 	}
+	lang, err := i18n.ParseLang(o.Lang)
+	if o.Lang == "" {
+		lang, err = i18n.EN, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	h := &Term{t: t, Sim: sim, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt"), TID: tid}
-	var err error
+		Config: filepath.Join(dir, "pos.toml"), Printer: filepath.Join(dir, "printer.txt"), TID: tid, Lang: lang}
 	if h.ptyMaster, h.ptySlave, err = pty.Open(); err != nil {
 		t.Fatalf("open pty: %v", err)
 	}
@@ -386,19 +412,28 @@ func newTermFiles(t testing.TB, sim *acqSim, tid, mqtt, timeout string) *Term {
 	if mqtt != "" {
 		mqtt = "\n[mqtt]\n" + mqtt
 	}
+	hal := map[string]string{"kind": "sim", "console": "stdio", "card_reader": h.ptySlave.Name(),
+		"printer": h.Printer, "reboot": "exit"}
+	for k, v := range o.HAL {
+		hal[k] = v
+	}
+	var halLines []string
+	for k, v := range hal {
+		halLines = append(halLines, fmt.Sprintf("%s = %q", k, v))
+	}
+	sort.Strings(halLines)
 	cfg := fmt.Sprintf(`data_dir = %q
 log_level = "debug"
 
 [hal]
-kind = "sim"
-console = "stdio"
-card_reader = %q
-printer = %q
-reboot = "exit"
+%s
+
+[ui]
+lang = %q
 %s
 [acquirer]
 timeout = %q
-`, h.DataDir, h.ptySlave.Name(), h.Printer, mqtt, timeout)
+`, h.DataDir, strings.Join(halLines, "\n"), lang, mqtt, timeout)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +456,7 @@ func NewTerm(t testing.TB, sim *acqSim, o TermOptions) *Term {
 	if o.TID == "" {
 		o.TID = "12345678"
 	}
-	h := newTermFiles(t, sim, o.TID, "", o.Timeout)
+	h := newTermFilesWith(t, sim, o, "")
 	dir := h.Dir
 
 	pub, _, err := ed25519.GenerateKey(nil)
@@ -523,8 +558,11 @@ func (h *Term) Restart() {
 	h.t.Helper()
 	h.Start()
 	h.mark = 0
-	h.WaitScreen("MAIN MENU", waitTimeout)
+	h.WaitScreen(h.W(i18n.MainMenu), waitTimeout)
 }
+
+// W is the word of id in the terminal's language: what its screens show.
+func (h *Term) W(id i18n.Msg) string { return h.Lang.T(id) }
 
 // Kill9 kills the daemon with SIGKILL, as a power cut would.
 func (h *Term) Kill9() {
@@ -574,6 +612,12 @@ func (h *Term) Logs() string {
 func (h *Term) Keys(s string) {
 	h.t.Helper()
 	h.mark = h.scr.count()
+	if h.keypad != nil {
+		if err := h.keypad(s); err != nil {
+			h.t.Fatalf("keys %q: %v", s, err)
+		}
+		return
+	}
 	if _, err := io.WriteString(h.stdin, s); err != nil {
 		h.t.Fatalf("keys %q: %v", s, err)
 	}
@@ -617,6 +661,28 @@ func (h *Term) WaitAny(timeout time.Duration, words ...string) (string, string) 
 }
 
 func (h *Term) waitAny(words []string, timeout time.Duration) (string, bool) {
+	return h.waitPred(func(screen string) bool {
+		for _, w := range words {
+			if strings.Contains(screen, w) {
+				return true
+			}
+		}
+		return false
+	}, timeout)
+}
+
+// waitFor waits until the latest screen since the last input satisfies
+// ok, and returns it.
+func (h *Term) waitFor(ok func(screen string) bool) string {
+	h.t.Helper()
+	s, found := h.waitPred(ok, waitTimeout)
+	if !found {
+		h.t.Fatalf("timeout after %v waiting for a screen; last screens:\n%s", waitTimeout, h.scr.tail(8))
+	}
+	return s
+}
+
+func (h *Term) waitPred(ok func(screen string) bool, timeout time.Duration) (string, bool) {
 	s := h.scr
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() {
@@ -629,11 +695,8 @@ func (h *Term) waitAny(words []string, timeout time.Duration) (string, bool) {
 	defer s.mu.Unlock()
 	for {
 		if n := len(s.screens); n > 0 && n-1 >= h.mark {
-			last := s.screens[n-1]
-			for _, w := range words {
-				if strings.Contains(last, w) {
-					return last, true
-				}
+			if last := s.screens[n-1]; ok(last) {
+				return last, true
 			}
 		}
 		if s.eof || !time.Now().Before(deadline) {
@@ -707,20 +770,23 @@ func (h *Term) Sale(fen int64, track2 string) string {
 	h.t.Helper()
 	h.startSale()
 	h.Keys(fmt.Sprintf("%d\r", fen))
-	h.WaitScreen("SWIPE CARD", waitTimeout)
+	h.WaitScreen(h.W(i18n.SwipeCard), waitTimeout)
 	h.Swipe(track2)
-	s, _ := h.WaitAny(waitTimeout, "APPROVED", "DECLINED", "ERROR")
+	s, _ := h.WaitAny(waitTimeout, h.W(i18n.Approved), h.W(i18n.Declined), h.W(i18n.Error))
 	return s
 }
 
-// voucherOf reads "VOUCHER nnnnnn" from a screen.
+// voucherRE finds "VOUCHER nnnnnn" on a screen, in either language.
+var voucherRE = regexp.MustCompile("(?:" + i18n.EN.T(i18n.VoucherLabel) + "|" + i18n.ZhCN.T(i18n.VoucherLabel) + `) (\d{6})`)
+
+// voucherOf reads "VOUCHER nnnnnn" (凭证号 nnnnnn) from a screen.
 func voucherOf(t testing.TB, screen string) string {
 	t.Helper()
-	i := strings.Index(screen, "VOUCHER ")
-	if i < 0 || len(screen) < i+14 {
+	m := voucherRE.FindStringSubmatch(screen)
+	if m == nil {
 		t.Fatalf("no voucher on screen %q", screen)
 	}
-	return screen[i+8 : i+14]
+	return m[1]
 }
 
 // startSale goes from MAIN MENU to the AMOUNT prompt. While a reversal is
@@ -730,9 +796,9 @@ func (h *Term) startSale() {
 	h.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		h.WaitScreen("MAIN MENU", waitTimeout)
+		h.WaitScreen(h.W(i18n.MainMenu), waitTimeout)
 		h.Keys("1")
-		if _, w := h.WaitAny(waitTimeout, "AMOUNT", "BUSY"); w == "AMOUNT" {
+		if _, w := h.WaitAny(waitTimeout, h.W(i18n.Amount), h.W(i18n.Busy)); w == h.W(i18n.Amount) {
 			return
 		}
 		if time.Now().After(deadline) {

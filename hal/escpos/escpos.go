@@ -103,6 +103,16 @@ func Encode(r hal.Receipt, o Options) []byte {
 	return b
 }
 
+// EncodeText returns the bytes of line as the printer's font reads them in
+// encoding e, without any command: for a printer simulated by a file.
+func EncodeText(line string, e Encoding) []byte {
+	b := make([]byte, 0, 2*len(line))
+	for _, c := range line {
+		b = appendRune(b, c, e)
+	}
+	return b
+}
+
 var gb18030 = simplifiedchinese.GB18030.NewEncoder()
 
 func appendRune(b []byte, c rune, e Encoding) []byte {

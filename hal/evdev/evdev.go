@@ -141,15 +141,21 @@ type Keypad struct {
 	layout Layout
 	log    *slog.Logger
 	keys   chan hal.Key
-	done   chan struct{}
-	exited chan struct{}
-	once   sync.Once
+	// present reports the device gone (false) and back (true), latest
+	// change only (hal.KeypadMonitor).
+	present chan bool
+	done    chan struct{}
+	exited  chan struct{}
+	once    sync.Once
 
 	mu  sync.Mutex
 	cur io.Closer
 }
 
-var _ hal.Keypad = (*Keypad)(nil)
+var (
+	_ hal.Keypad        = (*Keypad)(nil)
+	_ hal.KeypadMonitor = (*Keypad)(nil)
+)
 
 // Open starts reading the device at path (native layout). A missing
 // device is not an error: it is logged once and looked for again with a
@@ -163,9 +169,10 @@ func Open(path string, log *slog.Logger) *Keypad {
 func New(name string, l Layout, open Opener, log *slog.Logger) *Keypad {
 	k := &Keypad{
 		name: name, open: open, layout: l, log: log,
-		keys:   make(chan hal.Key, 32),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
+		keys:    make(chan hal.Key, 32),
+		present: make(chan bool, 1),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
 	}
 	go k.run()
 	return k
@@ -174,6 +181,18 @@ func New(name string, l Layout, open Opener, log *slog.Logger) *Keypad {
 // Keys implements hal.Keypad. The channel closes after Close only: a
 // keypad that went away comes back on the same channel.
 func (k *Keypad) Keys() <-chan hal.Key { return k.keys }
+
+// KeypadPresent implements hal.KeypadMonitor: false when the device is
+// missing or went away (the screen says so), true when it is back.
+func (k *Keypad) KeypadPresent() <-chan bool { return k.present }
+
+func (k *Keypad) setPresent(p bool) {
+	select {
+	case <-k.present: // keep the latest change only
+	default:
+	}
+	k.present <- p
+}
 
 // Close stops the reader and releases the device (and its grab).
 func (k *Keypad) Close() error {
@@ -216,6 +235,7 @@ func (k *Keypad) run() {
 			if !missing {
 				k.log.Error("keypad unavailable; retrying until it appears", slog.String("keypad", k.name), slog.String("err", err.Error()))
 				missing = true
+				k.setPresent(false)
 			}
 		} else {
 			k.mu.Lock()
@@ -229,6 +249,7 @@ func (k *Keypad) run() {
 			if missing {
 				k.log.Info("keypad connected", slog.String("keypad", k.name))
 				missing = false
+				k.setPresent(true)
 			}
 			backoff = MinBackoff
 			err = k.read(src)
@@ -243,6 +264,7 @@ func (k *Keypad) run() {
 			}
 			k.log.Warn("keypad input ended; reopening", slog.String("keypad", k.name), slog.String("err", errString(err)))
 			missing = true
+			k.setPresent(false)
 		}
 		select {
 		case <-k.done:

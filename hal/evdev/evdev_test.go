@@ -272,3 +272,44 @@ func TestCloseEndsKeys(t *testing.T) {
 		t.Fatal("Keys not closed after Close")
 	}
 }
+
+// TestPresent: the keypad reports the device missing at start, back once
+// it opens, gone when its input ends (the screen says so meanwhile).
+func TestPresent(t *testing.T) {
+	oldMin, oldMax := MinBackoff, MaxBackoff
+	MinBackoff, MaxBackoff = time.Millisecond, 5*time.Millisecond
+	defer func() { MinBackoff, MaxBackoff = oldMin, oldMax }()
+	srcs := make(chan io.ReadCloser, 1)
+	log, _ := newLog()
+	k := New("event4", NativeLayout, func() (io.ReadCloser, error) {
+		select {
+		case r := <-srcs:
+			return r, nil
+		default:
+			return nil, os.ErrNotExist
+		}
+	}, log)
+	defer k.Close()
+	wait := func(want bool) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case p := <-k.KeypadPresent():
+				if p == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("keypad present never reported %v", want)
+			}
+		}
+	}
+	wait(false) // missing at start
+	r, w, _ := os.Pipe()
+	srcs <- r
+	wait(true)
+	w.Write(stroke(NativeLayout, Code1))
+	expectKeys(t, k, hal.Key1)
+	w.Close() // unplugged
+	wait(false)
+}

@@ -40,7 +40,16 @@ func screens() map[string]hal.Screen {
 			fmt.Sprintf("%s %3d %s", l.T(i18n.Sale), 3, "36.00"), fmt.Sprintf("%s %3d %s", l.T(i18n.Void), 1, "12.34"),
 			l.T(i18n.NetLabel) + " 23.66", "", l.T(i18n.EnterToSettle)}}
 	}
+	// A device problem goes on the last line of every screen, after a
+	// blank line (terminal/devices.go): here the APPROVED of a sale whose
+	// receipt waits for paper.
+	paperOut := func(l i18n.Lang) hal.Screen {
+		s := approved(l)
+		s.Lines = append(s.Lines, "", l.T(i18n.PaperOut))
+		return s
+	}
 	return map[string]hal.Screen{
+		"paper-out": paperOut(en), "paper-out-zh": paperOut(zh),
 		"main-menu": menu(en), "main-menu-zh": menu(zh),
 		"void-confirm": void(en), "void-confirm-zh": void(zh),
 		"approved": approved(en), "approved-zh": approved(zh),

@@ -49,6 +49,23 @@ var (
 		Red: Bitfield{16, 8}, Green: Bitfield{8, 8}, Blue: Bitfield{0, 8}}
 )
 
+// GeometryOf is the usual geometry of a w x h framebuffer of bits per
+// pixel (1: mono, 16: RGB565, 24: RGB888, 32: XRGB8888), with no padding
+// at the end of the lines: what a regular file standing in for /dev/fb0
+// holds (the simulator's display_geometry).
+func GeometryOf(w, h, bits int) Geometry {
+	g := Geometry{Width: w, Height: h, BitsPerPixel: bits, LineLength: (w*bits + 7) / 8, Visual: VisualTrueColor}
+	switch bits {
+	case 1:
+		g.Visual = VisualMono01
+	case 16:
+		g.Red, g.Green, g.Blue = Bitfield{11, 5}, Bitfield{5, 6}, Bitfield{0, 5}
+	default:
+		g.Red, g.Green, g.Blue = Bitfield{16, 8}, Bitfield{8, 8}, Bitfield{0, 8}
+	}
+	return g
+}
+
 // ErrUnsupported is wrapped by the error of a framebuffer the display
 // cannot draw on.
 var ErrUnsupported = errors.New("unsupported framebuffer")

@@ -64,7 +64,7 @@ func Open(cfg hal.Config, log *slog.Logger) (_ *hal.Devices, err error) {
 		fb, err = fbdev.Open(path)
 		if err != nil {
 			log.Error("framebuffer unusable; the screens go to the console", slog.String("display", cfg.Display), slog.String("err", err.Error()))
-			err = nil
+			d.DisplayFault, err = err, nil
 		} else {
 			log.Info("framebuffer display", slog.String("display", path), slog.String("geometry", fb.Geometry().String()))
 			d.OnClose(fb.Close)

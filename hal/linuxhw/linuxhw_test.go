@@ -169,6 +169,9 @@ func TestOpenSeparateDevices(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), "FBIOGET_VSCREENINFO") {
 		t.Fatalf("want one error line naming the ioctl:\n%s", logs.String())
 	}
+	if d.DisplayFault == nil || !strings.Contains(d.DisplayFault.Error(), "FBIOGET_VSCREENINFO") {
+		t.Fatalf("DisplayFault = %v, want the ioctl's error (the screen says so)", d.DisplayFault)
+	}
 	if err := d.Display.Show(hal.Screen{Lines: []string{"MAIN MENU"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/hal/escpos"
 )
 
 // ReceiptSeparator ends every receipt in the printer file: a form feed on a
@@ -17,30 +18,34 @@ const ReceiptSeparator = "\f\n"
 // FilePrinter is the simulator's printer: each receipt is appended to a file
 // as its lines, one per line, followed by ReceiptSeparator, and fsynced
 // before Print returns (the terminal treats a printed receipt as done).
-// It prints what it is given: masking PANs is the caller's job.
+// The text is in the printer's encoding ([hal] printer_encoding), as a
+// real printer's font would read it: GB18030 for Chinese receipts, ASCII
+// (anything else a '?') otherwise. It prints what it is given: masking
+// PANs is the caller's job.
 type FilePrinter struct {
 	mu   sync.Mutex
 	f    *os.File
 	path string
+	enc  escpos.Encoding
 }
 
 var _ hal.Printer = (*FilePrinter)(nil)
 
 // OpenFilePrinter opens (creating, mode 0600: receipts are merchant data)
-// the file at path for appending.
-func OpenFilePrinter(path string) (*FilePrinter, error) {
+// the file at path for appending receipts in encoding enc.
+func OpenFilePrinter(path string, enc escpos.Encoding) (*FilePrinter, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open printer file: %w", err)
 	}
-	return &FilePrinter{f: f, path: path}, nil
+	return &FilePrinter{f: f, path: path, enc: enc}, nil
 }
 
 // Print appends r in one write and fsyncs.
 func (p *FilePrinter) Print(r hal.Receipt) error {
 	var b bytes.Buffer
 	for _, l := range r.Lines {
-		b.WriteString(l)
+		b.Write(escpos.EncodeText(l, p.enc))
 		b.WriteByte('\n')
 	}
 	b.WriteString(ReceiptSeparator)

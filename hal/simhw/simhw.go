@@ -8,6 +8,11 @@
 //     followed like tail -f. Reopened with a backoff after an error.
 //   - Printer: receipts appended to the file hal.Config.Printer (see
 //     FilePrinter), or ESC/POS when that path is a serial device or pty.
+//   - Framebuffer: with display = "fb:PATH", every screen is also drawn
+//     on a framebuffer: a device (its geometry from the fbdev ioctls), or
+//     a regular file standing in for one, of DisplayGeometry. One that
+//     cannot be used is logged (Devices.DisplayFault) and the console
+//     goes on alone.
 //   - Display PNG: with hal.Config.DisplayPNG, every screen is also drawn as
 //     a framebuffer of DisplayPNGSize would show it, into that PNG file.
 //   - LED and buzzer: debug log lines.
@@ -67,7 +72,21 @@ func Open(cfg hal.Config, dataDir string, log *slog.Logger) (_ *hal.Devices, err
 		return nil, err
 	}
 	d.OnClose(c.Close)
-	d.Display, d.Keypad = c, c
+	d.Keypad = c
+	// The console always shows the screens (the simulator's screen is
+	// the terminal it runs in); a framebuffer and a PNG show them too.
+	shows := teeDisplay{c}
+	if path, ok := hal.DevicePath(cfg.Display, hal.PrefixFB); ok {
+		fb, err := openFramebuffer(path, cfg.DisplayGeometry)
+		if err != nil {
+			log.Error("framebuffer unusable; the screens go to the console", slog.String("display", cfg.Display), slog.String("err", err.Error()))
+			d.DisplayFault = err
+		} else {
+			log.Info("framebuffer display", slog.String("display", path), slog.String("geometry", fb.Geometry().String()))
+			d.OnClose(fb.Close)
+			shows = append(shows, fb)
+		}
+	}
 	if cfg.DisplayPNG != "" {
 		w, h, err := hal.ParseSize(cfg.DisplayPNGSize)
 		if err != nil {
@@ -77,7 +96,11 @@ func Open(cfg hal.Config, dataDir string, log *slog.Logger) (_ *hal.Devices, err
 		if err != nil {
 			return nil, err
 		}
-		d.Display = teeDisplay{c, p}
+		shows = append(shows, p)
+	}
+	d.Display = shows
+	if len(shows) == 1 {
+		d.Display = c
 	}
 
 	if cfg.CardReader == "" {
@@ -96,7 +119,7 @@ func Open(cfg hal.Config, dataDir string, log *slog.Logger) (_ *hal.Devices, err
 		d.OnClose(p.Close)
 		d.Printer = escpos.New(p, escpos.FromConfig(cfg))
 	default:
-		p, err := OpenFilePrinter(cfg.Printer)
+		p, err := OpenFilePrinter(cfg.Printer, escpos.FromConfig(cfg).Encoding)
 		if err != nil {
 			return nil, err
 		}
@@ -112,11 +135,29 @@ func Open(cfg hal.Config, dataDir string, log *slog.Logger) (_ *hal.Devices, err
 	return d, nil
 }
 
-// teeDisplay shows every screen on the console and in the PNG file.
-type teeDisplay struct{ console, png hal.Display }
+// teeDisplay shows every screen on each of its displays.
+type teeDisplay []hal.Display
 
 func (t teeDisplay) Show(s hal.Screen) error {
-	return errors.Join(t.console.Show(s), t.png.Show(s))
+	var errs []error
+	for _, d := range t {
+		errs = append(errs, d.Show(s))
+	}
+	return errors.Join(errs...)
+}
+
+// openFramebuffer opens a framebuffer device with its ioctls, or a
+// regular file standing in for one with the geometry given
+// ("WIDTHxHEIGHTxBITS"), created if missing.
+func openFramebuffer(path, geometry string) (*fbdev.Display, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return fbdev.Open(path)
+	}
+	w, h, bits, err := hal.ParseGeometry(geometry)
+	if err != nil {
+		return nil, fmt.Errorf("framebuffer %s: %w", path, err)
+	}
+	return fbdev.OpenFile(path, fbdev.GeometryOf(w, h, bits))
 }
 
 func openConsole(cfg hal.Config, log *slog.Logger) (*console.Console, error) {

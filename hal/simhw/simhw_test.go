@@ -1,6 +1,7 @@
 package simhw
 
 import (
+	"bytes"
 	"errors"
 	"image/png"
 	"log/slog"
@@ -275,5 +276,79 @@ func TestDisplayPNG(t *testing.T) {
 	cfg.DisplayPNGSize = "64x32"
 	if _, err := Open(cfg, t.TempDir(), discard); err == nil || !strings.Contains(err.Error(), "display_png_size") {
 		t.Fatalf("a 64x32 display_png: %v", err)
+	}
+}
+
+// TestFramebufferFile: display = "fb:PATH" on a regular file draws every
+// screen into it as a framebuffer of display_geometry (and the console
+// still shows it); one that cannot be opened is one error line, a
+// DisplayFault, and the console alone.
+func TestFramebufferFile(t *testing.T) {
+	cfg, dir := simConfig(t)
+	fb := filepath.Join(dir, "fb0")
+	cfg.Display, cfg.DisplayGeometry = "fb:"+fb, "128x64x1"
+	var logs bytes.Buffer
+	d, err := Open(cfg, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.DisplayFault != nil {
+		t.Fatalf("DisplayFault = %v", d.DisplayFault)
+	}
+	if err := d.Display.Show(hal.Screen{Lines: []string{"主菜单", "1 消费"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 128*64/8 || bytes.Count(b, []byte{0}) == len(b) {
+		t.Fatalf("framebuffer file: %d bytes, blank %v; want a drawn 128x64 mono screen", len(b), bytes.Count(b, []byte{0}) == len(b))
+	}
+
+	cfg.Display = "fb:" + filepath.Join(dir, "no-such-dir", "fb0")
+	logs.Reset()
+	d2, err := Open(cfg, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if d2.DisplayFault == nil || strings.Count(logs.String(), "level=ERROR") != 1 {
+		t.Fatalf("DisplayFault = %v; logs:\n%s", d2.DisplayFault, logs.String())
+	}
+	if err := d2.Display.Show(hal.Screen{Lines: []string{"MAIN MENU"}}); err != nil {
+		t.Fatalf("the console goes on: %v", err)
+	}
+}
+
+// TestPrinterFileEncoding: the printer file holds what the printer's font
+// reads: GB18030 for printer_encoding = "gb18030" (the zh-CN default), a
+// '?' for a Chinese character in ASCII.
+func TestPrinterFileEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		enc  string
+		want string
+	}{
+		{"gb18030", "\xb3\xb7\xcf\xfa 12.34\n\f\n"}, // 撤销 in GB18030
+		{"ascii", "?? 12.34\n\f\n"},
+	} {
+		cfg, _ := simConfig(t)
+		cfg.PrinterEncoding = tc.enc
+		d, err := Open(cfg, t.TempDir(), discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Printer.Print(hal.Receipt{Lines: []string{"撤销 12.34"}}); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		b, err := os.ReadFile(cfg.Printer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s: printer file %q, want %q", tc.enc, b, tc.want)
+		}
 	}
 }

@@ -47,7 +47,12 @@ type Error struct {
 	// Timeout is true when the failure is a deadline (Client.Timeout,
 	// DialTimeout or the context's deadline).
 	Timeout bool
-	Err     error
+	// NotAFrame is true when the host answered with a length value no
+	// frame has (zero, under MinBody, over MaxBody): refused before its
+	// body was read. The host did answer, with something that does not
+	// decode (acquirer.md: reversal reason 06, not 98).
+	NotAFrame bool
+	Err       error
 }
 
 func (e *Error) Error() string {
@@ -68,6 +73,13 @@ func (e *Error) Unwrap() error { return e.Err }
 func RequestWritten(err error) bool {
 	var le *Error
 	return errors.As(err, &le) && le.Written
+}
+
+// AnswerNotFrame reports whether err is an exchange whose answer was not a
+// frame: its length value was refused (Error.NotAFrame).
+func AnswerNotFrame(err error) bool {
+	var le *Error
+	return errors.As(err, &le) && le.NotAFrame
 }
 
 // IsTimeout reports whether err is an exchange that failed on a deadline.
@@ -128,7 +140,8 @@ func (c *Client) Exchange(ctx context.Context, req []byte, resp []byte) (int, er
 	}
 	m, err := ReadFrame(conn, resp)
 	if err != nil {
-		return 0, &Error{Op: "read", Addr: c.Addr, Written: true, Timeout: timedOut(ctx, err), Err: c.ctxErr(ctx, err)}
+		notFrame := errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrFrameTooShort)
+		return 0, &Error{Op: "read", Addr: c.Addr, Written: true, Timeout: timedOut(ctx, err), NotAFrame: notFrame, Err: c.ctxErr(ctx, err)}
 	}
 	return m, nil
 }

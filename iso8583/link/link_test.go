@@ -155,6 +155,7 @@ func TestExchange(t *testing.T) {
 		wantWritten bool
 		wantTimeout bool
 		wantErr     error
+		notFrame    bool
 		substr      string
 	}{
 		{name: "answer", handle: echoHost},
@@ -172,12 +173,12 @@ func TestExchange(t *testing.T) {
 			buf := make([]byte, MaxFrame)
 			ReadFrame(c, buf)
 			c.Write([]byte{0x09, 0x00})
-		}, wantWritten: true, wantErr: ErrFrameTooLarge},
+		}, wantWritten: true, wantErr: ErrFrameTooLarge, notFrame: true},
 		{name: "undersized answer", handle: func(c net.Conn) {
 			buf := make([]byte, MaxFrame)
 			ReadFrame(c, buf)
 			c.Write([]byte{0x00, 0x05, 1, 2, 3, 4, 5})
-		}, wantWritten: true, wantErr: ErrFrameTooShort},
+		}, wantWritten: true, wantErr: ErrFrameTooShort, notFrame: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,6 +209,9 @@ func TestExchange(t *testing.T) {
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("err = %v, want %v", err, tc.wantErr)
 			}
+			if le.NotAFrame != tc.notFrame || AnswerNotFrame(err) != tc.notFrame {
+				t.Errorf("NotAFrame = %v, want %v (%v)", le.NotAFrame, tc.notFrame, err)
+			}
 			if le.Op != "read" {
 				t.Errorf("Op = %q, want read", le.Op)
 			}
@@ -215,6 +219,47 @@ func TestExchange(t *testing.T) {
 				t.Errorf("n = %d with an error", n)
 			}
 		})
+	}
+}
+
+// TestExchangeNotAFrame: an answer whose length value no frame has (zero,
+// or over 2,048) is refused as soon as its two length bytes are read. The
+// host holds the connection open after them, with a body on its way for the
+// oversized one; reading that body would end only at the one-minute
+// timeout, so an error that is not a timeout proves the body was not read.
+func TestExchangeNotAFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prefix []byte
+		want   error
+	}{
+		{"zero length", []byte{0x00, 0x00}, ErrFrameTooShort},
+		{"length 2049", []byte{0x08, 0x01}, ErrFrameTooLarge},
+		{"length 65535", []byte{0xFF, 0xFF}, ErrFrameTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := server(t, listen(t), func(c net.Conn) {
+				buf := make([]byte, MaxFrame)
+				if _, err := ReadFrame(c, buf); err != nil {
+					return
+				}
+				c.Write(tc.prefix)
+				c.Write(bytes.Repeat([]byte{0x30}, 100)) // the start of a body
+				io.Copy(io.Discard, c)                   // until the client closes
+			})
+			c := &Client{Addr: addr, Timeout: time.Minute}
+			_, err := c.Exchange(context.Background(), frame(30, 0x11), make([]byte, MaxFrame))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if !AnswerNotFrame(err) || !RequestWritten(err) || IsTimeout(err) {
+				t.Errorf("NotAFrame %v Written %v Timeout %v, want true true false (%v)",
+					AnswerNotFrame(err), RequestWritten(err), IsTimeout(err), err)
+			}
+		})
+	}
+	if AnswerNotFrame(nil) || AnswerNotFrame(io.EOF) || AnswerNotFrame(&Error{Op: "read", Written: true, Err: io.EOF}) {
+		t.Error("AnswerNotFrame true for an error that is no refused frame")
 	}
 }
 

@@ -29,6 +29,7 @@ const (
 	Info                         // INFO
 	ItemSupervisorPwd            // SUPERVISOR PWD (item 3 of TECHNICIAN: change it)
 	State                        // STATE
+	Active                       // ACTIVE (the state on the INFO screen)
 
 	// Entries and prompts.
 	Amount         // AMOUNT (the prompt)
@@ -73,11 +74,23 @@ const (
 	PleaseWait    // PLEASE WAIT
 	CancelToStop  // CANCEL TO STOP
 	EnterToAccept // ENTER TO CONFIRM
+	DiskFull      // DISK FULL
+	SettleCall    // SETTLE, CALL SERVICE
+	SignInWith    // "SIGN IN %s": a sign-in before the message failed (a format: use Lang.F)
+	KeypadMissing // NO KEYPAD
+	DisplayFault  // DISPLAY FAULT
+
+	// The storage hold (terminal/disk.go).
+	StorageFull       // STORAGE FULL
+	ReversalWaiting   // REVERSAL WAITING
+	SettlementWaiting // SETTLEMENT WAITING
+	UnbindWaiting     // UNBIND WAITING
 
 	// Void.
 	VoidBy        // VOID BY
 	ItemVoucherNo // VOUCHER NO (item 1 of VOID BY)
 	Time          // TIME (item 2 of VOID BY, and the prompt)
+	TimeFormat    // MMDDhhmm (under the TIME prompt)
 	VoucherNo     // VOUCHER NO (the prompt: the original voucher)
 	VoidConfirm   // VOID?
 	PickOne       // PICK ONE
@@ -125,6 +138,8 @@ const (
 	ErasingData     // ERASING DATA
 	DoNotPowerOff   // DO NOT POWER OFF
 	UnbindFailed    // UNBIND FAILED
+	UnsettledBatch  // UNSETTLED BATCH (why an unbind failed)
+	RetryAt         // "RETRY %s": the next attempt at a time of day (a format)
 	Unbound         // UNBOUND
 	Rebooting       // REBOOTING
 	ActivationCode  // ACTIVATION CODE
@@ -138,20 +153,21 @@ const (
 	Activated       // ACTIVATED
 	ActivationFail  // ACTIVATION FAILED
 
-	// Receipts.
-	RcptMerchantName // MERCHANT NAME
-	RcptMerchantNo   // MERCHANT NO
-	RcptTerminalNo   // TERMINAL NO
-	RcptCardNo       // CARD NO
+	// Receipts: "<word> <value>" lines, the English words as the receipts
+	// of the English terminal have always printed them.
+	RcptMerchantName // MERCHANT (before the name)
+	RcptMerchantNo   // MID
+	RcptTerminalNo   // TID
+	RcptCardNo       // CARD
 	RcptExpiry       // EXP
 	RcptTxnType      // TYPE
-	RcptBatchNo      // BATCH NO
-	RcptVoucherNo    // VOUCHER NO
+	RcptBatchNo      // BATCH
+	RcptVoucherNo    // VOUCHER
 	RcptOrigVoucher  // ORIG VOUCHER
-	RcptAuthCode     // AUTH CODE
-	RcptRefNo        // REF NO
-	RcptDateTime     // DATE/TIME
-	RcptAmount       // AMOUNT (RMB)
+	RcptAuthCode     // AUTH
+	RcptRefNo        // REF
+	RcptDateTime     // DATE
+	RcptAmount       // AMOUNT
 	RcptSignature    // CARDHOLDER SIGNATURE
 	RcptAcknowledge  // I ACKNOWLEDGE SATISFACTORY RECEIPT
 	RcptMerchantCopy // MERCHANT COPY
@@ -183,6 +199,7 @@ var tables = [numLangs][numMsgs]string{
 		Info:              "INFO",
 		ItemSupervisorPwd: "SUPERVISOR PWD",
 		State:             "STATE",
+		Active:            "ACTIVE",
 
 		Amount:         "AMOUNT",
 		AmountLabel:    "AMOUNT",
@@ -225,10 +242,21 @@ var tables = [numLangs][numMsgs]string{
 		PleaseWait:    "PLEASE WAIT",
 		CancelToStop:  "CANCEL TO STOP",
 		EnterToAccept: "ENTER TO CONFIRM",
+		DiskFull:      "DISK FULL",
+		SettleCall:    "SETTLE, CALL SERVICE",
+		SignInWith:    "SIGN IN %s",
+		KeypadMissing: "NO KEYPAD",
+		DisplayFault:  "DISPLAY FAULT",
+
+		StorageFull:       "STORAGE FULL",
+		ReversalWaiting:   "REVERSAL WAITING",
+		SettlementWaiting: "SETTLEMENT WAITING",
+		UnbindWaiting:     "UNBIND WAITING",
 
 		VoidBy:        "VOID BY",
 		ItemVoucherNo: "VOUCHER NO",
 		Time:          "TIME",
+		TimeFormat:    "MMDDhhmm",
 		VoucherNo:     "VOUCHER NO",
 		VoidConfirm:   "VOID?",
 		PickOne:       "PICK ONE",
@@ -272,6 +300,8 @@ var tables = [numLangs][numMsgs]string{
 		ErasingData:     "ERASING DATA",
 		DoNotPowerOff:   "DO NOT POWER OFF",
 		UnbindFailed:    "UNBIND FAILED",
+		UnsettledBatch:  "UNSETTLED BATCH",
+		RetryAt:         "RETRY %s",
 		Unbound:         "UNBOUND",
 		Rebooting:       "REBOOTING",
 		ActivationCode:  "ACTIVATION CODE",
@@ -285,19 +315,19 @@ var tables = [numLangs][numMsgs]string{
 		Activated:       "ACTIVATED",
 		ActivationFail:  "ACTIVATION FAILED",
 
-		RcptMerchantName: "MERCHANT NAME",
-		RcptMerchantNo:   "MERCHANT NO",
-		RcptTerminalNo:   "TERMINAL NO",
-		RcptCardNo:       "CARD NO",
+		RcptMerchantName: "MERCHANT",
+		RcptMerchantNo:   "MID",
+		RcptTerminalNo:   "TID",
+		RcptCardNo:       "CARD",
 		RcptExpiry:       "EXP",
 		RcptTxnType:      "TYPE",
-		RcptBatchNo:      "BATCH NO",
-		RcptVoucherNo:    "VOUCHER NO",
+		RcptBatchNo:      "BATCH",
+		RcptVoucherNo:    "VOUCHER",
 		RcptOrigVoucher:  "ORIG VOUCHER",
-		RcptAuthCode:     "AUTH CODE",
-		RcptRefNo:        "REF NO",
-		RcptDateTime:     "DATE/TIME",
-		RcptAmount:       "AMOUNT (RMB)",
+		RcptAuthCode:     "AUTH",
+		RcptRefNo:        "REF",
+		RcptDateTime:     "DATE",
+		RcptAmount:       "AMOUNT",
 		RcptSignature:    "CARDHOLDER SIGNATURE",
 		RcptAcknowledge:  "I ACKNOWLEDGE SATISFACTORY RECEIPT",
 		RcptMerchantCopy: "MERCHANT COPY",
@@ -328,6 +358,7 @@ var tables = [numLangs][numMsgs]string{
 		Info:              "终端信息",
 		ItemSupervisorPwd: "修改主管密码",
 		State:             "状态",
+		Active:            "已激活",
 
 		Amount:         "请输入金额",
 		AmountLabel:    "金额",
@@ -370,10 +401,21 @@ var tables = [numLangs][numMsgs]string{
 		PleaseWait:    "请稍候",
 		CancelToStop:  "取消键停止",
 		EnterToAccept: "按确认键继续",
+		DiskFull:      "存储空间不足",
+		SettleCall:    "请结算并联系客服",
+		SignInWith:    "签到失败 %s",
+		KeypadMissing: "键盘未连接",
+		DisplayFault:  "显示屏故障",
+
+		StorageFull:       "存储空间已满",
+		ReversalWaiting:   "冲正待发送",
+		SettlementWaiting: "结算待完成",
+		UnbindWaiting:     "解绑待完成",
 
 		VoidBy:        "撤销方式",
 		ItemVoucherNo: "凭证号",
 		Time:          "交易时间",
+		TimeFormat:    "月日时分",
 		VoucherNo:     "原凭证号",
 		VoidConfirm:   "确认撤销?",
 		PickOne:       "请选择",
@@ -417,6 +459,8 @@ var tables = [numLangs][numMsgs]string{
 		ErasingData:     "正在清除数据",
 		DoNotPowerOff:   "请勿断电",
 		UnbindFailed:    "解绑失败",
+		UnsettledBatch:  "批次未结算",
+		RetryAt:         "%s 重试",
 		Unbound:         "已解绑",
 		Rebooting:       "正在重启",
 		ActivationCode:  "激活码",

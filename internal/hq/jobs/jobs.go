@@ -54,6 +54,11 @@ type Request struct {
 	AbortMin    int             `json:"abort_min,omitempty"`
 	CommandTTL  string          `json:"command_ttl,omitempty"` // Go duration, default 24h
 	Note        string          `json:"note,omitempty"`
+	// MinSignatures raises the signatures every command needs above the
+	// fleet's policy: the back office's requests need the requester's and
+	// an approver's (2), whatever the policy says. Above 1 the job waits
+	// for operators' signatures.
+	MinSignatures int `json:"min_signatures,omitempty"`
 }
 
 // Defaults of a job request.
@@ -131,7 +136,10 @@ func (s *Service) Create(ctx context.Context, actor, source string, r Request, n
 	if err != nil {
 		return store.Job{}, err
 	}
-	need := max(s.Policy[r.Type], 1)
+	if r.MinSignatures < 0 || r.MinSignatures > 16 {
+		return store.Job{}, fieldErr("min_signatures", "%d: want 0-16", r.MinSignatures)
+	}
+	need := max(s.Policy[r.Type], r.MinSignatures, 1)
 	signing := store.SignHQD
 	if r.Type == command.TypeHQKeys || need > 1 || s.Signer == nil {
 		signing = store.SignOperators

@@ -27,6 +27,13 @@ type Message struct {
 	Frame    []byte         // the whole frame, length included
 	MACBlock string         // hex, when the message carries field 64
 	MACASCII string
+	Keys     Keys // the clear keys the story's messages were made with
+}
+
+// Keys are the story's clear keys (the same in every file): the TMK that
+// wraps the sign-in's working keys, and the MAK of field 64.
+type Keys struct {
+	TMK, PIK, MAK []byte
 }
 
 type file struct {
@@ -38,6 +45,11 @@ type file struct {
 	FrameHex  string            `json:"frame_hex"`
 	MACBlock  string            `json:"mac_block_hex"`
 	MACASCII  string            `json:"mac_ascii"`
+	Keys      struct {
+		TMK string `json:"tmk"`
+		PIK string `json:"pik"`
+		MAK string `json:"mak"`
+	} `json:"keys"`
 }
 
 // ModuleRoot is the directory holding go.mod above the test's directory.
@@ -107,6 +119,9 @@ func Load(t testing.TB, dir string) []Message {
 		g := Message{File: base, Name: f.Name, MTI: f.MTI, MACBlock: f.MACBlock, MACASCII: f.MACASCII}
 		mustHex(t, base, f.TPDUHex, g.TPDU[:])
 		mustHex(t, base, f.HeaderHex, g.Header[:])
+		g.Keys.TMK = mustHexN(t, base, f.Keys.TMK, 16)
+		g.Keys.PIK = mustHexN(t, base, f.Keys.PIK, 16)
+		g.Keys.MAK = mustHexN(t, base, f.Keys.MAK, 8)
 		if g.Frame, err = hex.DecodeString(f.FrameHex); err != nil {
 			t.Fatalf("%s: frame_hex: %v", base, err)
 		}
@@ -133,4 +148,11 @@ func mustHex(t testing.TB, file, s string, dst []byte) {
 		t.Fatalf("%s: hex %q: want %d bytes: %v", file, s, len(dst), err)
 	}
 	copy(dst, b)
+}
+
+func mustHexN(t testing.TB, file, s string, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	mustHex(t, file, s, b)
+	return b
 }
