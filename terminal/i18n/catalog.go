@@ -407,7 +407,7 @@ var tables = [numLangs][numMsgs]string{
 		KeypadMissing: "键盘未连接",
 		DisplayFault:  "显示屏故障",
 
-		StorageFull:       "存储空间已满",
+		StorageFull:       "存储空间不足",
 		ReversalWaiting:   "冲正待发送",
 		SettlementWaiting: "结算待完成",
 		UnbindWaiting:     "解绑待完成",
