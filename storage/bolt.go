@@ -149,6 +149,15 @@ func view(db *bolt.DB, what string, fn func(*bolt.Tx) error) error {
 }
 
 func update(db *bolt.DB, what string, fn func(*bolt.Tx) error) error {
+	if hook := beforeCommit; hook != nil {
+		inner := fn
+		fn = func(tx *bolt.Tx) error {
+			if err := inner(tx); err != nil {
+				return err
+			}
+			return hook(db.Path(), what)
+		}
+	}
 	if err := guard(func() error { return db.Update(fn) }); err != nil {
 		return fmt.Errorf("%s %s: %w", what, db.Path(), err)
 	}

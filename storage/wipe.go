@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // WipeReport says what a wipe removed (remote.md unbind step 5: "proof of
@@ -22,7 +23,7 @@ type WipeReport struct {
 	Params   bool  `json:"params_removed"`   // merchant parameters were present
 	Binding  bool  `json:"binding_removed"`  // a settlement-card binding was present
 	Reversal bool  `json:"reversal_removed"` // a pending reversal was present
-	Bytes    int64 `json:"bytes_zeroed"`     // file size overwritten with zeros
+	Bytes    int64 `json:"bytes_zeroed"`     // data overwritten with zeros (the file's holes hold none)
 }
 
 // Wipe closes the store and wipes its file (see the package function Wipe).
@@ -109,9 +110,14 @@ func count(path string, r *WipeReport) error {
 	})
 }
 
-// zeroFile overwrites the file's current length with zeros and fsyncs it.
+// zeroFile overwrites the file's data with zeros and fsyncs it. Only the
+// extents that hold data are written: a hole holds nothing to erase, and
+// writing into it would need free space that a full disk (the very disk an
+// unbind may have to wipe) does not have, while overwriting allocated
+// blocks needs none. A file system that cannot tell its holes gets the
+// whole length written.
 func zeroFile(path string) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -122,13 +128,20 @@ func zeroFile(path string) (int64, error) {
 	}
 	zeros := make([]byte, 64<<10)
 	var done int64
-	for done < info.Size() {
-		n := min(int64(len(zeros)), info.Size()-done)
-		w, err := f.WriteAt(zeros[:n], done)
-		done += int64(w)
-		if err != nil {
-			_ = f.Close()
-			return done, err
+	for off := int64(0); off < info.Size(); {
+		start, end := dataExtent(f, off, info.Size())
+		if start >= end {
+			break
+		}
+		for off = start; off < end; {
+			n := min(int64(len(zeros)), end-off)
+			w, err := f.WriteAt(zeros[:n], off)
+			off += int64(w)
+			done += int64(w)
+			if err != nil {
+				_ = f.Close()
+				return done, err
+			}
 		}
 	}
 	if err := f.Sync(); err != nil {
@@ -136,4 +149,22 @@ func zeroFile(path string) (int64, error) {
 		return done, err
 	}
 	return done, f.Close()
+}
+
+// dataExtent returns the first extent holding data at or after off, up to
+// size: [start, end). No data left is start == end; a file system without
+// SEEK_DATA answers the whole rest.
+func dataExtent(f *os.File, off, size int64) (start, end int64) {
+	start, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	if errors.Is(err, unix.ENXIO) {
+		return size, size // only a hole is left
+	}
+	if err != nil {
+		return off, size
+	}
+	end, err = unix.Seek(int(f.Fd()), start, unix.SEEK_HOLE)
+	if err != nil || end > size {
+		end = size
+	}
+	return start, end
 }

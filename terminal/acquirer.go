@@ -258,6 +258,7 @@ func (m *Machine) sendReversal(done func(m *Machine, ok bool)) {
 			m.putTxn(t)
 			m.st.Reversal = nil
 			m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})
+			m.clearFailStops("a reversal cleared")
 			m.log(slog.LevelInfo, "reversal cleared", slog.String("stan", t.STAN.String()), slog.String("reason", sent.Reason))
 			m.publishStatus()
 			done(m, true)

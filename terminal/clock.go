@@ -47,6 +47,9 @@ func (m *Machine) trustClock(why string) {
 }
 
 func (m *Machine) raiseFloor() {
+	if m.holding {
+		return // a write the hold must not risk; the floor rises after it
+	}
 	if m.now.After(m.st.TimeFloor) {
 		m.st.TimeFloor = m.now
 		m.emit(Persist{Ops: []Op{PutTimeFloor{At: m.now}}})

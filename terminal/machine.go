@@ -80,6 +80,10 @@ type State struct {
 	// TimeFloor is the latest trusted time the terminal has seen, at least
 	// the build time (spec/remote.md "Clock trust"; identity store).
 	TimeFloor time.Time
+	// FailStops is the count of fail-stops in a row before this boot (not
+	// in the stores: the shell keeps it where a full disk can still take
+	// it, and sets it after Load, as WorkingKeys).
+	FailStops int
 }
 
 // Machine is the terminal core: a deterministic state machine. It is not
@@ -110,6 +114,12 @@ type Machine struct {
 	wipeAfter  func(m *Machine) // what a Wiped outside an unbind goes on with
 
 	diskKnown, diskLow bool // the last DiskFree, compared with MinFreeKiB
+
+	// holding: the boot holds back the work it owes (storage hold, disk.go).
+	holding bool
+	// stableFrom: Boot, or the hold's release; the fail-stop count is
+	// cleared StableAfter it (disk.go).
+	stableFrom time.Time
 
 	// clockTrusted: since this boot the shell reported the clock
 	// synchronised, or the sign-in answer set it, and it reads no earlier
@@ -148,15 +158,28 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	m.now = now
 	m.out = nil
 	if m.halted {
+		if pf, ok := ev.(PersistFailed); ok {
+			// A write the machine emitted before its Reboot failed (the
+			// final ack of an unbind): the shell stopped there and will
+			// never reach that Reboot. Fail stop instead.
+			m.failStop(pf.Err)
+			return m.out
+		}
 		return nil // a reboot is on its way: nothing more is decided
 	}
 	if len(m.views) == 0 {
-		if _, ok := ev.(Boot); !ok {
+		switch ev := ev.(type) {
+		case Boot:
+		case DiskFree:
+			m.onDiskFree(ev.KiB) // the boot decision needs it
+			return m.out
+		default:
 			return nil // nothing happens before Boot
 		}
 	}
 	switch ev := ev.(type) {
 	case Boot:
+		m.stableFrom = now
 		m.enter(m.st.Lifecycle, "boot")
 		m.boot()
 	case AcquirerReply:
@@ -188,6 +211,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 				d.expire(m)
 			}
 		}
+		m.forgiveFailStops()
 	case CardSwiped:
 		if c, ok := m.top().(cardTaker); ok {
 			c.card(m, ev.Card, ev.Err)
@@ -228,6 +252,9 @@ func (m *Machine) failStop(err error) {
 	m.log(slog.LevelError, "write failed: rebooting to rebuild the state from disk", slog.String("err", err.Error()))
 	m.inflight, m.waiting = nil, nil
 	m.alarm, m.onAlarm = time.Time{}, nil
+	// Counted, so that a disk that stays full does not make every boot
+	// fail the same way (the storage hold, disk.go).
+	m.emit(PutFailStops{N: m.st.FailStops + 1})
 	m.rebootWith(m.t(i18n.Error), m.t(i18n.StorageFault), "", m.t(i18n.Rebooting))
 }
 
@@ -293,9 +320,20 @@ func (m *Machine) status() Status {
 	return s
 }
 
-// boot does what must happen before anything else: a pending reversal is
-// sent first (acquirer.md §Terminal rules), with the screen saying so.
+// boot does what must happen before anything else, unless the storage
+// hold keeps it back (disk.go).
 func (m *Machine) boot() {
+	if mustHold(m.st.FailStops, m.diskLow, m.owesWork()) {
+		m.hold()
+		return
+	}
+	m.resumeOwed()
+}
+
+// resumeOwed does the work a boot owes: an interrupted activation erased,
+// an unbind continued, a pending reversal sent first (acquirer.md
+// §Terminal rules) with the screen saying so, a settlement resumed.
+func (m *Machine) resumeOwed() {
 	if m.st.Incomplete {
 		// An activation cut short: erase what it stored.
 		m.log(slog.LevelWarn, "incomplete activation found at boot: erasing it")
@@ -346,6 +384,9 @@ func (m *Machine) resumeSettlement() {
 }
 
 func (m *Machine) rootView() view {
+	if m.holding && m.st.Lifecycle != Tampered {
+		return holdView{}
+	}
 	switch m.st.Lifecycle {
 	case Active:
 		return m.mainMenu()

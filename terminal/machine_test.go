@@ -7,9 +7,15 @@ import (
 
 func TestEventsBeforeBootDoNothing(t *testing.T) {
 	m := New(State{Serial: "PA00000001"}, testPwd)
-	for _, ev := range []Event{Tick{}, KeyPressed{Key: '1'}, CardSwiped{}, Wiped{}, DiskFree{KiB: 1}, ClockSynced{}} {
+	for _, ev := range []Event{Tick{}, KeyPressed{Key: '1'}, CardSwiped{}, Wiped{}, ClockSynced{}} {
 		if effs := m.Step(t0, ev); len(effs) != 0 {
 			t.Errorf("%T before Boot: %v", ev, effs)
+		}
+	}
+	// The free space is recorded for the boot decision, and only logged.
+	for _, e := range m.Step(t0, DiskFree{KiB: 1}) {
+		if _, ok := e.(Log); !ok {
+			t.Errorf("DiskFree before Boot: %T", e)
 		}
 	}
 	if effs := m.Step(t0, Boot{}); len(effs) == 0 {

@@ -452,6 +452,7 @@ func (m *Machine) onWiped(err error) {
 		m.emit(Persist{Ops: []Op{ClearIntentOp{}}})
 	}
 	m.emit(PublishEvent{Type: "unbound", Data: result})
+	m.clearFailStops("unbind written") // a planned reboot: not one more in a row
 	m.st.Lifecycle = Unactivated
 	m.publishStatus()
 	m.rebootWith(m.t(i18n.Unbound), "", m.t(i18n.Rebooting))

@@ -144,6 +144,7 @@ func (m *Machine) onFinancialReply(t Txn, r AcquirerReply) {
 		m.st.Reversal = nil
 		m.putTxn(t)
 		m.emit(Persist{Ops: ops})
+		m.clearFailStops("a transaction committed")
 		m.log(slog.LevelInfo, "approved", slog.String("type", what), slog.String("stan", t.STAN.String()),
 			slog.String("amount", t.Amount.String()), slog.Any("pan", t.PAN))
 		m.publishStatus()
@@ -160,6 +161,7 @@ func (m *Machine) onFinancialReply(t Txn, r AcquirerReply) {
 		m.st.Reversal = nil
 		m.putTxn(t)
 		m.emit(Persist{Ops: []Op{PutTxn{Txn: t}, ClearReversal{}}})
+		m.clearFailStops("a transaction committed")
 		m.log(slog.LevelInfo, "declined", slog.String("type", what), slog.String("stan", t.STAN.String()), slog.String("code", t.RespCode))
 		m.showResult(append([]string{m.typeWord(t.Type)}, m.declineLines(t.RespCode)...)...)
 	}

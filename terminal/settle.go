@@ -151,6 +151,7 @@ func (m *Machine) finishSettlement(batch BatchNo, outcome string, f *failure, do
 	m.st.Settling = 0
 	ops = append(ops, PutCounters{Counters: m.st.Counters}, ClearSettling{})
 	m.emit(Persist{Ops: ops})
+	m.clearFailStops("a batch closed")
 	m.log(slog.LevelInfo, "batch closed", slog.String("batch", batch.String()), slog.String("outcome", outcome))
 	m.emit(Print{Receipt: m.settlementReceipt(batch, totalsOf(m.st.Prev), outcome)})
 	m.publishStatus()

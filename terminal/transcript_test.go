@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,8 @@ func TestTranscripts(t *testing.T) {
 //	boot                                (build the machine from the store, Boot)
 //	restart                             (the same after a reboot or a power cut)
 //	persistfail                         (the next write fails: disk full)
+//	disk KIB                            (the data directory's free space: DiskFree now and before every boot)
+//	expect-failstops N                  (the fail-stop count the shell keeps)
 //	keys 12<enter><cancel><clear>x      (one KeyPressed per key)
 //	wait 30s                            (advance the clock, then Tick)
 //	swipe ;PAN=YYMM...?
@@ -91,6 +94,8 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 		DeviceX25519Pub: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
 	keys := true // the secure element holds working keys
 	var failNext bool
+	failStops := 0       // the shell's fail-stop count, kept outside the store
+	diskKiB := int64(-1) // the disk meter's last reading; -1 none
 	var m *Machine
 	now := t0
 	var out strings.Builder
@@ -158,6 +163,8 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				}
 			case ZeroiseKeys:
 				keys = false
+			case PutFailStops:
+				failStops = e.N
 			}
 			if err != nil {
 				// The shell stops at the failed write and tells the core.
@@ -176,7 +183,11 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 			t.Fatalf("load: %v", err)
 		}
 		st.WorkingKeys = keys
+		st.FailStops = failStops
 		m = New(st, testPwd, WithLang(lang))
+		if diskKiB >= 0 {
+			step(DiskFree{KiB: diskKiB}) // the shell reads the meter before Boot
+		}
 		step(Boot{})
 	}
 	sc := bufio.NewScanner(f)
@@ -212,6 +223,13 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 			keys = false
 		case "persistfail":
 			failNext = true
+		case "disk":
+			if diskKiB, err = strconv.ParseInt(arg, 10, 64); err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			if m != nil {
+				step(DiskFree{KiB: diskKiB})
+			}
 		case "clock":
 			// clock RFC3339: the terminal's clock jumps (a 1970 boot)
 			at, err := time.Parse(time.RFC3339, arg)
@@ -295,6 +313,10 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 			}
 			if !m.Screen().Contains(arg) {
 				t.Errorf("%s:%d: screen does not show %q:\n%s", path, n, arg, m.Screen())
+			}
+		case "expect-failstops":
+			if got := strconv.Itoa(failStops); got != arg {
+				t.Errorf("%s:%d: fail-stop count %s, want %s", path, n, got, arg)
 			}
 		case "expect-print":
 			if zh != nil {

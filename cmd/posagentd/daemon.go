@@ -47,7 +47,8 @@ type daemon struct {
 	restart    idleRestart // a restart that waits for an idle moment (idle_restart.go)
 	clock      wallClock
 	disk       diskMeter
-	diskKiB    int64 // the last free space read; -1 unknown
+	diskKiB    int64              // the last free space read; -1 unknown
+	failStops  *storage.FailStops // the core's count of fail-stops in a row; nil when it could not be made
 	// clockWait: commands that wait for a trusted clock, acked
 	// in_progress/clock-unsynced once.
 	clockWait map[string]bool
@@ -120,6 +121,7 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 		return nil, err
 	}
 	st.WorkingKeys = d.se.HasKey(hal.MAK)
+	st.FailStops = d.openFailStops()
 	if st.TimeFloor.Before(buildTime) {
 		st.TimeFloor = buildTime
 	}
@@ -136,6 +138,23 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	d.async = make(chan terminal.Event, 16)
 	d.acq = startAcquirer(d.se, cfg.Acquirer.Timeout.Duration, log, d.async)
 	return d, nil
+}
+
+// openFailStops opens the core's count of fail-stops in a row and reads
+// it. Without it every boot is a first attempt: the reboot loop the count
+// stops is possible again, nothing else changes.
+func (d *daemon) openFailStops() int {
+	c, err := storage.OpenFailStops(d.cfg.DataDir)
+	if err != nil {
+		d.log.Warn("no fail-stop count", slog.String("err", err.Error()))
+		return 0
+	}
+	d.failStops = c
+	n, err := c.Load()
+	if err != nil {
+		d.log.Warn("fail-stop count", slog.String("err", err.Error()))
+	}
+	return n
 }
 
 // checkPassword adapts the store's KDF check to the core's checker; a
@@ -171,6 +190,10 @@ func (d *daemon) close() {
 			d.log.Warn("close devices", slog.String("err", err.Error()))
 		}
 	}
+	if d.failStops != nil {
+		_ = d.failStops.Close()
+		d.failStops = nil
+	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
 			d.log.Error("close stores", slog.String("err", err.Error()))
@@ -198,6 +221,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	defer tick.Stop()
 
 	d.rl.start()
+	d.watchDisk() // the boot decision needs the free space (the storage hold)
 	d.step(terminal.Boot{})
 	if d.dev.DisplayFault != nil {
 		// The adapter logged why; the console the screens fell back to
@@ -254,18 +278,27 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 // watch feeds what the daemon observes outside the ports: the free space
 // of the data directory and the kernel's clock synchronisation.
 func (d *daemon) watch() {
-	if kib, err := d.disk.FreeKiB(); err == nil {
-		was := d.diskKiB
-		d.diskKiB = kib
-		// Tell the core when the figure crosses its threshold, or moves
-		// by a fair amount (the status reports it).
-		if was < 0 || (was < terminal.MinFreeKiB) != (kib < terminal.MinFreeKiB) || abs(kib-was) >= 1024 {
-			d.step(terminal.DiskFree{KiB: kib})
-			d.rl.setStatus(d.statusPayload(d.lastStatus, true))
-		}
-	}
+	d.watchDisk()
 	if !d.m.ClockTrusted() && d.clock.Synced() {
 		d.step(terminal.ClockSynced{})
+	}
+}
+
+// watchDisk reads the free space of the data directory and tells the core
+// when the figure crosses its threshold, or moves by a fair amount (the
+// status reports it).
+func (d *daemon) watchDisk() {
+	kib, err := d.disk.FreeKiB()
+	if err != nil {
+		return
+	}
+	was := d.diskKiB
+	d.diskKiB = kib
+	if was < 0 || (was < terminal.MinFreeKiB) != (kib < terminal.MinFreeKiB) || abs(kib-was) >= 1024 {
+		d.step(terminal.DiskFree{KiB: kib})
+		if was >= 0 { // before Boot there is no status yet: Boot publishes it
+			d.rl.setStatus(d.statusPayload(d.lastStatus, true))
+		}
 	}
 }
 
@@ -282,10 +315,10 @@ func abs(n int64) int64 {
 // reboot). step reports false when a write failed.
 func (d *daemon) step(ev terminal.Event) bool {
 	ok := true
-	trusted := d.m.ClockTrusted()
+	trusted, holding := d.m.ClockTrusted(), d.m.Holding()
 	defer func() {
-		if !trusted && d.m.ClockTrusted() {
-			d.rl.wakeLoop() // commands waiting for a trusted clock are decided now
+		if (!trusted && d.m.ClockTrusted()) || (holding && !d.m.Holding()) {
+			d.rl.wakeLoop() // commands waiting for a trusted clock, or for the storage hold, go on now
 		}
 	}()
 	effs := d.m.Step(d.clock.Now(), ev)
@@ -366,6 +399,12 @@ func (d *daemon) do(e terminal.Effect) error {
 		}
 	case terminal.Persist:
 		return d.persist(e.Ops)
+	case terminal.PutFailStops:
+		if d.failStops != nil {
+			if err := d.failStops.Store(e.N); err != nil {
+				d.log.Error("fail-stop count", slog.String("err", err.Error()))
+			}
+		}
 	case terminal.Reboot:
 		d.reboot()
 	case terminal.SetClock:

@@ -29,6 +29,27 @@ func mountTmpfs(t *testing.T, dir, size string) {
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 }
 
+// moveToTmpfs moves the (stopped) terminal's data_dir onto a new tmpfs of
+// size and points its config there; it returns the mount point.
+func moveToTmpfs(t *testing.T, h *Term, size string) string {
+	t.Helper()
+	mnt := filepath.Join(h.Dir, "small")
+	mountTmpfs(t, mnt, size)
+	if out, err := exec.Command("cp", "-a", h.DataDir, mnt+"/").CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	cfg, err := os.ReadFile(h.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.DataDir = filepath.Join(mnt, filepath.Base(h.DataDir))
+	cfg = []byte(strings.Replace(string(cfg), "data_dir = ", "data_dir = \""+h.DataDir+"\"\n#", 1))
+	if err := os.WriteFile(h.Config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return mnt
+}
+
 func freeKiB(t *testing.T, dir string) int64 {
 	t.Helper()
 	var st syscall.Statfs_t
@@ -66,17 +87,7 @@ func TestDiskFullE2E(t *testing.T) {
 	sim := startAcqSim(t)
 	h := NewTerm(t, sim, TermOptions{Timeout: "3s"})
 	h.Kill9() // moved to the small disk as it is
-	mnt := filepath.Join(h.Dir, "small")
-	mountTmpfs(t, mnt, "4m")
-	if out, err := exec.Command("cp", "-a", h.DataDir, mnt+"/").CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
-	}
-	cfg, _ := os.ReadFile(h.Config)
-	h.DataDir = filepath.Join(mnt, "data")
-	cfg = []byte(strings.Replace(string(cfg), "data_dir = ", "data_dir = \""+h.DataDir+"\"\n#", 1))
-	if err := os.WriteFile(h.Config, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mnt := moveToTmpfs(t, h, "4m")
 	h.Restart()
 
 	if s := h.Sale(1000, track2A); !strings.Contains(s, "APPROVED") {

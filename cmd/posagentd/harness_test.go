@@ -350,6 +350,11 @@ type Term struct {
 	// (an evdev keypad on a FIFO).
 	keypad func(keys string) error
 
+	// Bin, when set, is the posagentd binary Start runs (the disk-full
+	// test's fault-injection build); Env is added to its environment.
+	Bin string
+	Env []string
+
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	scr    *screenStream
@@ -511,6 +516,12 @@ func (h *Term) Start() {
 		h.t.Fatal("Start: daemon already running")
 	}
 	cmd := daemonCommand("--config", h.Config)
+	if h.Bin != "" {
+		cmd = exec.Command(h.Bin, "--config", h.Config)
+	}
+	if len(h.Env) > 0 {
+		cmd.Env = append(os.Environ(), h.Env...)
+	}
 	logs := &syncBuffer{}
 	h.logs = append(h.logs, logs)
 	cmd.Stderr = logs

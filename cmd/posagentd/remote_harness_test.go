@@ -127,6 +127,7 @@ type hqSide struct {
 	devKeys map[string]ed25519.PublicKey // kid -> device key
 	acks    []hqAck
 	status  map[string]remote.Status
+	history []remote.Status // every status received, in order
 	changed chan struct{}
 }
 
@@ -235,6 +236,7 @@ func (h *hqSide) onMessage(_ paho.Client, m paho.Message) {
 		var s remote.Status
 		if json.Unmarshal(m.Payload(), &s) == nil {
 			h.status[serial] = s
+			h.history = append(h.history, s)
 		}
 	case remote.KindAck:
 		raw := bytes.Clone(m.Payload())

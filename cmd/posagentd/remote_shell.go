@@ -48,6 +48,9 @@ const (
 // a power cut or a failed write replays it, and the recorded ids and the
 // core make the replay harmless.
 func (d *daemon) processInbox() {
+	if d.m.Holding() {
+		return // answering needs a write: the commands wait for the storage hold
+	}
 	if d.m.ClockTrusted() && len(d.waiting) > 0 {
 		clear(d.waiting) // decided now, in their order
 	}

@@ -80,6 +80,12 @@ const (
 	KeypadMissing // NO KEYPAD
 	DisplayFault  // DISPLAY FAULT
 
+	// The storage hold (terminal/disk.go).
+	StorageFull       // STORAGE FULL
+	ReversalWaiting   // REVERSAL WAITING
+	SettlementWaiting // SETTLEMENT WAITING
+	UnbindWaiting     // UNBIND WAITING
+
 	// Void.
 	VoidBy        // VOID BY
 	ItemVoucherNo // VOUCHER NO (item 1 of VOID BY)
@@ -242,6 +248,11 @@ var tables = [numLangs][numMsgs]string{
 		KeypadMissing: "NO KEYPAD",
 		DisplayFault:  "DISPLAY FAULT",
 
+		StorageFull:       "STORAGE FULL",
+		ReversalWaiting:   "REVERSAL WAITING",
+		SettlementWaiting: "SETTLEMENT WAITING",
+		UnbindWaiting:     "UNBIND WAITING",
+
 		VoidBy:        "VOID BY",
 		ItemVoucherNo: "VOUCHER NO",
 		Time:          "TIME",
@@ -395,6 +406,11 @@ var tables = [numLangs][numMsgs]string{
 		SignInWith:    "签到失败 %s",
 		KeypadMissing: "键盘未连接",
 		DisplayFault:  "显示屏故障",
+
+		StorageFull:       "存储空间不足",
+		ReversalWaiting:   "冲正待发送",
+		SettlementWaiting: "结算待完成",
+		UnbindWaiting:     "解绑待完成",
 
 		VoidBy:        "撤销方式",
 		ItemVoucherNo: "凭证号",
