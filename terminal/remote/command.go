@@ -83,6 +83,9 @@ func (c Command) Unbind() (UnbindArgs, error) { return ParseUnbindArgs(c.Args) }
 // Provision decodes the args of a provision command.
 func (c Command) Provision() (ProvisionArgs, error) { return ParseProvisionArgs(c.Args) }
 
+// Update decodes the args of an update command.
+func (c Command) Update() (UpdateArgs, error) { return ParseUpdateArgs(c.Args) }
+
 // HQKeys decodes the args of an hq_keys command.
 func (c Command) HQKeys() (HQKeysArgs, error) { return ParseHQKeysArgs(c.Args) }
 
@@ -280,6 +283,8 @@ func CheckArgs(cmdType CommandType, args json.RawMessage) error {
 		err = ParseStatusArgs(args)
 	case TypeHQKeys:
 		_, err = ParseHQKeysArgs(args)
+	case TypeUpdate:
+		_, err = ParseUpdateArgs(args)
 	default:
 		return fmt.Errorf("unknown type %q", cmdType)
 	}
@@ -289,10 +294,12 @@ func CheckArgs(cmdType CommandType, args json.RawMessage) error {
 // StateOK is the wrong-state check, the last row of the table, which needs
 // the lifecycle only the caller knows: unbind needs "active"; provision
 // needs "unactivated" with a pending activation request whose id the
-// command names; status and hq_keys fit every state.
+// command names; update needs "active" (like unbind: a terminal that
+// serves no merchant is updated by its technician, an unbinding one has
+// its own work to finish); status and hq_keys fit every state.
 func StateOK(cmdType CommandType, lifecycle, pendingActivationID, provisionActivationID string) bool {
 	switch cmdType {
-	case TypeUnbind:
+	case TypeUnbind, TypeUpdate:
 		return lifecycle == "active"
 	case TypeProvision:
 		return lifecycle == "unactivated" && pendingActivationID != "" &&
