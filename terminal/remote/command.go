@@ -28,6 +28,36 @@ const (
 	ReasonClockUnsynced = "clock-unsynced"
 )
 
+// Failure reasons of an update command (its failed ack).
+const (
+	// ReasonUpdateDisabled: the terminal's [update] section is off.
+	ReasonUpdateDisabled = "update-disabled"
+	// ReasonDownloadFailed: the bundle could not be fetched whole (no
+	// answer, an HTTP error, a download that never completes).
+	ReasonDownloadFailed = "download-failed"
+	// ReasonBadSize: the server has more or fewer bytes than size, or size
+	// is over the terminal's limit.
+	ReasonBadSize = "bad-size"
+	// ReasonBadHash: size bytes arrived and their SHA-256 is not sha256.
+	ReasonBadHash = "bad-hash"
+	// ReasonInstallFailed: RAUC refused or failed the install (its
+	// LastError is in result.detail).
+	ReasonInstallFailed = "install-failed"
+	// ReasonSignInFailed: the new version booted but could not sign in
+	// with the acquirer in time; its slot was marked bad and the terminal
+	// rebooted into the old one.
+	ReasonSignInFailed = "sign-in-failed"
+	// ReasonRolledBack: after the reboot the old version runs (the
+	// bootloader fell back: the new slot never came up to sign in).
+	ReasonRolledBack = "rolled-back"
+	// ReasonMarkFailed: the new version runs and signed in, but RAUC did
+	// not record its slot good, so a later reboot may fall back.
+	ReasonMarkFailed = "mark-failed"
+	// ReasonNotIdle: the command expired before the terminal was idle
+	// (or before the settlement it was told to wait for).
+	ReasonNotIdle = "not-idle"
+)
+
 // MaxClockSkew is how far in the future issued_at may lie (remote.md:
 // issued_at <= now + 5 min), to absorb HQ and terminal clock drift.
 const MaxClockSkew = 5 * time.Minute
