@@ -110,7 +110,7 @@ func (b *otaBench) rangesOf(path string) []string {
 // otaTerm is a remote test terminal with an [update] section.
 type otaTerm struct {
 	*rterm
-	b    *otaBench
+	b       *otaBench
 	base    string // the configuration without [update]
 	statusN int
 }
