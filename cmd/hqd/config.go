@@ -195,8 +195,8 @@ func (c Config) Validate() error {
 		return &ConfigError{"jobs.lease", "must be at least twice jobs.tick"}
 	}
 	for typ, n := range c.Policy {
-		if t := remote.CommandType(typ); t != remote.TypeUnbind && t != remote.TypeStatus && t != remote.TypeProvision {
-			return &ConfigError{"policy." + typ, "want unbind, status or provision"}
+		if t := remote.CommandType(typ); t != remote.TypeUnbind && t != remote.TypeStatus && t != remote.TypeProvision && t != remote.TypeUpdate {
+			return &ConfigError{"policy." + typ, "want unbind, status, provision or update"}
 		}
 		if n < 1 || n > 16 {
 			return &ConfigError{"policy." + typ, fmt.Sprintf("%d: want 1-16 signatures", n)}
