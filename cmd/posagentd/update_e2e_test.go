@@ -321,6 +321,21 @@ func TestUpdateE2E(t *testing.T) {
 		}
 	})
 
+	// Installed, but the bootloader boots the old slot (the new one never
+	// came up): the old version acks failed, rolled-back.
+	t.Run("bootloader falls back", func(t *testing.T) {
+		b.t, b.hq.t = t, t
+		o := b.newOTATerm("PA-OTA-0005", "72000005")
+		o.owe(2500)
+		o.sell(300) // the owed reversal goes first; the install may follow
+		o.update("upd-fallback", "/b.raucb", b.sum, "1.2.0")
+		o.rebooted()
+		o.boot("1.0.0")
+		o.final("upd-fallback", remote.AckFailed, remote.ReasonRolledBack, "1.0.0")
+		o.WaitScreen("MAIN MENU", remoteWait)
+		o.merchantIntact(2, 12645, false, "1.0.0")
+	})
+
 	// The new version boots but the acquirer does not answer its
 	// sign-in: its slot is marked bad, the terminal reboots, the old
 	// version acks failed, the batch is still there.
