@@ -26,6 +26,7 @@ type Config struct {
 	UI       UIConfig       `toml:"ui"`
 	MQTT     MQTTConfig     `toml:"mqtt"`
 	Acquirer AcquirerConfig `toml:"acquirer"`
+	Update   UpdateConfig   `toml:"update"`
 }
 
 // UIConfig is the [ui] section.
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		UI:       UIConfig{Lang: i18n.ConfigEN},
 		MQTT:     MQTTConfig{Broker: "tcp://127.0.0.1:1883"},
 		Acquirer: AcquirerConfig{Timeout: Duration{Duration: 30 * time.Second}},
+		Update:   defaultUpdateConfig(),
 	}
 }
 
@@ -151,7 +153,7 @@ func (c Config) Validate() error {
 	if c.Acquirer.Timeout.Duration < time.Second || c.Acquirer.Timeout.Duration > 5*time.Minute {
 		return &ConfigError{Key: "acquirer.timeout", Msg: fmt.Sprintf("must be between 1s and 5m, got %s", c.Acquirer.Timeout)}
 	}
-	return nil
+	return c.Update.validate()
 }
 
 // halConfig is the [hal] section the adapters open, with what depends on

@@ -142,6 +142,7 @@ const (
 	RetryAt         // "RETRY %s": the next attempt at a time of day (a format)
 	Unbound         // UNBOUND
 	Rebooting       // REBOOTING
+	Installing      // INSTALLING (an update into the other slot)
 	ActivationCode  // ACTIVATION CODE
 	WaitingForHQ    // WAITING FOR HQ
 	NoAnswerFromHQ  // NO ANSWER FROM HQ
@@ -304,6 +305,7 @@ var tables = [numLangs][numMsgs]string{
 		RetryAt:         "RETRY %s",
 		Unbound:         "UNBOUND",
 		Rebooting:       "REBOOTING",
+		Installing:      "INSTALLING",
 		ActivationCode:  "ACTIVATION CODE",
 		WaitingForHQ:    "WAITING FOR HQ",
 		NoAnswerFromHQ:  "NO ANSWER FROM HQ",
@@ -463,6 +465,7 @@ var tables = [numLangs][numMsgs]string{
 		RetryAt:         "%s 重试",
 		Unbound:         "已解绑",
 		Rebooting:       "正在重启",
+		Installing:      "正在安装",
 		ActivationCode:  "激活码",
 		WaitingForHQ:    "等待总部响应",
 		NoAnswerFromHQ:  "总部无响应",
