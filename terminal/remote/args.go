@@ -228,7 +228,7 @@ const (
 	// MaxBundleSize bounds an update bundle: a terminal's root filesystem
 	// slot is far smaller, and a size from a typo must not make a terminal
 	// fill its disk before the hash could tell.
-	MaxBundleSize = 2 << 30
+	MaxBundleSize int64 = 2 << 30
 	// MaxUpdateURL bounds the bundle URL, in bytes.
 	MaxUpdateURL = 2048
 	// MaxVersion bounds the version string, in bytes.
