@@ -368,9 +368,12 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "SERIAL\tSTATE\tREASON\tCOMMAND\tUPDATED")
+		fmt.Fprintln(tw, "SERIAL\tSTATE\tREASON\tCOMMAND\tUPDATED\tRESULT")
 		for _, it := range out.Items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Serial, it.State, it.Reason, it.CmdID, it.UpdatedAt.Format(time.RFC3339))
+			// The result is what the terminal signed: the keys and policy
+			// an hq_keys left in force, an unbind's proof of wipe.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Serial, it.State, it.Reason, it.CmdID, it.UpdatedAt.Format(time.RFC3339),
+				strings.Join(resultPairs(it.Result), " "))
 		}
 		tw.Flush()
 		return exitOK

@@ -49,29 +49,29 @@ type UpdateConfig struct {
 }
 
 func defaultUpdateConfig() UpdateConfig {
-	return UpdateConfig{MaxSize: 512 << 20, SignInTimeout: Duration{terminal.DefaultUpdateSignIn}}
+	return UpdateConfig{MaxSize: 512 << 20, SignInTimeout: Duration{Duration: terminal.DefaultUpdateSignIn}}
 }
 
 func (u UpdateConfig) validate() error {
 	if u.DownloadDir != "" && !filepath.IsAbs(u.DownloadDir) {
-		return &ConfigError{"update.download_dir", fmt.Sprintf("must be an absolute path, got %q", u.DownloadDir)}
+		return &ConfigError{Key: "update.download_dir", Msg: fmt.Sprintf("must be an absolute path, got %q", u.DownloadDir)}
 	}
 	if u.MaxSize < 1 || u.MaxSize > remote.MaxBundleSize {
-		return &ConfigError{"update.max_size", fmt.Sprintf("must be 1 to %d bytes, got %d", int64(remote.MaxBundleSize), u.MaxSize)}
+		return &ConfigError{Key: "update.max_size", Msg: fmt.Sprintf("must be 1 to %d bytes, got %d", int64(remote.MaxBundleSize), u.MaxSize)}
 	}
 	if u.CAFile != "" {
 		if _, err := os.Stat(u.CAFile); err != nil {
-			return &ConfigError{"update.ca_file", fmt.Sprintf("cannot read %s", u.CAFile)}
+			return &ConfigError{Key: "update.ca_file", Msg: fmt.Sprintf("cannot read %s", u.CAFile)}
 		}
 	}
 	if d := u.SignInTimeout.Duration; d < time.Second || d > time.Hour {
-		return &ConfigError{"update.sign_in_timeout", fmt.Sprintf("must be between 1s and 1h, got %s", u.SignInTimeout)}
+		return &ConfigError{Key: "update.sign_in_timeout", Msg: fmt.Sprintf("must be between 1s and 1h, got %s", u.SignInTimeout)}
 	}
 	if u.Version != "" && !remote.ValidVersion(u.Version) {
-		return &ConfigError{"update.version", fmt.Sprintf("want 1-%d of [A-Za-z0-9._+~-], got %q", remote.MaxVersion, u.Version)}
+		return &ConfigError{Key: "update.version", Msg: fmt.Sprintf("want 1-%d of [A-Za-z0-9._+~-], got %q", remote.MaxVersion, u.Version)}
 	}
 	if u.RAUCBus != "" && !strings.Contains(u.RAUCBus, ":") {
-		return &ConfigError{"update.rauc_bus", fmt.Sprintf("not a D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket), got %q", u.RAUCBus)}
+		return &ConfigError{Key: "update.rauc_bus", Msg: fmt.Sprintf("not a D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket), got %q", u.RAUCBus)}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -224,17 +225,22 @@ type Item struct {
 	State     string    `json:"state"`
 	Reason    string    `json:"reason"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Result is the final ack's result as the terminal signed it (an
+	// unbind's proof of wipe, the keys and policy an hq_keys left in
+	// force); empty until then.
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 // JobItems lists a job's items in order after seq after, optionally of one
 // state, at most limit.
 func (s *Store) JobItems(ctx context.Context, jobID, state string, after, limit int) ([]Item, error) {
-	q := "SELECT serial, seq, cmd_id, state, reason, updated_at FROM job_items WHERE job_id = $1 AND seq > $2"
+	q := `SELECT i.serial, i.seq, i.cmd_id, i.state, i.reason, i.updated_at, COALESCE(c.result, '')
+		FROM job_items i LEFT JOIN commands c ON c.id = i.cmd_id WHERE i.job_id = $1 AND i.seq > $2`
 	args := []any{jobID, after}
 	if state != "" {
-		q += " AND state = $4"
+		q += " AND i.state = $4"
 	}
-	q += " ORDER BY seq LIMIT $3"
+	q += " ORDER BY i.seq LIMIT $3"
 	args = append(args, limit)
 	if state != "" {
 		args = append(args, state)
@@ -248,10 +254,14 @@ func (s *Store) JobItems(ctx context.Context, jobID, state string, after, limit 
 	for rows.Next() {
 		var it Item
 		var up int64
-		if err := rows.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up); err != nil {
+		var result string
+		if err := rows.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up, &result); err != nil {
 			return nil, err
 		}
 		it.UpdatedAt = fromMS(up)
+		if result != "" && json.Valid([]byte(result)) {
+			it.Result = json.RawMessage(result)
+		}
 		out = append(out, it)
 	}
 	return out, rows.Err()
