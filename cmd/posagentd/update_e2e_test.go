@@ -47,10 +47,13 @@ type otaBench struct {
 
 	mu       sync.Mutex
 	requests map[string][]string // path -> the Range header of each request
+	// release ends the first response of /stall/…, which sends half the
+	// bundle and then hangs.
+	release chan struct{}
 }
 
 func startOTABench(t *testing.T) *otaBench {
-	b := &otaBench{t: t, requests: map[string][]string{}}
+	b := &otaBench{t: t, requests: map[string][]string{}, release: make(chan struct{})}
 	b.broker = brokerForTerms(t, mosquittotest.Options{})
 	b.host = startRemoteHost(t)
 	b.hq = newHQ(t)
@@ -91,6 +94,15 @@ func (b *otaBench) serve(w http.ResponseWriter, r *http.Request) {
 	end := int64(len(body))
 	if strings.HasPrefix(r.URL.Path, "/never/") || (strings.HasPrefix(r.URL.Path, "/cut/") && n == 1) {
 		end = int64(len(body) / 2)
+	}
+	if strings.HasPrefix(r.URL.Path, "/stall/") && n == 1 {
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-b.release:
+		case <-r.Context().Done():
+		}
+		return
 	}
 	w.Write(body[from:end])
 	if end < int64(len(body)) {
@@ -158,6 +170,15 @@ func (o *otaTerm) owe(fen int64) {
 	}
 	o.Keys("\r")
 	o.WaitScreen("MAIN MENU", remoteWait)
+	// The reversal goes at once and must meet the silent host before it
+	// heals.
+	deadline := time.Now().Add(remoteWait)
+	for !strings.Contains(o.lastLog(), "reversal not cleared") {
+		if time.Now().After(deadline) {
+			o.t.Fatalf("no reversal attempt; log tail:\n%s", tail(o.lastLog(), 2000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	o.SetFaults(hostsim.Faults{})
 	o.merchantIntact(1, 12345, true, "1.0.0")
 }
@@ -184,6 +205,14 @@ func (o *otaTerm) final(id, state, reason, running string) updateResult {
 			fin.Ack.Result, state, reason, running, tail(o.lastLog(), 3000))
 	}
 	return res
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 type updateResult struct {
@@ -319,6 +348,32 @@ func TestUpdateE2E(t *testing.T) {
 		if !o.running() {
 			t.Fatal("the daemon rebooted after a failed install")
 		}
+	})
+
+	// A power cut (kill -9) in the middle of the download: the boot
+	// after resumes it from the bytes on disk.
+	t.Run("power cut mid-download", func(t *testing.T) {
+		b.t, b.hq.t = t, t
+		o := b.newOTATerm("PA-OTA-0006", "72000006")
+		o.update("upd-cut", "/stall/b.raucb", b.sum, "1.3.0")
+		part := filepath.Join(o.DataDir, "update", b.sum+".part")
+		deadline := time.Now().Add(remoteWait)
+		for fileSize(part) < int64(len(b.bundle)/2) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has %d bytes, want half the bundle", part, fileSize(part))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		o.Kill9()
+		close(b.release)
+		o.boot("1.0.0")
+		o.rebooted()
+		if r := b.rangesOf("/stall/b.raucb"); len(r) != 2 || r[1] != fmt.Sprintf("bytes=%d-", len(b.bundle)/2) {
+			t.Fatalf("bundle requests %q: want the second from where the power cut left it", r)
+		}
+		o.boot("1.3.0")
+		o.final("upd-cut", remote.AckSucceeded, "", "1.3.0")
+		o.merchantIntact(1, 12345, false, "1.3.0")
 	})
 
 	// Installed, but the bootloader boots the old slot (the new one never
