@@ -165,15 +165,13 @@ func (s *Service) Create(ctx context.Context, actor, source string, r Request, n
 			prepared = append(prepared, store.PreparedCommand{Serial: serial, Payload: p, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt})
 		}
 	}
-	if err := s.Store.CreateJob(ctx, j, serials, prepared); err != nil {
+	detail, _ := json.Marshal(map[string]any{"type": r.Type, "args": r.Args, "terminals": len(serials), "rate_per_min": r.RatePerMin,
+		"max_inflight": r.MaxInflight, "abort_pct": r.AbortPct, "signing": signing, "required_sigs": need})
+	audit := store.AuditEntry{At: now, Actor: actor, Source: source, Action: "job.create", Target: j.ID, Detail: string(detail)}
+	if err := s.Store.CreateJob(ctx, j, serials, prepared, audit); err != nil {
 		return store.Job{}, err
 	}
 	j.Total = len(serials)
-	detail, _ := json.Marshal(map[string]any{"type": r.Type, "args": r.Args, "terminals": len(serials), "rate_per_min": r.RatePerMin,
-		"max_inflight": r.MaxInflight, "abort_pct": r.AbortPct, "signing": signing, "required_sigs": need})
-	if err := s.Store.Audit(ctx, store.AuditEntry{At: now, Actor: actor, Source: source, Action: "job.create", Target: j.ID, Detail: string(detail)}); err != nil {
-		return j, err
-	}
 	return j, nil
 }
 

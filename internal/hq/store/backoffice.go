@@ -309,7 +309,7 @@ func (s *Store) JobTerminals(ctx context.Context, jobID, state string, after, li
 func (s *Store) AcksOf(ctx context.Context, cmdIDs []string) (map[string][]AckRecord, error) {
 	out := map[string][]AckRecord{}
 	for chunk := range chunks(cmdIDs, 500) {
-		ph, args := placeholders(chunk, 1)
+		ph, args := s.placeholders(chunk)
 		rows, err := s.db.QueryContext(ctx, "SELECT cmd_id, serial, state, reason, at, received_at, envelope FROM command_acks WHERE cmd_id IN ("+ph+") ORDER BY id", args...)
 		if err != nil {
 			return nil, fmt.Errorf("acks: %w", err)
@@ -364,7 +364,7 @@ func (s *Store) TerminalsBefore(ctx context.Context, f Filter, before string, li
 func (s *Store) StatusJSONOf(ctx context.Context, serials []string) (map[string]string, error) {
 	out := map[string]string{}
 	for chunk := range chunks(serials, 500) {
-		ph, args := placeholders(chunk, 1)
+		ph, args := s.placeholders(chunk)
 		rows, err := s.db.QueryContext(ctx, "SELECT serial, status_json FROM terminals WHERE serial IN ("+ph+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("status of terminals: %w", err)

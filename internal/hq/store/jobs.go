@@ -103,8 +103,9 @@ type PreparedCommand struct {
 // CreateJob stores a job and its items (one per serial, in order) in one
 // transaction: a job is never half-created. prepared, for an
 // operator-signed job, holds each serial's command payload, stored as a
-// command in state signing.
-func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared []PreparedCommand) error {
+// command in state signing. The audit entries, if any, are written in the
+// same transaction (one commit, one fsync, for the job and its record).
+func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared []PreparedCommand, audit ...AuditEntry) error {
 	j.Total = len(serials)
 	err := s.InTx(ctx, func(tx *Tx) error {
 		_, err := tx.tx.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES
@@ -114,28 +115,27 @@ func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared
 		if err != nil {
 			return err
 		}
-		// Multi-row inserts: one round trip per 200 items.
-		for start := 0; start < len(serials); start += 200 {
-			end := min(start+200, len(serials))
-			var b strings.Builder
-			b.WriteString("INSERT INTO job_items (job_id, serial, seq, cmd_id, state, updated_at) VALUES ")
-			args := make([]any, 0, (end-start)*6)
-			for i := start; i < end; i++ {
-				if i > start {
-					b.WriteString(", ")
-				}
-				n := len(args)
-				fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
-				args = append(args, j.ID, serials[i], i, ItemCmdID(j.ID, serials[i]), ItemPending, ms(j.CreatedAt))
-			}
-			if _, err := tx.tx.ExecContext(ctx, b.String(), args...); err != nil {
-				return err
-			}
+		// Multi-row inserts, one round trip per 500 rows, for the items
+		// and for the commands operators will sign: set-based, never a
+		// statement per terminal.
+		items := make([][]any, len(serials))
+		for i, serial := range serials {
+			items[i] = []any{j.ID, serial, i, ItemCmdID(j.ID, serial), ItemPending, ms(j.CreatedAt)}
 		}
-		for _, p := range prepared {
-			if err := tx.InsertCommand(ctx, Command{ID: ItemCmdID(j.ID, p.Serial), Serial: p.Serial, Type: j.Type, JobID: j.ID,
-				Payload: p.Payload, RequiredSigs: j.RequiredSigs, State: CmdSigning, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt,
-				CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt}); err != nil {
+		if err := tx.insertRows(ctx, "INSERT INTO job_items (job_id, serial, seq, cmd_id, state, updated_at) VALUES ", items); err != nil {
+			return err
+		}
+		cmds := make([][]any, len(prepared))
+		for i, p := range prepared {
+			cmds[i] = []any{ItemCmdID(j.ID, p.Serial), p.Serial, j.Type, j.ID, p.Payload, j.RequiredSigs, CmdSigning,
+				ms(p.IssuedAt), ms(p.ExpiresAt), j.CreatedBy, ms(j.CreatedAt)}
+		}
+		if err := tx.insertRows(ctx, `INSERT INTO commands (id, serial, type, job_id, payload, required_sigs, state, issued_at, expires_at,
+			created_by, created_at) VALUES `, cmds); err != nil {
+			return err
+		}
+		for _, e := range audit {
+			if err := tx.Audit(ctx, e); err != nil {
 				return err
 			}
 		}
@@ -143,6 +143,31 @@ func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared
 	})
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// insertRows runs a multi-row INSERT (head ends with "VALUES ") for rows
+// of equal width, 500 rows a statement.
+func (tx *Tx) insertRows(ctx context.Context, head string, rows [][]any) error {
+	const perStmt = 500
+	for start := 0; start < len(rows); start += perStmt {
+		end := min(start+perStmt, len(rows))
+		var b strings.Builder
+		b.WriteString(head)
+		args := make([]any, 0, (end-start)*len(rows[start]))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			b.WriteString(tx.s.params(len(args)+1, len(rows[i])))
+			b.WriteByte(')')
+			args = append(args, rows[i]...)
+		}
+		if _, err := tx.tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
