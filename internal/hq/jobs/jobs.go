@@ -17,11 +17,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/posagent/posagent/internal/hq/command"
 	"github.com/posagent/posagent/internal/hq/store"
+	"github.com/posagent/posagent/internal/hq/wire"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -42,32 +42,16 @@ type Service struct {
 	Log    *slog.Logger
 }
 
-// Request asks for a job.
-type Request struct {
-	Type        string          `json:"type"` // unbind, status, hq_keys
-	Args        json.RawMessage `json:"args,omitempty"`
-	Serials     []string        `json:"serials,omitempty"`
-	Filter      *store.Filter   `json:"filter,omitempty"`
-	RatePerMin  int             `json:"rate_per_min,omitempty"`
-	MaxInflight int             `json:"max_inflight,omitempty"`
-	AbortPct    int             `json:"abort_pct,omitempty"`
-	AbortMin    int             `json:"abort_min,omitempty"`
-	CommandTTL  string          `json:"command_ttl,omitempty"` // Go duration, default 24h
-	Note        string          `json:"note,omitempty"`
-	// MinSignatures raises the signatures every command needs above the
-	// fleet's policy: the back office's requests need the requester's and
-	// an approver's (2), whatever the policy says. Above 1 the job waits
-	// for operators' signatures.
-	MinSignatures int `json:"min_signatures,omitempty"`
-}
+// Request asks for a job (wire: hqctl sends it).
+type Request = wire.JobRequest
 
 // Defaults of a job request.
 const (
-	DefaultRate     = 60
-	DefaultInflight = 50
-	DefaultAbortPct = 10
-	DefaultAbortMin = 20
-	DefaultTTL      = 24 * time.Hour
+	DefaultRate     = wire.DefaultRate
+	DefaultInflight = wire.DefaultInflight
+	DefaultAbortPct = wire.DefaultAbortPct
+	DefaultAbortMin = wire.DefaultAbortMin
+	DefaultTTL      = wire.DefaultTTL
 )
 
 // FieldError is a request field that is wrong, with what to do.
@@ -225,13 +209,8 @@ func newJobID(now time.Time) string {
 	return "j" + now.UTC().Format("060102150405") + hex.EncodeToString(b[:])
 }
 
-// SignatureIn is one signature an operator made elsewhere (hqctl job sign,
-// the back office's WebCrypto key) over a command payload.
-type SignatureIn struct {
-	CmdID string `json:"cmd_id"`
-	KID   string `json:"kid"`
-	Sig   []byte `json:"sig"`
-}
+// SignatureIn is one signature an operator made elsewhere.
+type SignatureIn = wire.SignatureIn
 
 // ErrSignature is a signature refused.
 var ErrSignature = errors.New("signature refused")
@@ -328,15 +307,7 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 }
 
 // Progress is what an operator sees of a job.
-type Progress struct {
-	Job      store.Job    `json:"job"`
-	Counts   store.Counts `json:"counts"`
-	Sent     int          `json:"sent"`
-	Done     int          `json:"done"`
-	Failed   int          `json:"failed"`
-	Inflight int          `json:"inflight"`
-	ETA      string       `json:"eta,omitempty"` // at the job's rate, for what is not sent yet
-}
+type Progress = wire.Progress
 
 // ProgressOf reads a job's progress.
 func ProgressOf(ctx context.Context, st *store.Store, id string) (Progress, error) {
@@ -353,14 +324,4 @@ func ProgressOf(ctx context.Context, st *store.Store, id string) (Progress, erro
 		p.ETA = (time.Duration(c[store.ItemPending]) * time.Minute / time.Duration(max(j.RatePerMin, 1))).Round(time.Second).String()
 	}
 	return p, nil
-}
-
-// Line is the one-line progress: "N/M done, K failed, ETA …".
-func (p Progress) Line() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %d/%d done, %d failed, %d in flight", p.Job.ID, p.Job.State, p.Done, p.Job.Total, p.Failed, p.Inflight)
-	if p.ETA != "" {
-		fmt.Fprintf(&b, ", ETA %s", p.ETA)
-	}
-	return b.String()
 }

@@ -4,20 +4,12 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
-// AuditEntry is one line of the append-only audit trail: who did what,
-// when, from where. The database refuses updates and deletes of the table
-// (a trigger on both dialects).
-type AuditEntry struct {
-	ID     int64     `json:"id"`
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"`  // operator name, or "hqd" for the service itself
-	Source string    `json:"source"` // remote address, "cli", "mqtt"
-	Action string    `json:"action"` // e.g. code.issue, job.create, activation.answer
-	Target string    `json:"target"` // serial, job id, kid …
-	Detail string    `json:"detail"` // JSON or a sentence
-}
+// AuditEntry is one line of the audit trail.
+type AuditEntry = wire.AuditEntry
 
 // Audit appends an entry (in the caller's transaction, so the trail and the
 // change it records commit together).

@@ -335,7 +335,7 @@ func (s *Store) AcksOf(ctx context.Context, cmdIDs []string) (map[string][]AckRe
 // TerminalsBefore lists terminals matching f whose serial sorts before
 // before, in serial order: the page before a keyset page (at most limit).
 func (s *Store) TerminalsBefore(ctx context.Context, f Filter, before string, limit int) ([]Terminal, error) {
-	where, args := f.where(1)
+	where, args := filterWhere(f, 1)
 	args = append(args, before, limit)
 	q := fmt.Sprintf("SELECT %s FROM terminals WHERE %s AND serial < $%d ORDER BY serial DESC LIMIT $%d", terminalCols, where, len(args)-1, len(args))
 	rows, err := s.db.QueryContext(ctx, q, args...)

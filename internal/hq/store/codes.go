@@ -10,6 +10,8 @@ import (
 	"io"
 	"math/big"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // Activation code states.
@@ -37,28 +39,8 @@ const (
 // key, so the guesses are capped.
 const MaxCodeAttempts = 5
 
-// Code is one activation code: a one-time 8-digit code bound to a serial
-// and the merchant parameters its provision command will carry.
-type Code struct {
-	ID           int64     `json:"id"`
-	Code         string    `json:"code"`
-	Serial       string    `json:"serial"`
-	TID          string    `json:"tid"`
-	MID          string    `json:"mid"`
-	MerchantName string    `json:"merchant_name"`
-	AcquirerAddr string    `json:"acquirer_addr"`
-	AcquirerTLS  bool      `json:"acquirer_tls"`
-	AcquirerTPDU string    `json:"acquirer_tpdu"`
-	IssuedAt     time.Time `json:"issued_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	IssuedBy     string    `json:"issued_by"`
-	Status       string    `json:"status"`
-	Attempts     int       `json:"attempts"`
-	UsedAt       time.Time `json:"used_at,omitzero"`
-	ActivationID string    `json:"activation_id,omitempty"`
-	ProvisionID  string    `json:"provision_id,omitempty"`
-	Provision    []byte    `json:"-"` // the signed provision envelope sent in answer
-}
+// Code is one activation code.
+type Code = wire.Code
 
 const codeCols = `id, code, serial, tid, mid, merchant_name, acquirer_addr, acquirer_tls, acquirer_tpdu, issued_at, expires_at,
 	issued_by, status, attempts, used_at, activation_id, provision_id, provision_env`

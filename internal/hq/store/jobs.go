@@ -8,29 +8,30 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // Job states.
 const (
-	JobSigning   = "signing"   // waits for operators' signatures on its commands
-	JobRunning   = "running"   // sending at its rate
-	JobAborted   = "aborted"   // stopped sending: too many failed (resume continues it)
-	JobCancelled = "cancelled" // stopped by an operator; pending items cancelled
-	JobDone      = "done"      // every item final
+	JobSigning   = wire.JobSigning
+	JobRunning   = wire.JobRunning
+	JobAborted   = wire.JobAborted
+	JobCancelled = wire.JobCancelled
+	JobDone      = wire.JobDone
 )
 
-// Job item states: pending (not sent yet), then the command's states, and
-// no_answer for a command that expired without a final ack.
+// Job item states.
 const (
-	ItemPending    = "pending"
-	ItemSent       = CmdSent
-	ItemAccepted   = CmdAccepted
-	ItemInProgress = CmdInProgress
-	ItemSucceeded  = CmdSucceeded
-	ItemFailed     = CmdFailed
-	ItemRejected   = CmdRejected
-	ItemNoAnswer   = "no_answer"
-	ItemCancelled  = CmdCancelled
+	ItemPending    = wire.ItemPending
+	ItemSent       = wire.ItemSent
+	ItemAccepted   = wire.ItemAccepted
+	ItemInProgress = wire.ItemInProgress
+	ItemSucceeded  = wire.ItemSucceeded
+	ItemFailed     = wire.ItemFailed
+	ItemRejected   = wire.ItemRejected
+	ItemNoAnswer   = wire.ItemNoAnswer
+	ItemCancelled  = wire.ItemCancelled
 )
 
 // ItemFinal reports whether a job item state is final.
@@ -44,33 +45,12 @@ func ItemFinal(state string) bool {
 
 // Signing modes of a job.
 const (
-	SignHQD       = "hqd"       // hqd signs each command with its ops key when it sends it
-	SignOperators = "operators" // operators sign every command before the job runs
+	SignHQD       = wire.SignHQD
+	SignOperators = wire.SignOperators
 )
 
 // Job is a rollout of one command type over many terminals.
-type Job struct {
-	ID           string        `json:"id"`
-	Type         string        `json:"type"`
-	Args         string        `json:"args"` // the commands' args JSON
-	State        string        `json:"state"`
-	Signing      string        `json:"signing"`
-	RequiredSigs int           `json:"required_sigs"`
-	RatePerMin   int           `json:"rate_per_min"`
-	MaxInflight  int           `json:"max_inflight"`
-	AbortPct     int           `json:"abort_pct"` // stop sending when more than this % of finished items failed
-	AbortMin     int           `json:"abort_min"` // ... once at least this many finished
-	CommandTTL   time.Duration `json:"command_ttl"`
-	Total        int           `json:"total"`
-	CreatedBy    string        `json:"created_by"`
-	CreatedAt    time.Time     `json:"created_at"`
-	UpdatedAt    time.Time     `json:"updated_at"`
-	FinishedAt   time.Time     `json:"finished_at,omitzero"`
-	Note         string        `json:"note"`
-	NextSendAt   time.Time     `json:"next_send_at,omitzero"`
-	LeaseOwner   string        `json:"lease_owner"`
-	LeaseUntil   time.Time     `json:"lease_until,omitzero"`
-}
+type Job = wire.Job
 
 const jobCols = `id, type, args, state, signing, required_sigs, rate_per_min, max_inflight, abort_pct, abort_min, command_ttl_ms,
 	total, created_by, created_at, updated_at, finished_at, note, next_send_at, lease_owner, lease_until`
@@ -202,22 +182,8 @@ func (s *Store) Jobs(ctx context.Context, limit int) ([]Job, error) {
 	return out, rows.Err()
 }
 
-// Counts are a job's items by state.
-type Counts map[string]int
-
-// Finished is the number of items in a final state (cancelled excluded).
-func (c Counts) Finished() int {
-	return c[ItemSucceeded] + c[ItemFailed] + c[ItemRejected] + c[ItemNoAnswer]
-}
-
-// Bad is the number of items that ended without succeeding.
-func (c Counts) Bad() int { return c[ItemFailed] + c[ItemRejected] + c[ItemNoAnswer] }
-
-// Inflight is the number of items sent and not final.
-func (c Counts) Inflight() int { return c[ItemSent] + c[ItemAccepted] + c[ItemInProgress] }
-
-// Sent is the number of items whose command was published.
-func (c Counts) Sent() int { return c.Inflight() + c.Finished() }
+// Counts is a job's items by state.
+type Counts = wire.Counts
 
 func counts(ctx context.Context, q querier, jobID string) (Counts, error) {
 	rows, err := q.QueryContext(ctx, "SELECT state, COUNT(*) FROM job_items WHERE job_id = $1 GROUP BY state", jobID)
@@ -243,18 +209,7 @@ func (s *Store) JobCounts(ctx context.Context, jobID string) (Counts, error) {
 }
 
 // Item is one terminal of a job.
-type Item struct {
-	Serial    string    `json:"serial"`
-	Seq       int       `json:"seq"`
-	CmdID     string    `json:"cmd_id"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// Result is the final ack's result as the terminal signed it (an
-	// unbind's proof of wipe, the keys and policy an hq_keys left in
-	// force); empty until then.
-	Result json.RawMessage `json:"result,omitempty"`
-}
+type Item = wire.Item
 
 // JobItems lists a job's items in order after seq after, optionally of one
 // state, at most limit.
