@@ -502,7 +502,7 @@ func watchJob(c *apiClient, id string, asJSON bool, stdout, stderr io.Writer) in
 		}
 		last = line
 		switch p.Job.State {
-		case wire.JobDone, wire.JobAborted, wire.JobCancelled:
+		case wire.JobDone, wire.JobAborted, wire.JobCancelled, wire.JobRejected:
 			if tty {
 				fmt.Fprintln(stdout)
 			}

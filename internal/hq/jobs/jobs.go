@@ -220,7 +220,10 @@ var ErrSignature = errors.New("signature refused")
 // hq_keys), each signature must verify over the stored payload, and one
 // operator counts once per command however many keys they hold: a second
 // signature is a second person. The job starts running once every command
-// has the signatures its policy needs.
+// has the signatures its policy needs. A batch costs the same whatever
+// the job's size: its commands and their signers are read in set-based
+// queries, the signatures written in multi-row inserts, and completeness
+// is one query, all in one transaction.
 func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, jobID string, sigs []SignatureIn, now time.Time) (store.Job, error) {
 	j, err := s.Store.Job(ctx, jobID)
 	if err != nil {
@@ -237,9 +240,19 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 	for _, k := range keys {
 		byKID[k.KID] = k
 	}
-	opOf := func(kid string) int64 { return byKID[kid].OperatorID }
+	ids := make([]string, 0, len(sigs))
+	for _, in := range sigs {
+		ids = append(ids, in.CmdID)
+	}
 	var started bool
 	err = s.Store.InTx(ctx, func(tx *store.Tx) error {
+		cmds, err := tx.CommandsToSign(ctx, ids)
+		if err != nil {
+			return err
+		}
+		signed := make(map[string]bool, len(sigs)) // commands this operator signs in this batch
+		short := false                             // one of them still lacks a signature after this batch
+		out := make([]store.Signature, 0, len(sigs))
 		for _, in := range sigs {
 			k, ok := byKID[in.KID]
 			switch {
@@ -250,49 +263,34 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 			case j.Type == command.TypeHQKeys && k.Role != store.KeyRoot:
 				return fmt.Errorf("%w: hq_keys needs a root key, %s is %s", ErrSignature, in.KID, k.Role)
 			}
-			c, err := s.Store.Command(ctx, in.CmdID)
-			if err != nil || c.JobID != jobID || c.State != store.CmdSigning {
+			c := cmds[in.CmdID]
+			if c == nil || c.JobID != jobID || c.State != store.CmdSigning {
 				return fmt.Errorf("%w: %s is not a command of job %s waiting for signatures", ErrSignature, in.CmdID, jobID)
 			}
 			if !ed25519.Verify(k.Pub, c.Payload, in.Sig) {
 				return fmt.Errorf("%w: the signature of %s on %s does not verify", ErrSignature, in.KID, in.CmdID)
 			}
-			have, err := tx.Signatures(ctx, in.CmdID)
-			if err != nil {
-				return err
-			}
-			if slices.ContainsFunc(have, func(g store.Signature) bool { return opOf(g.KID) == op.ID }) {
+			if signed[in.CmdID] || slices.ContainsFunc(c.Signers, func(kid string) bool { return byKID[kid].OperatorID == op.ID }) {
 				return fmt.Errorf("%w: %s has signed %s already (a second signature must be another person's)", ErrSignature, op.Name, in.CmdID)
 			}
-			if err := tx.AddSignature(ctx, store.Signature{CmdID: in.CmdID, KID: in.KID, Sig: in.Sig, Operator: op.Name, AddedAt: now}); err != nil {
-				return err
-			}
+			signed[in.CmdID] = true
+			short = short || len(c.Signers)+1 < j.RequiredSigs
+			out = append(out, store.Signature{CmdID: in.CmdID, KID: in.KID, Sig: in.Sig, Operator: op.Name, AddedAt: now})
+		}
+		if err := tx.AddSignatures(ctx, out); err != nil {
+			return err
 		}
 		detail, _ := json.Marshal(map[string]any{"signatures": len(sigs)})
 		if err := tx.Audit(ctx, store.AuditEntry{At: now, Actor: op.Name, Source: source, Action: "job.sign", Target: jobID, Detail: string(detail)}); err != nil {
 			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return j, err
-	}
-	// Complete? Every command needs RequiredSigs signatures.
-	cmds, err := s.Store.SigningCommands(ctx, jobID)
-	if err != nil {
-		return j, err
-	}
-	for _, c := range cmds {
-		have, err := s.Store.Signatures(ctx, c.ID)
-		if err != nil {
-			return j, err
+		if short {
+			return nil // a command of this very batch still waits for someone else
 		}
-		if len(have) < c.RequiredSigs {
-			return j, nil
+		complete, err := tx.JobFullySigned(ctx, jobID)
+		if err != nil || !complete {
+			return err
 		}
-	}
-	err = s.Store.InTx(ctx, func(tx *store.Tx) error {
-		var err error
 		started, err = tx.SetJobState(ctx, jobID, store.JobSigning, store.JobRunning, now)
 		return err
 	})

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // JobRejected is a signing job an approver refused: nothing of it was
 // ever sent, and nothing will be.
-const JobRejected = "rejected"
+const JobRejected = wire.JobRejected
 
 // Session is a browser session of an operator.
 type Session struct {

@@ -432,7 +432,8 @@ func pendingItems(ctx context.Context, tx *Tx, jobID string, n int) ([]Item, err
 // ErrJobState: the job is not in a state that allows the change.
 var ErrJobState = errors.New("not allowed in the job's state")
 
-// CancelJob stops a job: no more sends, pending items cancelled. Commands
+// CancelJob stops a job that is signing, running or aborted (one that
+// ended, done, cancelled or rejected, is refused with ErrJobState): no more sends, pending items cancelled. Commands
 // already sent keep being re-sent until their final ack or expiry (they may
 // already be executing on the terminal; their outcome still matters).
 func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (Job, error) {
@@ -446,8 +447,10 @@ func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (Job, e
 		if err != nil {
 			return err
 		}
-		if j.State == JobDone || j.State == JobCancelled {
-			return fmt.Errorf("job %s is %s: %w", id, j.State, ErrJobState)
+		switch j.State {
+		case JobSigning, JobRunning, JobAborted:
+		default: // done, cancelled, rejected: it has ended, nothing is left to stop
+			return fmt.Errorf("job %s is %s: it has ended and cannot be cancelled: %w", id, j.State, ErrJobState)
 		}
 		j.State = JobCancelled
 		if _, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, updated_at = $3, finished_at = $3, lease_owner = '' WHERE id = $1",

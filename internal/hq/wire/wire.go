@@ -56,6 +56,7 @@ const (
 	JobAborted   = "aborted"   // stopped sending: too many failed (resume continues it)
 	JobCancelled = "cancelled" // stopped by an operator; pending items cancelled
 	JobDone      = "done"      // every item final
+	JobRejected  = "rejected"  // an approver refused it while it waited for signatures: nothing was sent
 )
 
 // Job item states: pending (not sent yet), then the command's states, and
