@@ -50,7 +50,7 @@ func hostTxn(t *testing.T, l hostsim.Ledger, tid string, fen int64) (hostsim.Txn
 }
 
 // TestActivationLifecycleE2E: a factory-fresh terminal is activated with
-// an `hqctl activation-code` for merchant A, sells, is unbound by
+// an activation code (`hqctl code issue`, hqd) for merchant A, sells, is unbound by
 // `hqctl unbind`, exits 3, comes back NOT ACTIVATED, is activated for
 // merchant B with a new code and sells under TID B; nothing of merchant A
 // (TID, MID, TMK, the PAN sold) is left under data_dir.
