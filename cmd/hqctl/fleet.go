@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/posagent/posagent/internal/hq/store"
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // cmdFleet: hqctl fleet summary|list|show|state over hqd's API.
@@ -65,7 +65,7 @@ func cmdFleet(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		q := url.Values{"state": {state}, "online": {online}, "search": {search}}
-		var all []store.Terminal
+		var all []wire.Terminal
 		after := ""
 		for {
 			page := 1000
@@ -75,8 +75,8 @@ func cmdFleet(args []string, stdout, stderr io.Writer) int {
 			q.Set("limit", strconv.Itoa(page))
 			q.Set("after", after)
 			var out struct {
-				Terminals []store.Terminal `json:"terminals"`
-				Next      string           `json:"next"`
+				Terminals []wire.Terminal `json:"terminals"`
+				Next      string          `json:"next"`
 			}
 			if err := c.do("GET", "/api/v1/terminals?"+q.Encode(), nil, &out); err != nil {
 				return fail(stderr, name, err)
@@ -112,8 +112,8 @@ func cmdFleet(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, name, err)
 		}
 		var out struct {
-			Terminal store.Terminal  `json:"terminal"`
-			Commands []store.Command `json:"commands"`
+			Terminal wire.Terminal  `json:"terminal"`
+			Commands []wire.Command `json:"commands"`
 		}
 		_ = json.Unmarshal(raw, &out)
 		if sub == "state" {
@@ -183,7 +183,7 @@ func cmdCode(args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return code
 		}
-		var out store.Code
+		var out wire.Code
 		if err := c.do("POST", "/api/v1/codes", req, &out); err != nil {
 			return fail(stderr, name, err)
 		}
@@ -203,7 +203,7 @@ func cmdCode(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		var out struct {
-			Codes []store.Code `json:"codes"`
+			Codes []wire.Code `json:"codes"`
 		}
 		if err := c.do("GET", "/api/v1/codes?serial="+url.QueryEscape(serial), nil, &out); err != nil {
 			return fail(stderr, name, err)
@@ -239,7 +239,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	q := url.Values{"actor": {actor}, "action": {action}, "target": {target}, "limit": {strconv.Itoa(limit)}}
 	var out struct {
-		Entries []store.AuditEntry `json:"entries"`
+		Entries []wire.AuditEntry `json:"entries"`
 	}
 	if err := c.do("GET", "/api/v1/audit?"+q.Encode(), nil, &out); err != nil {
 		return fail(stderr, "audit", err)

@@ -19,8 +19,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/internal/hq/command"
-	"github.com/posagent/posagent/internal/hq/jobs"
-	"github.com/posagent/posagent/internal/hq/store"
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // The commands over hqd's HTTP JSON API: hqctl job, fleet, code, audit.
@@ -238,7 +237,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 	name := "job " + sub
 	switch sub {
 	case "create":
-		var req jobs.Request
+		var req wire.JobRequest
 		var serials stringList
 		var serialsFile, argsJSON, search, state string
 		var watch bool
@@ -251,10 +250,10 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			fs.StringVar(&search, "search", "", "every terminal whose serial, TID or MID starts with (or merchant contains) TEXT")
 			fs.StringVar(&state, "state", "", "every terminal in this state (with --search: both)")
 			fs.StringVar(&argsJSON, "args", "", `command args JSON, e.g. {"reason":"closed","unsettled":"settle"}`)
-			fs.IntVar(&req.RatePerMin, "rate", jobs.DefaultRate, "commands sent per minute")
-			fs.IntVar(&req.MaxInflight, "max-inflight", jobs.DefaultInflight, "terminals at once between send and final ack (settling)")
-			fs.IntVar(&req.AbortPct, "abort-pct", jobs.DefaultAbortPct, "stop sending when more than this % of finished terminals failed (100: never)")
-			fs.IntVar(&req.AbortMin, "abort-min", jobs.DefaultAbortMin, "... once at least this many finished")
+			fs.IntVar(&req.RatePerMin, "rate", wire.DefaultRate, "commands sent per minute")
+			fs.IntVar(&req.MaxInflight, "max-inflight", wire.DefaultInflight, "terminals at once between send and final ack (settling)")
+			fs.IntVar(&req.AbortPct, "abort-pct", wire.DefaultAbortPct, "stop sending when more than this % of finished terminals failed (100: never)")
+			fs.IntVar(&req.AbortMin, "abort-min", wire.DefaultAbortMin, "... once at least this many finished")
 			fs.StringVar(&req.CommandTTL, "ttl", "", "command validity (default 24h, at most 168h)")
 			fs.StringVar(&req.Note, "note", "", "why (kept with the job)")
 			fs.BoolVar(&watch, "watch", false, "follow the progress until the job ends")
@@ -275,7 +274,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			req.Serials = append(req.Serials, list...)
 		}
 		if search != "" || state != "" {
-			req.Filter = &store.Filter{Search: search, State: state}
+			req.Filter = &wire.Filter{Search: search, State: state}
 		}
 		if argsJSON != "" {
 			req.Args = json.RawMessage(argsJSON)
@@ -284,7 +283,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "hqctl %s: %v\n", name, err)
 			return exitUsage
 		}
-		var j store.Job
+		var j wire.Job
 		if err := c.do("POST", "/api/v1/jobs", req, &j); err != nil {
 			return fail(stderr, name, err)
 		}
@@ -312,7 +311,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		if watch {
 			return watchJob(c, fs.Arg(0), af.json, stdout, stderr)
 		}
-		var p jobs.Progress
+		var p wire.Progress
 		if err := c.do("GET", "/api/v1/jobs/"+url.PathEscape(fs.Arg(0)), nil, &p); err != nil {
 			return fail(stderr, name, err)
 		}
@@ -328,7 +327,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		var out struct {
-			Jobs []jobs.Progress `json:"jobs"`
+			Jobs []wire.Progress `json:"jobs"`
 		}
 		if err := c.do("GET", "/api/v1/jobs", nil, &out); err != nil {
 			return fail(stderr, name, err)
@@ -358,7 +357,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		var out struct {
-			Items []store.Item `json:"items"`
+			Items []wire.Item `json:"items"`
 		}
 		if err := c.do("GET", "/api/v1/jobs/"+url.PathEscape(fs.Arg(0))+"/items?limit=10000&state="+url.QueryEscape(state), nil, &out); err != nil {
 			return fail(stderr, name, err)
@@ -395,7 +394,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		if sub == "resume" {
 			body = map[string]int{"abort_pct": abortPct}
 		}
-		var j store.Job
+		var j wire.Job
 		if err := c.do("POST", "/api/v1/jobs/"+url.PathEscape(fs.Arg(0))+"/"+sub, body, &j); err != nil {
 			return fail(stderr, name, err)
 		}
@@ -433,7 +432,7 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		if err := c.do("GET", "/api/v1/jobs/"+id+"/unsigned", nil, &un); err != nil {
 			return fail(stderr, name, err)
 		}
-		var sigs []jobs.SignatureIn
+		var sigs []wire.SignatureIn
 		for _, cmd := range un.Commands {
 			// What is signed is what a terminal will check: refuse a
 			// payload that is not the command it claims to be.
@@ -444,9 +443,9 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 			if json.Unmarshal(cmd.Payload, &p) != nil || p.ID != cmd.CmdID || p.Serial != cmd.Serial {
 				return fail(stderr, name, fmt.Errorf("command %s: the payload does not match its id and serial; not signing", cmd.CmdID))
 			}
-			sigs = append(sigs, jobs.SignatureIn{CmdID: cmd.CmdID, KID: signer.KID, Sig: ed25519.Sign(signer.Priv, cmd.Payload)})
+			sigs = append(sigs, wire.SignatureIn{CmdID: cmd.CmdID, KID: signer.KID, Sig: ed25519.Sign(signer.Priv, cmd.Payload)})
 		}
-		var j store.Job
+		var j wire.Job
 		for start := 0; start < len(sigs); start += 1000 {
 			if err := c.do("POST", "/api/v1/jobs/"+id+"/signatures", map[string]any{"signatures": sigs[start:min(start+1000, len(sigs))]}, &j); err != nil {
 				return fail(stderr, name, err)
@@ -463,17 +462,17 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-func signingNote(j store.Job) string {
-	if j.Signing == store.SignOperators {
+func signingNote(j wire.Job) string {
+	if j.Signing == wire.SignOperators {
 		return fmt.Sprintf("waits for %d operator signature(s) per command: hqctl job sign %s --key …", j.RequiredSigs, j.ID)
 	}
 	return fmt.Sprintf("signed by hqd, %d/min, at most %d in flight", j.RatePerMin, j.MaxInflight)
 }
 
-func printProgress(w io.Writer, p jobs.Progress) {
+func printProgress(w io.Writer, p wire.Progress) {
 	fmt.Fprintln(w, p.Line())
-	keys := []string{store.ItemPending, store.ItemSent, store.ItemAccepted, store.ItemInProgress, store.ItemSucceeded,
-		store.ItemFailed, store.ItemRejected, store.ItemNoAnswer, store.ItemCancelled}
+	keys := []string{wire.ItemPending, wire.ItemSent, wire.ItemAccepted, wire.ItemInProgress, wire.ItemSucceeded,
+		wire.ItemFailed, wire.ItemRejected, wire.ItemNoAnswer, wire.ItemCancelled}
 	var parts []string
 	for _, k := range keys {
 		if n := p.Counts[k]; n > 0 {
@@ -493,7 +492,7 @@ func watchJob(c *apiClient, id string, asJSON bool, stdout, stderr io.Writer) in
 	tty := isTTY(stdout) && !asJSON
 	last := ""
 	for {
-		var p jobs.Progress
+		var p wire.Progress
 		if err := c.do("GET", "/api/v1/jobs/"+url.PathEscape(id), nil, &p); err != nil {
 			return fail(stderr, "job show", err)
 		}
@@ -509,14 +508,14 @@ func watchJob(c *apiClient, id string, asJSON bool, stdout, stderr io.Writer) in
 		}
 		last = line
 		switch p.Job.State {
-		case store.JobDone, store.JobAborted, store.JobCancelled:
+		case wire.JobDone, wire.JobAborted, wire.JobCancelled, wire.JobRejected:
 			if tty {
 				fmt.Fprintln(stdout)
 			}
 			if p.Job.Note != "" && !asJSON {
 				fmt.Fprintln(stdout, p.Job.Note)
 			}
-			if p.Job.State == store.JobDone && p.Failed == 0 {
+			if p.Job.State == wire.JobDone && p.Failed == 0 {
 				return exitOK
 			}
 			return exitFailed

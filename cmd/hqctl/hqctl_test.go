@@ -368,7 +368,7 @@ func TestUsageErrors(t *testing.T) {
 // TestSubcommandHelp: every subcommand's --help (and -h) prints its usage
 // with its flags on stdout and exits 0.
 func TestSubcommandHelp(t *testing.T) {
-	for _, cmd := range []string{"keygen", "unbind", "hq-keys", "status", "sign", "send", "activation-code", "serve", "terminal-state", "broker"} {
+	for _, cmd := range []string{"keygen", "unbind", "hq-keys", "status", "sign", "send", "broker"} {
 		for _, flag := range []string{"--help", "-h"} {
 			code, out, errOut := runHQ(cmd, flag)
 			if code != 0 || !strings.HasPrefix(out, "Usage: hqctl "+cmd+" ") || !strings.Contains(out, "Flags:\n  -") || errOut != "" {
@@ -442,5 +442,17 @@ func TestStatusTable(t *testing.T) {
 	code, out, _ = runHQ("status", "--broker", b.URL(), "--wait", "500ms", "--json")
 	if code != 0 || out != string(st)+"\n"+string(remote.OfflineWill("PA-0003"))+"\n" {
 		t.Fatalf("json: %d\n%s", code, out)
+	}
+}
+
+// TestRemovedStateFileCommands: the JSON state file's activation service
+// is gone (hqd answers activation requests); its commands say where to go
+// instead and exit 2.
+func TestRemovedStateFileCommands(t *testing.T) {
+	for _, cmd := range []string{"serve", "activation-code", "terminal-state"} {
+		code, out, errOut := runHQ(cmd, "--state", "x.json")
+		if code != exitUsage || out != "" || !strings.Contains(errOut, "removed: run hqd") || !strings.Contains(errOut, "hqctl code issue") {
+			t.Errorf("hqctl %s: exit %d\nstdout:\n%s\nstderr:\n%s", cmd, code, out, errOut)
+		}
 	}
 }

@@ -1,6 +1,7 @@
-// Command hqctl is the HQ side of posagent: command-signing keys, signed
-// commands to terminals, the activation service, fleet status, and an
-// embedded lab broker for demos and tests. README.md summarises the remote
+// Command hqctl is the HQ side of posagent at an operator's desk:
+// command-signing keys, signed commands to terminals, hqd's API (jobs,
+// fleet, activation codes, audit), and an embedded lab broker for demos
+// and tests. It links no database: hqd keeps the fleet. README.md summarises the remote
 // contract (spec/remote.md) it speaks.
 package main
 
@@ -33,16 +34,6 @@ Usage:
                                         add a second person's signature to an envelope
   hqctl send --broker URL --serial S --device-keys FILE [--in FILE|-] [--wait 2m] [--json]
                                         publish an envelope as is and wait for its final ack
-  hqctl activation-code --state FILE --serial S --tid T --mid M --acquirer HOST:PORT
-               [--tpdu 6000030000] [--acquirer-tls] [--merchant-name N] [--ttl 24h] [--json]
-                                        issue a one-time 8-digit activation code for a terminal
-  hqctl serve --broker URL --key DIR/KID.key --state FILE --registry FILE --acquirer-keys FILE
-               [--kid KID] [--client-id hq-serve] [--provision-ttl 10m] [--max-request-age 10m]
-                                        activation service: answer activation requests with
-                                        signed provision commands; print events and acks
-  hqctl terminal-state --state FILE --serial S
-                                        print a terminal's last known state (active, unactivated,
-                                        tampered, provisioned, unknown)
   hqctl broker [--listen ADDR]          run an embedded lab MQTT broker (not for production)
   hqctl version
 
@@ -58,7 +49,7 @@ Over hqd's HTTP API (jobs, fleet, activation codes, audit):
   hqctl audit [--actor A] [--action PREFIX] [--target T] [--limit 100] [--json]
     API flags: --hq URL (default $HQCTL_HQ or http://127.0.0.1:8440), --token-file F (or $HQCTL_TOKEN), --ca-file F
 
-Broker flags of unbind, hq-keys, status, send and serve: --broker URL, --ca-file,
+Broker flags of unbind, hq-keys, status and send: --broker URL, --ca-file,
 --cert-file, --key-file (TLS, ssl://), --username (default hq), --password (or
 $HQCTL_MQTT_PASSWORD).
 Run "hqctl COMMAND --help" for a command's flags.
@@ -88,12 +79,11 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdHQKeys(args[1:], stdout, stderr)
 	case "send":
 		return cmdSend(args[1:], stdin, stdout, stderr)
-	case "activation-code":
-		return cmdActivationCode(args[1:], stdout, stderr)
-	case "serve":
-		return cmdServe(args[1:], stdout, stderr)
-	case "terminal-state":
-		return cmdTerminalState(args[1:], stdout, stderr)
+	case "activation-code", "serve", "terminal-state":
+		// The JSON state file and its activation service are gone: hqd
+		// answers activation requests (internal/hq/activation).
+		fmt.Fprintf(stderr, "hqctl %s: removed: run hqd (hqd run --config F) and issue codes with \"hqctl code issue\"; hqctl fleet state SERIAL shows a terminal's state\n", args[0])
+		return exitUsage
 	case "broker":
 		return cmdBroker(args[1:], stdout, stderr)
 	case "job":

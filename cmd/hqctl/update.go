@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/posagent/posagent/internal/hq/jobs"
+	"github.com/posagent/posagent/internal/hq/wire"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -27,7 +27,7 @@ func (u *updateFlags) register(fs *flag.FlagSet) {
 }
 
 // apply puts the update args into req when any update flag is given.
-func (u *updateFlags) apply(req *jobs.Request) error {
+func (u *updateFlags) apply(req *wire.JobRequest) error {
 	if !u.set() {
 		return nil
 	}

@@ -132,9 +132,10 @@ func BenchmarkUnbindJob10k(b *testing.B) {
 				b.Fatalf("%s; peak %d", p.Line(), acq.Peak())
 			}
 			b.ReportMetric(el.Seconds(), "s/job")
+			b.ReportMetric(float64(n)/el.Minutes(), "unbinds/min")
 			b.ReportMetric(float64(acq.Peak()), "peak-settling")
-			b.Logf("%s: %d terminals unbound (each settled) in %s at %d/min set (floor %s), cap %d, peak concurrent settlements %d",
-				d, n, el.Round(time.Millisecond), rate, (time.Duration(n) * time.Minute / rate).Round(time.Second), maxSettling, acq.Peak())
+			b.Logf("%s: %d terminals unbound (each settled) in %s, %.0f/min, at %d/min set (floor %s), cap %d, peak concurrent settlements %d",
+				d, n, el.Round(time.Millisecond), float64(n)/el.Minutes(), rate, (time.Duration(n) * time.Minute / rate).Round(time.Second), maxSettling, acq.Peak())
 		})
 	}
 }

@@ -2,8 +2,9 @@ package main
 
 // End-to-end tests of technician activation and tamper (spec/terminal.md
 // §Activation and §Lifecycle, spec/remote.md §provision) with every part
-// real: mosquitto, posagentd, acquirer-sim --keys, `hqctl serve`,
-// `hqctl activation-code` and `hqctl unbind` (activation_harness_test.go).
+// real: mosquitto, posagentd, acquirer-sim --keys, `hqd` on SQLite,
+// `hqctl code issue`, `hqctl audit` and `hqctl unbind`
+// (activation_harness_test.go).
 
 import (
 	"crypto/rand"
@@ -49,7 +50,7 @@ func hostTxn(t *testing.T, l hostsim.Ledger, tid string, fen int64) (hostsim.Txn
 }
 
 // TestActivationLifecycleE2E: a factory-fresh terminal is activated with
-// an `hqctl activation-code` for merchant A, sells, is unbound by
+// an activation code (`hqctl code issue`, hqd) for merchant A, sells, is unbound by
 // `hqctl unbind`, exits 3, comes back NOT ACTIVATED, is activated for
 // merchant B with a new code and sells under TID B; nothing of merchant A
 // (TID, MID, TMK, the PAN sold) is left under data_dir.
@@ -66,9 +67,7 @@ func TestActivationLifecycleE2E(t *testing.T) {
 	mark := lab.since()
 	r.activate(lab, lab.code(serial, tidA, midA), tidA, midA)
 	t.Logf("activation A: %v", time.Since(start))
-	if l := lab.waitServe("-> provision", actWait); !strings.Contains(l, "TID "+tidA+" MID "+midA) {
-		t.Errorf("serve's provision line %q lacks TID %s MID %s", l, tidA, midA)
-	}
+	lab.waitAudit("activation.answer", serial, map[string]string{"tid": tidA, "mid": midA}, actWait) // hqd answered with merchant A
 	ev := lab.waitEvent(r, mark, remote.EvtActivated, actWait)
 	// The event names the activation request; no merchant data goes into
 	// the identity store's outbox (it is never wiped).
@@ -150,7 +149,7 @@ func TestActivationFailures(t *testing.T) {
 	t.Parallel()
 	lab := startActLab(t, labOptions{})
 
-	// crafted runs a request with a code serve does not know (serve logs
+	// crafted runs a request with a code hqd does not know (hqd audits
 	// a refusal and publishes nothing), answers it with the test's own
 	// provision and expects a failed ack with reason and screen word.
 	crafted := func(t *testing.T, serial, tid, mid string, p func(req remote.ActivationRequest) craftedProvision, reason, word string) {
@@ -161,7 +160,7 @@ func TestActivationFailures(t *testing.T) {
 		if req.Code != "00000000" {
 			t.Errorf("activation_request code %q, want the one typed", req.Code)
 		}
-		lab.waitServe(id+" REFUSED unknown-code", actWait)
+		lab.waitAudit("activation.refuse", serial, map[string]string{"request": id, "reason": "unknown-code"}, actWait)
 		cp := p(req)
 		cp.TID, cp.MID, cp.Activation, cp.X25519Pub = tid, mid, id, req.X25519Pub
 		pid := lab.sendProvision(r, cp)
@@ -254,7 +253,7 @@ func TestActivationFailures(t *testing.T) {
 		mark := r.typeCode(lab, code)
 		r.WaitScreen("WAITING FOR HQ", actWait)
 		id, _ := lab.pendingRequest(r, mark)
-		lab.waitServe(id+" REFUSED code-used", actWait)
+		lab.waitAudit("activation.refuse", serial, map[string]string{"request": id, "reason": "code-used"}, actWait)
 		time.Sleep(3 * time.Second)
 		if cmds := lab.messages(mark, serial, remote.KindCmd); len(cmds) != 0 {
 			t.Errorf("HQ published %d commands to %s for a used code", len(cmds), serial)
@@ -267,7 +266,7 @@ func TestActivationFailures(t *testing.T) {
 	})
 }
 
-// TestActivationSignInRefused: serve installs a TMK the acquirer does not
+// TestActivationSignInRefused: hqd installs a TMK the acquirer does not
 // know (it reads another keys file, so the sign-in gets 97): the terminal
 // shows ACTIVATION FAILED SIGN IN …, wipes what the provision stored and
 // is NOT ACTIVATED.
@@ -281,7 +280,7 @@ func TestActivationSignInRefused(t *testing.T) {
 	if !strings.Contains(s, "SIGN IN") {
 		t.Errorf("failure screen %q lacks SIGN IN", s)
 	}
-	lab.waitServe("ack prov-"+serial, actWait) // the provision itself succeeded
+	lab.waitProvisionAcked(serial, actWait) // the provision itself succeeded
 	tmk := lab.tmkOf(tid)
 	r.Keys("\r")
 	r.WaitScreen("NOT ACTIVATED", actWait)
@@ -371,7 +370,7 @@ func TestActivationTamperDuringSale(t *testing.T) {
 	r.activate(lab, lab.code(serial, tid, mid), tid, mid)
 	tmk2 := lab.tmkOf(tid)
 	if string(tmk2) == string(tmk1) {
-		t.Errorf("serve issued the same TMK twice")
+		t.Errorf("hqd issued the same TMK twice")
 	}
 	s := r.Sale(3000, track2A)
 	if !strings.Contains(s, "APPROVED") {

@@ -2,8 +2,8 @@ package main
 
 // The activation harness: a lab as HQ runs one, with real parts only — a
 // real mosquitto (with the per-device ACL), the real acquirer-sim binary
-// reading the TMKs of a --keys file, the real `hqctl serve` binary writing
-// that file, `hqctl activation-code` / `hqctl unbind` as an operator types
+// reading the TMKs of a --keys file, the real `hqd` (on SQLite) writing
+// that file, `hqctl code issue` / `hqctl unbind` as an operator types
 // them, and factory-fresh posagentd terminals (no `provision --file`
 // shortcut: their keys and parameters arrive only through activation).
 // An HQ observer (remote_harness_test.go's hqSide, signing with the lab's
@@ -12,6 +12,7 @@ package main
 // that nothing was published.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +39,7 @@ import (
 )
 
 // actWait bounds one step of an activation: a round trip through the
-// broker, serve's fsynced state file, a sign-in.
+// broker, hqd's fsynced database, a sign-in.
 const actWait = 20 * time.Second
 
 // settleTrack2 is the settlement card the technician swipes (panB: the
@@ -47,19 +49,24 @@ const settleTrack2 = track2B
 var (
 	hqctlOnce sync.Once
 	hqctlBin  string
+	hqdBin    string
 	hqctlErr  error
 )
 
-// buildHQCtl builds cmd/hqctl next to posagentd and acquirer-sim.
+// buildHQCtl builds cmd/hqctl and cmd/hqd next to posagentd and
+// acquirer-sim.
 func buildHQCtl(t testing.TB) {
 	t.Helper()
 	buildBinaries(t)
 	hqctlOnce.Do(func() {
-		hqctlBin = filepath.Join(binDir, "hqctl")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", hqctlBin, "./cmd/hqctl")
-		cmd.Dir = moduleRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			hqctlErr = fmt.Errorf("go build ./cmd/hqctl: %v\n%s", err, out)
+		hqctlBin, hqdBin = filepath.Join(binDir, "hqctl"), filepath.Join(binDir, "hqd")
+		for _, b := range []struct{ out, pkg string }{{hqctlBin, "./cmd/hqctl"}, {hqdBin, "./cmd/hqd"}} {
+			cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
+			cmd.Dir = moduleRoot
+			if out, err := cmd.CombinedOutput(); err != nil {
+				hqctlErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
 		}
 	})
 	if hqctlErr != nil {
@@ -80,23 +87,25 @@ func hqctl(t testing.TB, args ...string) string {
 	return stdout.String()
 }
 
-// actLab is the lab: broker, acquirer, HQ key and state, serve, observer.
+// actLab is the lab: broker, acquirer, HQ key, hqd, observer.
 type actLab struct {
 	t        testing.TB
 	dir      string
 	broker   *mosquittotest.Broker
 	sim      *acqSim
 	hq       *hqSide
-	keyPath  string // hqctl keygen's hq-1.key
-	state    string // serve's state file (activation codes)
+	keyPath  string // hqctl keygen's hq-1.key, hqd's signing key
 	registry string // factory-init JSON lines
-	acqKeys  string // the keys file serve writes (TID -> TMK hex)
+	acqKeys  string // the keys file hqd writes (TID -> TMK hex)
 	simKeys  string // the keys file acquirer-sim reads (= acqKeys unless split)
 
-	serve    *exec.Cmd
-	serveOut *syncBuffer
-	serveErr *syncBuffer
-	serveEnd chan struct{}
+	hqdCfg   string // hqd's config (SQLite under dir)
+	hqdURL   string // hqd's API
+	token    string // a technician's API token file
+	hqd      *exec.Cmd
+	hqdErr   *syncBuffer
+	hqdEnd   chan struct{}
+	hqdReady chan struct{}
 
 	obs   paho.Client
 	mu    sync.Mutex
@@ -113,8 +122,8 @@ type labMsg struct {
 
 // labOptions shape a lab.
 type labOptions struct {
-	NoServe      bool // HQ's answers are crafted by the test
-	SplitSimKeys bool // acquirer-sim reads a keys file serve never writes: sign-in gets 97
+	NoServe      bool // no hqd: HQ's answers are crafted by the test
+	SplitSimKeys bool // acquirer-sim reads a keys file hqd never writes: sign-in gets 97
 }
 
 func startActLab(t testing.TB, o labOptions) *actLab {
@@ -124,7 +133,6 @@ func startActLab(t testing.TB, o labOptions) *actLab {
 	l.broker = mosquittotest.Start(t, mosquittotest.Options{ACL: true})
 	hqctl(t, "keygen", "--kid", hqKID, "--out", filepath.Join(l.dir, "hqkeys"))
 	l.keyPath = filepath.Join(l.dir, "hqkeys", hqKID+".key")
-	l.state = filepath.Join(l.dir, "hq-state.json")
 	l.registry = filepath.Join(l.dir, "registry.jsonl")
 	l.acqKeys = filepath.Join(l.dir, "acquirer-keys.json")
 	l.simKeys = l.acqKeys
@@ -154,7 +162,7 @@ func startActLab(t testing.TB, o labOptions) *actLab {
 	l.hq.connect(l.broker.URL(), nil)
 	l.observe()
 	if !o.NoServe {
-		l.startServe()
+		l.startHQD()
 	}
 	return l
 }
@@ -187,66 +195,180 @@ func (l *actLab) observe() {
 	l.t.Cleanup(func() { l.obs.Disconnect(100) })
 }
 
-// startServe runs `hqctl serve` and waits until it has subscribed.
-func (l *actLab) startServe() {
+// startHQD runs hqd on SQLite, signing with the lab key, with a
+// technician's API token, and waits until it has subscribed.
+func (l *actLab) startHQD() {
 	l.t.Helper()
-	l.serveOut, l.serveErr, l.serveEnd = &syncBuffer{}, &syncBuffer{}, make(chan struct{})
-	l.serve = exec.Command(hqctlBin, "serve", "--broker", l.broker.URL(), "--key", l.keyPath,
-		"--state", l.state, "--registry", l.registry, "--acquirer-keys", l.acqKeys,
-		"--client-id", "hq-serve-"+filepath.Base(l.dir))
-	l.serve.Stdout, l.serve.Stderr = l.serveOut, l.serveErr
-	if err := l.serve.Start(); err != nil {
-		l.t.Fatalf("start hqctl serve: %v", err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.t.Fatal(err)
 	}
-	go func() { l.serve.Wait(); close(l.serveEnd) }()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	l.hqdURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	l.hqdCfg = filepath.Join(l.dir, "hqd.toml")
+	cfg := fmt.Sprintf(`db = "sqlite://%s"
+[mqtt]
+broker = %q
+client_id = "hqd-%s"
+[http]
+listen = "127.0.0.1:%d"
+[signing]
+key_file = %q
+kid = %q
+[activation]
+acquirer_keys = %q
+`, filepath.Join(l.dir, "hq.db"), l.broker.URL(), filepath.Base(l.dir), port, l.keyPath, hqKID, l.acqKeys)
+	if err := os.WriteFile(l.hqdCfg, []byte(cfg), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	l.token = filepath.Join(l.dir, "tech.token")
+	if out, err := exec.Command(hqdBin, "operator", "add", "--config", l.hqdCfg, "--name", "tech", "--roles", "technician",
+		"--token-out", l.token).CombinedOutput(); err != nil {
+		l.t.Fatalf("hqd operator add: %v\n%s", err, out)
+	}
+	l.hqdErr, l.hqdEnd, l.hqdReady = &syncBuffer{}, make(chan struct{}), make(chan struct{})
+	l.hqd = exec.Command(hqdBin, "run", "--config", l.hqdCfg)
+	l.hqd.Stderr = l.hqdErr
+	stdout, err := l.hqd.StdoutPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := l.hqd.Start(); err != nil {
+		l.t.Fatalf("start hqd: %v", err)
+	}
+	go func() {
+		var once sync.Once
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "subscribed to") {
+				once.Do(func() { close(l.hqdReady) })
+			}
+		}
+		l.hqd.Wait()
+		close(l.hqdEnd)
+	}()
 	l.t.Cleanup(func() {
-		l.serve.Process.Signal(syscall.SIGTERM)
+		l.hqd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-l.serveEnd:
+		case <-l.hqdEnd:
 		case <-time.After(waitTimeout):
-			l.serve.Process.Kill()
-			<-l.serveEnd
-			l.t.Errorf("hqctl serve did not stop on SIGTERM")
+			l.hqd.Process.Kill()
+			<-l.hqdEnd
+			l.t.Errorf("hqd did not stop on SIGTERM")
 		}
 		if l.t.Failed() {
-			l.t.Logf("hqctl serve stdout:\n%s\nstderr:\n%s", l.serveOut.String(), tail(l.serveErr.String(), 3000))
+			l.t.Logf("hqd stderr:\n%s", tail(l.hqdErr.String(), 3000))
 		}
 	})
-	l.waitServe("serving:", actWait)
+	select {
+	case <-l.hqdReady:
+	case <-l.hqdEnd:
+		l.t.Fatalf("hqd exited:\n%s", l.hqdErr.String())
+	case <-time.After(actWait):
+		l.t.Fatalf("hqd did not subscribe within %v:\n%s", actWait, tail(l.hqdErr.String(), 3000))
+	}
 }
 
-// waitServe waits for a line of serve's stdout containing want.
-func (l *actLab) waitServe(want string, d time.Duration) string {
+// auditEntry is one line of hqd's audit trail, its detail decoded.
+type auditEntry struct {
+	Action string            `json:"action"`
+	Target string            `json:"target"`
+	Detail string            `json:"detail"`
+	D      map[string]string `json:"-"`
+}
+
+// waitAudit waits for an audit entry of hqd (read with `hqctl audit`) on
+// serial whose action is action and whose detail holds every key/value of
+// want, and returns it: how HQ's decisions on activation requests are
+// seen (hqd answers a refused request with nothing, remote.md).
+func (l *actLab) waitAudit(action, serial string, want map[string]string, d time.Duration) auditEntry {
 	l.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		for line := range strings.SplitSeq(l.serveOut.String(), "\n") {
-			if strings.Contains(line, want) {
-				return line
+		out := hqctl(l.t, "audit", "--hq", l.hqdURL, "--token-file", l.token, "--action", action, "--target", serial, "--json")
+		var res struct {
+			Entries []auditEntry `json:"entries"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			l.t.Fatalf("hqctl audit: %v\n%s", err, out)
+		}
+	entries:
+		for _, e := range res.Entries {
+			if e.Action != action || e.Target != serial || json.Unmarshal([]byte(e.Detail), &e.D) != nil {
+				continue
 			}
+			for k, v := range want {
+				if e.D[k] != v {
+					continue entries
+				}
+			}
+			return e
 		}
 		if time.Now().After(deadline) {
-			l.t.Fatalf("hqctl serve printed no %q within %v; stdout:\n%s\nstderr:\n%s", want, d, l.serveOut.String(), tail(l.serveErr.String(), 2000))
+			l.t.Fatalf("no audit entry %s on %s with %v within %v; entries: %s\nhqd stderr:\n%s", action, serial, want, d, out, tail(l.hqdErr.String(), 2000))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// code issues an activation code with `hqctl activation-code`.
+// waitProvisionAcked waits until the provision hqd sent serial in answer
+// to its activation request has its final ack succeeded at hqd.
+func (l *actLab) waitProvisionAcked(serial string, d time.Duration) {
+	l.t.Helper()
+	prov := l.waitAudit("activation.answer", serial, nil, d).D["provision"]
+	deadline := time.Now().Add(d)
+	for {
+		out := hqctl(l.t, "fleet", "show", serial, "--hq", l.hqdURL, "--token-file", l.token, "--json")
+		var res struct {
+			Commands []struct{ ID, State string } `json:"commands"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			l.t.Fatalf("hqctl fleet show: %v\n%s", err, out)
+		}
+		for _, c := range res.Commands {
+			if c.ID == prov && c.State == remote.AckSucceeded {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("provision %s of %s not acked succeeded at hqd within %v: %s", prov, serial, d, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// register tells hqd a terminal's device keys (hqd register with its
+// factory-init line), as the factory's registry reaches HQ.
+func (l *actLab) register(line []byte) {
+	l.t.Helper()
+	if l.hqd == nil {
+		return
+	}
+	f := filepath.Join(l.dir, fmt.Sprintf("registry-%d.jsonl", time.Now().UnixNano()))
+	if err := os.WriteFile(f, line, 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	if out, err := exec.Command(hqdBin, "register", "--config", l.hqdCfg, f).CombinedOutput(); err != nil {
+		l.t.Fatalf("hqd register: %v\n%s", err, out)
+	}
+}
+
+// code issues an activation code with `hqctl code issue` over hqd's API.
 func (l *actLab) code(serial, tid, mid string) string {
 	l.t.Helper()
-	out := hqctl(l.t, "activation-code", "--state", l.state, "--serial", serial, "--tid", tid, "--mid", mid,
+	out := hqctl(l.t, "code", "issue", "--hq", l.hqdURL, "--token-file", l.token, "--serial", serial, "--tid", tid, "--mid", mid,
 		"--merchant-name", "SHOP "+tid, "--acquirer", l.sim.Addr, "--json")
 	var c struct {
 		Code string `json:"code"`
 	}
 	if err := json.Unmarshal([]byte(out), &c); err != nil || len(c.Code) != 8 {
-		l.t.Fatalf("activation-code output %q: %v", out, err)
+		l.t.Fatalf("hqctl code issue output %q: %v", out, err)
 	}
 	return c.Code
 }
 
-// tmkOf reads the TMK serve gave a TID from the acquirer keys file.
+// tmkOf reads the TMK hqd gave a TID from the acquirer keys file.
 func (l *actLab) tmkOf(tid string) []byte {
 	l.t.Helper()
 	b, err := os.ReadFile(l.acqKeys)
@@ -317,7 +439,7 @@ func (l *actLab) waitEvent(r *rterm, mark int, typ string, d time.Duration) remo
 }
 
 // freshTerm factory-inits a terminal (no provisioning), registers its
-// device key with HQ (the registry serve reads, and the observer) and
+// device key with HQ (hqd, the registry file, and the observer) and
 // starts it, waiting for NOT ACTIVATED.
 func (l *actLab) freshTerm(serial string) *rterm {
 	t := l.t
@@ -335,15 +457,18 @@ func (l *actLab) freshTerm(serial string) *rterm {
 	if err := json.Unmarshal(out, &fi); err != nil || len(fi.Ed25519Pub) != ed25519.PublicKeySize {
 		t.Fatalf("factory-init output %q: %v", out, err)
 	}
-	// The factory's registry: one factory-init line per terminal.
+	// The factory's registry: one factory-init line per terminal, which
+	// hqd learns before the terminal first speaks.
+	line := append(bytes.TrimSpace(out), '\n')
 	f, err := os.OpenFile(l.registry, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(append(bytes.TrimSpace(out), '\n')); err != nil {
+	if _, err := f.Write(line); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
+	l.register(line)
 	r := &rterm{Term: h, Serial: serial, DevPub: fi.Ed25519Pub}
 	l.hq.addDevice(serial, r.DevPub)
 	t.Cleanup(func() {
@@ -370,7 +495,7 @@ func (r *rterm) typeCode(l *actLab, code string) int {
 	return mark
 }
 
-// activate runs a whole technician activation with serve answering, and
+// activate runs a whole technician activation with hqd answering, and
 // sets r.TID and r.MID.
 func (r *rterm) activate(l *actLab, code, tid, mid string) {
 	r.t.Helper()

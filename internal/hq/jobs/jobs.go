@@ -17,11 +17,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/posagent/posagent/internal/hq/command"
 	"github.com/posagent/posagent/internal/hq/store"
+	"github.com/posagent/posagent/internal/hq/wire"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -42,32 +42,16 @@ type Service struct {
 	Log    *slog.Logger
 }
 
-// Request asks for a job.
-type Request struct {
-	Type        string          `json:"type"` // unbind, status, hq_keys, update
-	Args        json.RawMessage `json:"args,omitempty"`
-	Serials     []string        `json:"serials,omitempty"`
-	Filter      *store.Filter   `json:"filter,omitempty"`
-	RatePerMin  int             `json:"rate_per_min,omitempty"`
-	MaxInflight int             `json:"max_inflight,omitempty"`
-	AbortPct    int             `json:"abort_pct,omitempty"`
-	AbortMin    int             `json:"abort_min,omitempty"`
-	CommandTTL  string          `json:"command_ttl,omitempty"` // Go duration, default 24h
-	Note        string          `json:"note,omitempty"`
-	// MinSignatures raises the signatures every command needs above the
-	// fleet's policy: the back office's requests need the requester's and
-	// an approver's (2), whatever the policy says. Above 1 the job waits
-	// for operators' signatures.
-	MinSignatures int `json:"min_signatures,omitempty"`
-}
+// Request asks for a job (wire: hqctl sends it).
+type Request = wire.JobRequest
 
 // Defaults of a job request.
 const (
-	DefaultRate     = 60
-	DefaultInflight = 50
-	DefaultAbortPct = 10
-	DefaultAbortMin = 20
-	DefaultTTL      = 24 * time.Hour
+	DefaultRate     = wire.DefaultRate
+	DefaultInflight = wire.DefaultInflight
+	DefaultAbortPct = wire.DefaultAbortPct
+	DefaultAbortMin = wire.DefaultAbortMin
+	DefaultTTL      = wire.DefaultTTL
 )
 
 // FieldError is a request field that is wrong, with what to do.
@@ -165,15 +149,13 @@ func (s *Service) Create(ctx context.Context, actor, source string, r Request, n
 			prepared = append(prepared, store.PreparedCommand{Serial: serial, Payload: p, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt})
 		}
 	}
-	if err := s.Store.CreateJob(ctx, j, serials, prepared); err != nil {
+	detail, _ := json.Marshal(map[string]any{"type": r.Type, "args": r.Args, "terminals": len(serials), "rate_per_min": r.RatePerMin,
+		"max_inflight": r.MaxInflight, "abort_pct": r.AbortPct, "signing": signing, "required_sigs": need})
+	audit := store.AuditEntry{At: now, Actor: actor, Source: source, Action: "job.create", Target: j.ID, Detail: string(detail)}
+	if err := s.Store.CreateJob(ctx, j, serials, prepared, audit); err != nil {
 		return store.Job{}, err
 	}
 	j.Total = len(serials)
-	detail, _ := json.Marshal(map[string]any{"type": r.Type, "args": r.Args, "terminals": len(serials), "rate_per_min": r.RatePerMin,
-		"max_inflight": r.MaxInflight, "abort_pct": r.AbortPct, "signing": signing, "required_sigs": need})
-	if err := s.Store.Audit(ctx, store.AuditEntry{At: now, Actor: actor, Source: source, Action: "job.create", Target: j.ID, Detail: string(detail)}); err != nil {
-		return j, err
-	}
 	return j, nil
 }
 
@@ -227,13 +209,8 @@ func newJobID(now time.Time) string {
 	return "j" + now.UTC().Format("060102150405") + hex.EncodeToString(b[:])
 }
 
-// SignatureIn is one signature an operator made elsewhere (hqctl job sign,
-// the back office's WebCrypto key) over a command payload.
-type SignatureIn struct {
-	CmdID string `json:"cmd_id"`
-	KID   string `json:"kid"`
-	Sig   []byte `json:"sig"`
-}
+// SignatureIn is one signature an operator made elsewhere.
+type SignatureIn = wire.SignatureIn
 
 // ErrSignature is a signature refused.
 var ErrSignature = errors.New("signature refused")
@@ -243,7 +220,10 @@ var ErrSignature = errors.New("signature refused")
 // hq_keys), each signature must verify over the stored payload, and one
 // operator counts once per command however many keys they hold: a second
 // signature is a second person. The job starts running once every command
-// has the signatures its policy needs.
+// has the signatures its policy needs. A batch costs the same whatever
+// the job's size: its commands and their signers are read in set-based
+// queries, the signatures written in multi-row inserts, and completeness
+// is one query, all in one transaction.
 func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, jobID string, sigs []SignatureIn, now time.Time) (store.Job, error) {
 	j, err := s.Store.Job(ctx, jobID)
 	if err != nil {
@@ -260,9 +240,19 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 	for _, k := range keys {
 		byKID[k.KID] = k
 	}
-	opOf := func(kid string) int64 { return byKID[kid].OperatorID }
+	ids := make([]string, 0, len(sigs))
+	for _, in := range sigs {
+		ids = append(ids, in.CmdID)
+	}
 	var started bool
 	err = s.Store.InTx(ctx, func(tx *store.Tx) error {
+		cmds, err := tx.CommandsToSign(ctx, ids)
+		if err != nil {
+			return err
+		}
+		signed := make(map[string]bool, len(sigs)) // commands this operator signs in this batch
+		short := false                             // one of them still lacks a signature after this batch
+		out := make([]store.Signature, 0, len(sigs))
 		for _, in := range sigs {
 			k, ok := byKID[in.KID]
 			switch {
@@ -273,49 +263,34 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 			case j.Type == command.TypeHQKeys && k.Role != store.KeyRoot:
 				return fmt.Errorf("%w: hq_keys needs a root key, %s is %s", ErrSignature, in.KID, k.Role)
 			}
-			c, err := s.Store.Command(ctx, in.CmdID)
-			if err != nil || c.JobID != jobID || c.State != store.CmdSigning {
+			c := cmds[in.CmdID]
+			if c == nil || c.JobID != jobID || c.State != store.CmdSigning {
 				return fmt.Errorf("%w: %s is not a command of job %s waiting for signatures", ErrSignature, in.CmdID, jobID)
 			}
 			if !ed25519.Verify(k.Pub, c.Payload, in.Sig) {
 				return fmt.Errorf("%w: the signature of %s on %s does not verify", ErrSignature, in.KID, in.CmdID)
 			}
-			have, err := tx.Signatures(ctx, in.CmdID)
-			if err != nil {
-				return err
-			}
-			if slices.ContainsFunc(have, func(g store.Signature) bool { return opOf(g.KID) == op.ID }) {
+			if signed[in.CmdID] || slices.ContainsFunc(c.Signers, func(kid string) bool { return byKID[kid].OperatorID == op.ID }) {
 				return fmt.Errorf("%w: %s has signed %s already (a second signature must be another person's)", ErrSignature, op.Name, in.CmdID)
 			}
-			if err := tx.AddSignature(ctx, store.Signature{CmdID: in.CmdID, KID: in.KID, Sig: in.Sig, Operator: op.Name, AddedAt: now}); err != nil {
-				return err
-			}
+			signed[in.CmdID] = true
+			short = short || len(c.Signers)+1 < j.RequiredSigs
+			out = append(out, store.Signature{CmdID: in.CmdID, KID: in.KID, Sig: in.Sig, Operator: op.Name, AddedAt: now})
+		}
+		if err := tx.AddSignatures(ctx, out); err != nil {
+			return err
 		}
 		detail, _ := json.Marshal(map[string]any{"signatures": len(sigs)})
 		if err := tx.Audit(ctx, store.AuditEntry{At: now, Actor: op.Name, Source: source, Action: "job.sign", Target: jobID, Detail: string(detail)}); err != nil {
 			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return j, err
-	}
-	// Complete? Every command needs RequiredSigs signatures.
-	cmds, err := s.Store.SigningCommands(ctx, jobID)
-	if err != nil {
-		return j, err
-	}
-	for _, c := range cmds {
-		have, err := s.Store.Signatures(ctx, c.ID)
-		if err != nil {
-			return j, err
+		if short {
+			return nil // a command of this very batch still waits for someone else
 		}
-		if len(have) < c.RequiredSigs {
-			return j, nil
+		complete, err := tx.JobFullySigned(ctx, jobID)
+		if err != nil || !complete {
+			return err
 		}
-	}
-	err = s.Store.InTx(ctx, func(tx *store.Tx) error {
-		var err error
 		started, err = tx.SetJobState(ctx, jobID, store.JobSigning, store.JobRunning, now)
 		return err
 	})
@@ -330,15 +305,7 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 }
 
 // Progress is what an operator sees of a job.
-type Progress struct {
-	Job      store.Job    `json:"job"`
-	Counts   store.Counts `json:"counts"`
-	Sent     int          `json:"sent"`
-	Done     int          `json:"done"`
-	Failed   int          `json:"failed"`
-	Inflight int          `json:"inflight"`
-	ETA      string       `json:"eta,omitempty"` // at the job's rate, for what is not sent yet
-}
+type Progress = wire.Progress
 
 // ProgressOf reads a job's progress.
 func ProgressOf(ctx context.Context, st *store.Store, id string) (Progress, error) {
@@ -355,14 +322,4 @@ func ProgressOf(ctx context.Context, st *store.Store, id string) (Progress, erro
 		p.ETA = (time.Duration(c[store.ItemPending]) * time.Minute / time.Duration(max(j.RatePerMin, 1))).Round(time.Second).String()
 	}
 	return p, nil
-}
-
-// Line is the one-line progress: "N/M done, K failed, ETA …".
-func (p Progress) Line() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %d/%d done, %d failed, %d in flight", p.Job.ID, p.Job.State, p.Done, p.Job.Total, p.Failed, p.Inflight)
-	if p.ETA != "" {
-		fmt.Fprintf(&b, ", ETA %s", p.ETA)
-	}
-	return b.String()
 }

@@ -4,20 +4,12 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
-// AuditEntry is one line of the append-only audit trail: who did what,
-// when, from where. The database refuses updates and deletes of the table
-// (a trigger on both dialects).
-type AuditEntry struct {
-	ID     int64     `json:"id"`
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"`  // operator name, or "hqd" for the service itself
-	Source string    `json:"source"` // remote address, "cli", "mqtt"
-	Action string    `json:"action"` // e.g. code.issue, job.create, activation.answer
-	Target string    `json:"target"` // serial, job id, kid …
-	Detail string    `json:"detail"` // JSON or a sentence
-}
+// AuditEntry is one line of the audit trail.
+type AuditEntry = wire.AuditEntry
 
 // Audit appends an entry (in the caller's transaction, so the trail and the
 // change it records commit together).
@@ -234,4 +226,89 @@ func (tx *Tx) SetJobState(ctx context.Context, id, from, to string, now time.Tim
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+// SigningCommand is what checking a batch of signatures needs of one
+// command: its payload, state, and the kids that signed it so far.
+type SigningCommand struct {
+	ID      string
+	JobID   string
+	State   string
+	Payload []byte
+	Signers []string // kids, in no particular order
+}
+
+// CommandsToSign returns the commands of ids (those that exist) with the
+// kids that signed each: two set-based queries per 500 ids, in the
+// caller's transaction, whatever the size of their job.
+func (tx *Tx) CommandsToSign(ctx context.Context, ids []string) (map[string]*SigningCommand, error) {
+	out := make(map[string]*SigningCommand, len(ids))
+	for chunk := range chunks(ids, 500) {
+		ph, args := tx.s.placeholders(chunk)
+		rows, err := tx.tx.QueryContext(ctx, "SELECT id, COALESCE(job_id, ''), state, payload FROM commands WHERE id IN ("+ph+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("commands to sign: %w", err)
+		}
+		for rows.Next() {
+			c := &SigningCommand{}
+			if err := rows.Scan(&c.ID, &c.JobID, &c.State, &c.Payload); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[c.ID] = c
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		rows, err = tx.tx.QueryContext(ctx, "SELECT cmd_id, kid FROM command_signatures WHERE cmd_id IN ("+ph+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("signatures so far: %w", err)
+		}
+		for rows.Next() {
+			var id, kid string
+			if err := rows.Scan(&id, &kid); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if c := out[id]; c != nil {
+				c.Signers = append(c.Signers, kid)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// AddSignatures stores verified signatures in multi-row inserts; a kid
+// that signed a command already is refused by the primary key.
+func (tx *Tx) AddSignatures(ctx context.Context, sigs []Signature) error {
+	rows := make([][]any, len(sigs))
+	for i, sg := range sigs {
+		rows[i] = []any{sg.CmdID, sg.KID, sg.Sig, sg.Operator, ms(sg.AddedAt)}
+	}
+	err := tx.insertRows(ctx, "INSERT INTO command_signatures (cmd_id, kid, sig, operator, added_at) VALUES ", rows)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("a kid has signed one of these commands already: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("store signatures: %w", err)
+	}
+	return nil
+}
+
+// JobFullySigned reports whether every command of a job waiting for
+// signatures has as many as it requires: one query that stops at the
+// first command still short.
+func (tx *Tx) JobFullySigned(ctx context.Context, jobID string) (bool, error) {
+	var short int
+	err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM commands c WHERE c.job_id = $1 AND c.state = $2
+		AND c.required_sigs > (SELECT COUNT(*) FROM command_signatures s WHERE s.cmd_id = c.id) LIMIT 1) AS short`, jobID, CmdSigning).Scan(&short)
+	if err != nil {
+		return false, fmt.Errorf("job %s signatures: %w", jobID, err)
+	}
+	return short == 0, nil
 }

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // JobRejected is a signing job an approver refused: nothing of it was
 // ever sent, and nothing will be.
-const JobRejected = "rejected"
+const JobRejected = wire.JobRejected
 
 // Session is a browser session of an operator.
 type Session struct {
@@ -309,7 +311,7 @@ func (s *Store) JobTerminals(ctx context.Context, jobID, state string, after, li
 func (s *Store) AcksOf(ctx context.Context, cmdIDs []string) (map[string][]AckRecord, error) {
 	out := map[string][]AckRecord{}
 	for chunk := range chunks(cmdIDs, 500) {
-		ph, args := placeholders(chunk, 1)
+		ph, args := s.placeholders(chunk)
 		rows, err := s.db.QueryContext(ctx, "SELECT cmd_id, serial, state, reason, at, received_at, envelope FROM command_acks WHERE cmd_id IN ("+ph+") ORDER BY id", args...)
 		if err != nil {
 			return nil, fmt.Errorf("acks: %w", err)
@@ -335,7 +337,7 @@ func (s *Store) AcksOf(ctx context.Context, cmdIDs []string) (map[string][]AckRe
 // TerminalsBefore lists terminals matching f whose serial sorts before
 // before, in serial order: the page before a keyset page (at most limit).
 func (s *Store) TerminalsBefore(ctx context.Context, f Filter, before string, limit int) ([]Terminal, error) {
-	where, args := f.where(1)
+	where, args := filterWhere(f, 1)
 	args = append(args, before, limit)
 	q := fmt.Sprintf("SELECT %s FROM terminals WHERE %s AND serial < $%d ORDER BY serial DESC LIMIT $%d", terminalCols, where, len(args)-1, len(args))
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -364,7 +366,7 @@ func (s *Store) TerminalsBefore(ctx context.Context, f Filter, before string, li
 func (s *Store) StatusJSONOf(ctx context.Context, serials []string) (map[string]string, error) {
 	out := map[string]string{}
 	for chunk := range chunks(serials, 500) {
-		ph, args := placeholders(chunk, 1)
+		ph, args := s.placeholders(chunk)
 		rows, err := s.db.QueryContext(ctx, "SELECT serial, status_json FROM terminals WHERE serial IN ("+ph+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("status of terminals: %w", err)

@@ -10,6 +10,8 @@ import (
 	"io"
 	"math/big"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // Activation code states.
@@ -37,28 +39,8 @@ const (
 // key, so the guesses are capped.
 const MaxCodeAttempts = 5
 
-// Code is one activation code: a one-time 8-digit code bound to a serial
-// and the merchant parameters its provision command will carry.
-type Code struct {
-	ID           int64     `json:"id"`
-	Code         string    `json:"code"`
-	Serial       string    `json:"serial"`
-	TID          string    `json:"tid"`
-	MID          string    `json:"mid"`
-	MerchantName string    `json:"merchant_name"`
-	AcquirerAddr string    `json:"acquirer_addr"`
-	AcquirerTLS  bool      `json:"acquirer_tls"`
-	AcquirerTPDU string    `json:"acquirer_tpdu"`
-	IssuedAt     time.Time `json:"issued_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	IssuedBy     string    `json:"issued_by"`
-	Status       string    `json:"status"`
-	Attempts     int       `json:"attempts"`
-	UsedAt       time.Time `json:"used_at,omitzero"`
-	ActivationID string    `json:"activation_id,omitempty"`
-	ProvisionID  string    `json:"provision_id,omitempty"`
-	Provision    []byte    `json:"-"` // the signed provision envelope sent in answer
-}
+// Code is one activation code.
+type Code = wire.Code
 
 const codeCols = `id, code, serial, tid, mid, merchant_name, acquirer_addr, acquirer_tls, acquirer_tpdu, issued_at, expires_at,
 	issued_by, status, attempts, used_at, activation_id, provision_id, provision_env`
@@ -88,17 +70,32 @@ func (s *Store) IssueCode(ctx context.Context, c Code, random io.Reader) (Code, 
 		}
 		c.Code = fmt.Sprintf("%08d", n.Int64())
 		c.Status = CodePending
-		err = s.InTx(ctx, func(tx *Tx) error {
-			if _, err := tx.tx.ExecContext(ctx, "UPDATE activation_codes SET status = $2 WHERE serial = $1 AND status = $3",
-				c.Serial, CodeSuperseded, CodePending); err != nil {
-				return err
-			}
-			return tx.tx.QueryRowContext(ctx, `INSERT INTO activation_codes
+		args := []any{c.Code, c.Serial, c.TID, c.MID, c.MerchantName, c.AcquirerAddr, c.AcquirerTLS, c.AcquirerTPDU,
+			ms(c.IssuedAt), ms(c.ExpiresAt), c.IssuedBy, c.Status, CodeSuperseded}
+		if s.dialect == Postgres {
+			// One statement, one round trip and its own transaction: the
+			// supersede runs to completion first (the INSERT reads its
+			// count), so the new pending row never meets the old one in
+			// the one-pending-code-per-serial index. Four round trips
+			// (BEGIN, UPDATE, INSERT, COMMIT) each waking the backend
+			// made the tail on a loaded host.
+			err = s.db.QueryRowContext(ctx, `WITH old AS (
+				UPDATE activation_codes SET status = $13 WHERE serial = $2 AND status = $12 RETURNING 1)
+				INSERT INTO activation_codes
 				(code, serial, tid, mid, merchant_name, acquirer_addr, acquirer_tls, acquirer_tpdu, issued_at, expires_at, issued_by, status)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
-				c.Code, c.Serial, c.TID, c.MID, c.MerchantName, c.AcquirerAddr, c.AcquirerTLS, c.AcquirerTPDU,
-				ms(c.IssuedAt), ms(c.ExpiresAt), c.IssuedBy, c.Status).Scan(&c.ID)
-		})
+				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM (SELECT COUNT(*) FROM old) AS superseded RETURNING id`,
+				args...).Scan(&c.ID)
+		} else {
+			err = s.InTx(ctx, func(tx *Tx) error {
+				if _, err := tx.tx.ExecContext(ctx, "UPDATE activation_codes SET status = $2 WHERE serial = $1 AND status = $3",
+					c.Serial, CodeSuperseded, CodePending); err != nil {
+					return err
+				}
+				return tx.tx.QueryRowContext(ctx, `INSERT INTO activation_codes
+					(code, serial, tid, mid, merchant_name, acquirer_addr, acquirer_tls, acquirer_tpdu, issued_at, expires_at, issued_by, status)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`, args[:12]...).Scan(&c.ID)
+			})
+		}
 		if isUniqueViolation(err) {
 			continue // the draw clashed with another pending code: draw again
 		}

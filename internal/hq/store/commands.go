@@ -7,20 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
-// Command states. Rejected, succeeded and failed are the terminal's final
-// acks; expired (no final ack before expires_at) and cancelled are HQ's.
+// Command states (wire: hqd's API carries them).
 const (
-	CmdSigning    = "signing" // waits for operators' signatures; never sent yet
-	CmdSent       = "sent"
-	CmdAccepted   = "accepted"
-	CmdInProgress = "in_progress"
-	CmdSucceeded  = "succeeded"
-	CmdFailed     = "failed"
-	CmdRejected   = "rejected"
-	CmdExpired    = "expired"
-	CmdCancelled  = "cancelled"
+	CmdSigning    = wire.CmdSigning
+	CmdSent       = wire.CmdSent
+	CmdAccepted   = wire.CmdAccepted
+	CmdInProgress = wire.CmdInProgress
+	CmdSucceeded  = wire.CmdSucceeded
+	CmdFailed     = wire.CmdFailed
+	CmdRejected   = wire.CmdRejected
+	CmdExpired    = wire.CmdExpired
+	CmdCancelled  = wire.CmdCancelled
 )
 
 // CmdFinal reports whether a command state is final.
@@ -33,26 +34,7 @@ func CmdFinal(state string) bool {
 }
 
 // Command is one signed command HQ sent or will send.
-type Command struct {
-	ID           string    `json:"id"`
-	Serial       string    `json:"serial"`
-	Type         string    `json:"type"`
-	JobID        string    `json:"job_id,omitempty"`
-	Payload      []byte    `json:"payload"`
-	Envelope     []byte    `json:"envelope,omitempty"`
-	RequiredSigs int       `json:"required_sigs"`
-	State        string    `json:"state"`
-	Reason       string    `json:"reason"`
-	Result       string    `json:"result,omitempty"` // the final ack's result JSON (proof of wipe)
-	IssuedAt     time.Time `json:"issued_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	CreatedBy    string    `json:"created_by"`
-	CreatedAt    time.Time `json:"created_at"`
-	SentAt       time.Time `json:"sent_at,omitzero"`
-	SendCount    int       `json:"send_count"`
-	NextSendAt   time.Time `json:"next_send_at,omitzero"`
-	FinalAt      time.Time `json:"final_at,omitzero"`
-}
+type Command = wire.Command
 
 const commandCols = `id, serial, type, job_id, payload, envelope, required_sigs, state, reason, result, issued_at, expires_at,
 	created_by, created_at, sent_at, send_count, next_send_at, final_at`

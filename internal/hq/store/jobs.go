@@ -8,29 +8,30 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // Job states.
 const (
-	JobSigning   = "signing"   // waits for operators' signatures on its commands
-	JobRunning   = "running"   // sending at its rate
-	JobAborted   = "aborted"   // stopped sending: too many failed (resume continues it)
-	JobCancelled = "cancelled" // stopped by an operator; pending items cancelled
-	JobDone      = "done"      // every item final
+	JobSigning   = wire.JobSigning
+	JobRunning   = wire.JobRunning
+	JobAborted   = wire.JobAborted
+	JobCancelled = wire.JobCancelled
+	JobDone      = wire.JobDone
 )
 
-// Job item states: pending (not sent yet), then the command's states, and
-// no_answer for a command that expired without a final ack.
+// Job item states.
 const (
-	ItemPending    = "pending"
-	ItemSent       = CmdSent
-	ItemAccepted   = CmdAccepted
-	ItemInProgress = CmdInProgress
-	ItemSucceeded  = CmdSucceeded
-	ItemFailed     = CmdFailed
-	ItemRejected   = CmdRejected
-	ItemNoAnswer   = "no_answer"
-	ItemCancelled  = CmdCancelled
+	ItemPending    = wire.ItemPending
+	ItemSent       = wire.ItemSent
+	ItemAccepted   = wire.ItemAccepted
+	ItemInProgress = wire.ItemInProgress
+	ItemSucceeded  = wire.ItemSucceeded
+	ItemFailed     = wire.ItemFailed
+	ItemRejected   = wire.ItemRejected
+	ItemNoAnswer   = wire.ItemNoAnswer
+	ItemCancelled  = wire.ItemCancelled
 )
 
 // ItemFinal reports whether a job item state is final.
@@ -44,33 +45,12 @@ func ItemFinal(state string) bool {
 
 // Signing modes of a job.
 const (
-	SignHQD       = "hqd"       // hqd signs each command with its ops key when it sends it
-	SignOperators = "operators" // operators sign every command before the job runs
+	SignHQD       = wire.SignHQD
+	SignOperators = wire.SignOperators
 )
 
 // Job is a rollout of one command type over many terminals.
-type Job struct {
-	ID           string        `json:"id"`
-	Type         string        `json:"type"`
-	Args         string        `json:"args"` // the commands' args JSON
-	State        string        `json:"state"`
-	Signing      string        `json:"signing"`
-	RequiredSigs int           `json:"required_sigs"`
-	RatePerMin   int           `json:"rate_per_min"`
-	MaxInflight  int           `json:"max_inflight"`
-	AbortPct     int           `json:"abort_pct"` // stop sending when more than this % of finished items failed
-	AbortMin     int           `json:"abort_min"` // ... once at least this many finished
-	CommandTTL   time.Duration `json:"command_ttl"`
-	Total        int           `json:"total"`
-	CreatedBy    string        `json:"created_by"`
-	CreatedAt    time.Time     `json:"created_at"`
-	UpdatedAt    time.Time     `json:"updated_at"`
-	FinishedAt   time.Time     `json:"finished_at,omitzero"`
-	Note         string        `json:"note"`
-	NextSendAt   time.Time     `json:"next_send_at,omitzero"`
-	LeaseOwner   string        `json:"lease_owner"`
-	LeaseUntil   time.Time     `json:"lease_until,omitzero"`
-}
+type Job = wire.Job
 
 const jobCols = `id, type, args, state, signing, required_sigs, rate_per_min, max_inflight, abort_pct, abort_min, command_ttl_ms,
 	total, created_by, created_at, updated_at, finished_at, note, next_send_at, lease_owner, lease_until`
@@ -103,8 +83,9 @@ type PreparedCommand struct {
 // CreateJob stores a job and its items (one per serial, in order) in one
 // transaction: a job is never half-created. prepared, for an
 // operator-signed job, holds each serial's command payload, stored as a
-// command in state signing.
-func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared []PreparedCommand) error {
+// command in state signing. The audit entries, if any, are written in the
+// same transaction (one commit, one fsync, for the job and its record).
+func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared []PreparedCommand, audit ...AuditEntry) error {
 	j.Total = len(serials)
 	err := s.InTx(ctx, func(tx *Tx) error {
 		_, err := tx.tx.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES
@@ -114,28 +95,27 @@ func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared
 		if err != nil {
 			return err
 		}
-		// Multi-row inserts: one round trip per 200 items.
-		for start := 0; start < len(serials); start += 200 {
-			end := min(start+200, len(serials))
-			var b strings.Builder
-			b.WriteString("INSERT INTO job_items (job_id, serial, seq, cmd_id, state, updated_at) VALUES ")
-			args := make([]any, 0, (end-start)*6)
-			for i := start; i < end; i++ {
-				if i > start {
-					b.WriteString(", ")
-				}
-				n := len(args)
-				fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
-				args = append(args, j.ID, serials[i], i, ItemCmdID(j.ID, serials[i]), ItemPending, ms(j.CreatedAt))
-			}
-			if _, err := tx.tx.ExecContext(ctx, b.String(), args...); err != nil {
-				return err
-			}
+		// Multi-row inserts, one round trip per 500 rows, for the items
+		// and for the commands operators will sign: set-based, never a
+		// statement per terminal.
+		items := make([][]any, len(serials))
+		for i, serial := range serials {
+			items[i] = []any{j.ID, serial, i, ItemCmdID(j.ID, serial), ItemPending, ms(j.CreatedAt)}
 		}
-		for _, p := range prepared {
-			if err := tx.InsertCommand(ctx, Command{ID: ItemCmdID(j.ID, p.Serial), Serial: p.Serial, Type: j.Type, JobID: j.ID,
-				Payload: p.Payload, RequiredSigs: j.RequiredSigs, State: CmdSigning, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt,
-				CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt}); err != nil {
+		if err := tx.insertRows(ctx, "INSERT INTO job_items (job_id, serial, seq, cmd_id, state, updated_at) VALUES ", items); err != nil {
+			return err
+		}
+		cmds := make([][]any, len(prepared))
+		for i, p := range prepared {
+			cmds[i] = []any{ItemCmdID(j.ID, p.Serial), p.Serial, j.Type, j.ID, p.Payload, j.RequiredSigs, CmdSigning,
+				ms(p.IssuedAt), ms(p.ExpiresAt), j.CreatedBy, ms(j.CreatedAt)}
+		}
+		if err := tx.insertRows(ctx, `INSERT INTO commands (id, serial, type, job_id, payload, required_sigs, state, issued_at, expires_at,
+			created_by, created_at) VALUES `, cmds); err != nil {
+			return err
+		}
+		for _, e := range audit {
+			if err := tx.Audit(ctx, e); err != nil {
 				return err
 			}
 		}
@@ -143,6 +123,31 @@ func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared
 	})
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// insertRows runs a multi-row INSERT (head ends with "VALUES ") for rows
+// of equal width, 500 rows a statement.
+func (tx *Tx) insertRows(ctx context.Context, head string, rows [][]any) error {
+	const perStmt = 500
+	for start := 0; start < len(rows); start += perStmt {
+		end := min(start+perStmt, len(rows))
+		var b strings.Builder
+		b.WriteString(head)
+		args := make([]any, 0, (end-start)*len(rows[start]))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			b.WriteString(tx.s.params(len(args)+1, len(rows[i])))
+			b.WriteByte(')')
+			args = append(args, rows[i]...)
+		}
+		if _, err := tx.tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -177,22 +182,8 @@ func (s *Store) Jobs(ctx context.Context, limit int) ([]Job, error) {
 	return out, rows.Err()
 }
 
-// Counts are a job's items by state.
-type Counts map[string]int
-
-// Finished is the number of items in a final state (cancelled excluded).
-func (c Counts) Finished() int {
-	return c[ItemSucceeded] + c[ItemFailed] + c[ItemRejected] + c[ItemNoAnswer]
-}
-
-// Bad is the number of items that ended without succeeding.
-func (c Counts) Bad() int { return c[ItemFailed] + c[ItemRejected] + c[ItemNoAnswer] }
-
-// Inflight is the number of items sent and not final.
-func (c Counts) Inflight() int { return c[ItemSent] + c[ItemAccepted] + c[ItemInProgress] }
-
-// Sent is the number of items whose command was published.
-func (c Counts) Sent() int { return c.Inflight() + c.Finished() }
+// Counts is a job's items by state.
+type Counts = wire.Counts
 
 func counts(ctx context.Context, q querier, jobID string) (Counts, error) {
 	rows, err := q.QueryContext(ctx, "SELECT state, COUNT(*) FROM job_items WHERE job_id = $1 GROUP BY state", jobID)
@@ -218,18 +209,7 @@ func (s *Store) JobCounts(ctx context.Context, jobID string) (Counts, error) {
 }
 
 // Item is one terminal of a job.
-type Item struct {
-	Serial    string    `json:"serial"`
-	Seq       int       `json:"seq"`
-	CmdID     string    `json:"cmd_id"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// Result is the final ack's result as the terminal signed it (an
-	// unbind's proof of wipe, the keys and policy an hq_keys left in
-	// force); empty until then.
-	Result json.RawMessage `json:"result,omitempty"`
-}
+type Item = wire.Item
 
 // JobItems lists a job's items in order after seq after, optionally of one
 // state, at most limit.
@@ -452,7 +432,8 @@ func pendingItems(ctx context.Context, tx *Tx, jobID string, n int) ([]Item, err
 // ErrJobState: the job is not in a state that allows the change.
 var ErrJobState = errors.New("not allowed in the job's state")
 
-// CancelJob stops a job: no more sends, pending items cancelled. Commands
+// CancelJob stops a job that is signing, running or aborted (one that
+// ended, done, cancelled or rejected, is refused with ErrJobState): no more sends, pending items cancelled. Commands
 // already sent keep being re-sent until their final ack or expiry (they may
 // already be executing on the terminal; their outcome still matters).
 func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (Job, error) {
@@ -466,8 +447,10 @@ func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (Job, e
 		if err != nil {
 			return err
 		}
-		if j.State == JobDone || j.State == JobCancelled {
-			return fmt.Errorf("job %s is %s: %w", id, j.State, ErrJobState)
+		switch j.State {
+		case JobSigning, JobRunning, JobAborted:
+		default: // done, cancelled, rejected: it has ended, nothing is left to stop
+			return fmt.Errorf("job %s is %s: it has ended and cannot be cancelled: %w", id, j.State, ErrJobState)
 		}
 		j.State = JobCancelled
 		if _, err := tx.tx.ExecContext(ctx, "UPDATE jobs SET state = $2, updated_at = $3, finished_at = $3, lease_owner = '' WHERE id = $1",

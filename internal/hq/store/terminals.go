@@ -7,8 +7,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/posagent/posagent/internal/hq/wire"
 )
 
 // Terminal states as HQ knows them. The terminal's own lifecycle words
@@ -20,28 +23,8 @@ const (
 	TermProvisioned = "provisioned"
 )
 
-// Terminal is one row of the fleet: the device keys learnt at factory
-// provisioning and what the terminal last reported.
-type Terminal struct {
-	Serial          string            `json:"serial"`
-	Ed25519Pub      ed25519.PublicKey `json:"ed25519_pub"`
-	X25519Pub       []byte            `json:"x25519_pub,omitempty"`
-	State           string            `json:"state"`
-	Online          bool              `json:"online"`
-	TID             string            `json:"tid"`
-	MID             string            `json:"mid"`
-	MerchantName    string            `json:"merchant_name"`
-	BatchNo         string            `json:"batch_no"`
-	BatchCount      int               `json:"batch_count"`
-	Version         string            `json:"version"`
-	Clock           string            `json:"clock"`
-	PendingReversal bool              `json:"pending_reversal"`
-	DiskFreeKiB     int64             `json:"disk_free_kib"`
-	StatusAt        time.Time         `json:"status_at"`
-	LastEvent       string            `json:"last_event"`
-	LastSeen        time.Time         `json:"last_seen"`
-	RegisteredAt    time.Time         `json:"registered_at"`
-}
+// Terminal is one row of the fleet.
+type Terminal = wire.Terminal
 
 // ErrKeyMismatch: a serial is registered again with other device keys.
 var ErrKeyMismatch = errors.New("serial already registered with another device key")
@@ -127,17 +110,10 @@ func (s *Store) Terminal(ctx context.Context, serial string) (Terminal, error) {
 	return t, nil
 }
 
-// Filter selects terminals; zero fields match everything. Search matches a
-// serial, TID or MID prefix, or a part of the merchant name.
-type Filter struct {
-	State  string `json:"state,omitempty"`
-	Online *bool  `json:"online,omitempty"`
-	TID    string `json:"tid,omitempty"`
-	MID    string `json:"mid,omitempty"`
-	Search string `json:"search,omitempty"`
-}
+// Filter selects terminals.
+type Filter = wire.Filter
 
-func (f Filter) where(first int) (string, []any) {
+func filterWhere(f Filter, first int) (string, []any) {
 	var conds []string
 	var args []any
 	add := func(cond string, v any) {
@@ -175,7 +151,7 @@ func likeEscape(s string) string {
 // Terminals lists terminals matching f in serial order, after the serial
 // after (keyset paging: fast at any depth), at most limit.
 func (s *Store) Terminals(ctx context.Context, f Filter, after string, limit int) ([]Terminal, error) {
-	where, args := f.where(1)
+	where, args := filterWhere(f, 1)
 	args = append(args, after, limit)
 	q := fmt.Sprintf("SELECT %s FROM terminals WHERE %s AND serial > $%d ORDER BY serial LIMIT $%d", terminalCols, where, len(args)-1, len(args))
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -196,7 +172,7 @@ func (s *Store) Terminals(ctx context.Context, f Filter, after string, limit int
 
 // CountTerminals counts terminals by state among those matching f.
 func (s *Store) CountTerminals(ctx context.Context, f Filter) (map[string]int, error) {
-	where, args := f.where(1)
+	where, args := filterWhere(f, 1)
 	rows, err := s.db.QueryContext(ctx, "SELECT state, COUNT(*) FROM terminals WHERE "+where+" GROUP BY state", args...)
 	if err != nil {
 		return nil, fmt.Errorf("count terminals: %w", err)
@@ -216,7 +192,7 @@ func (s *Store) CountTerminals(ctx context.Context, f Filter) (map[string]int, e
 
 // SerialsMatching returns the serials matching f, in order.
 func (s *Store) SerialsMatching(ctx context.Context, f Filter) ([]string, error) {
-	where, args := f.where(1)
+	where, args := filterWhere(f, 1)
 	rows, err := s.db.QueryContext(ctx, "SELECT serial FROM terminals WHERE "+where+" ORDER BY serial", args...)
 	if err != nil {
 		return nil, fmt.Errorf("select terminals: %w", err)
@@ -237,7 +213,7 @@ func (s *Store) SerialsMatching(ctx context.Context, f Filter) ([]string, error)
 func (s *Store) UnknownSerials(ctx context.Context, serials []string) ([]string, error) {
 	var unknown []string
 	for chunk := range chunks(serials, 500) {
-		ph, args := placeholders(chunk, 1)
+		ph, args := s.placeholders(chunk)
 		rows, err := s.db.QueryContext(ctx, "SELECT serial FROM terminals WHERE serial IN ("+ph+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up serials: %w", err)
@@ -276,17 +252,34 @@ func chunks(s []string, n int) func(func([]string) bool) {
 	}
 }
 
-func placeholders(vals []string, first int) (string, []any) {
-	var b strings.Builder
+func (s *Store) placeholders(vals []string) (string, []any) {
 	args := make([]any, len(vals))
 	for i, v := range vals {
+		args[i] = v
+	}
+	return s.params(1, len(vals)), args
+}
+
+// params is the placeholder list of n parameters numbered from first:
+// "$1, $2, …" on PostgreSQL, "?, ?, …" on SQLite, whose parser and binder
+// look every named or numbered parameter up in a list (quadratic in a
+// statement of 3,000 of them, most of a 100-terminal job's creation);
+// anonymous ones are bound by position. On SQLite the list must be the
+// statement's only parameters, or come after numbered ones in order.
+func (s *Store) params(first, n int) string {
+	var b strings.Builder
+	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "$%d", first+i)
-		args[i] = v
+		if s.dialect == SQLite {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(first + i))
 	}
-	return b.String(), args
+	return b.String()
 }
 
 // StatusUpdate is a terminal's status report (remote.md §Status payload).
