@@ -242,7 +242,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	case ClockSynced:
 		m.onClockSynced()
 	case PrinterStatus:
-		m.devices.paperOut, m.devices.printerOffline = ev.PaperOut, ev.Offline
+		m.devices.paperOut, m.devices.printerOffline, m.devices.printerUnreadable = ev.PaperOut, ev.Offline, ev.Unreadable
 	case KeypadStatus:
 		m.devices.keypadMissing = ev.Missing
 	case DisplayStatus:

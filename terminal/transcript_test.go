@@ -373,7 +373,7 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				t.Errorf("%s:%d: the last receipt does not show %q:\n%s", path, n, arg, strings.Join(lastPrint, "\n"))
 			}
 		case "printer":
-			step(PrinterStatus{PaperOut: arg == "paperout", Offline: arg == "offline"})
+			step(PrinterStatus{PaperOut: arg == "paperout", Offline: arg == "offline", Unreadable: arg == "unreadable"})
 		case "keypad":
 			step(KeypadStatus{Missing: arg == "missing"})
 		case "display":

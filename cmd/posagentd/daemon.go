@@ -265,7 +265,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		case <-tamper:
 			d.step(terminal.TamperDetected{})
 		case st := <-paper:
-			d.step(terminal.PrinterStatus{PaperOut: st == hal.PrinterPaperOut, Offline: st == hal.PrinterOffline})
+			d.step(terminal.PrinterStatus{PaperOut: st == hal.PrinterPaperOut, Offline: st == hal.PrinterOffline,
+				Unreadable: st == hal.PrinterUnreadable})
 		case present := <-keypad:
 			d.step(terminal.KeypadStatus{Missing: !present})
 		case <-tick.C:
