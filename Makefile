@@ -132,12 +132,14 @@ package:
 
 ## test-package: build the amd64 .deb/.ipk of the three packages, inspect
 ## them, install over the pre-split package, upgrade and purge in a scratch
-## root with dpkg, systemd-analyze verify the unit, an upgrade during a sale;
+## root with dpkg, systemd-analyze verify both units, hqd's sample config
+## parses, an upgrade during a sale;
 ## check the Buildroot package and the Yocto recipe, and reproduce both build
 ## systems' builds for ARMv7 and ARM64 (build/buildflags.md)
 test-package:
 	@build/install-tools.sh
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^(TestPackage|TestIdleRestart)' -v ./cmd/posagentd
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestShippedSampleConfig$$' -v ./cmd/hqd
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./build ./internal/modlicense ./hal/reboot
 
 ## yocto-includes: regenerate the Yocto recipe's gomod:// and license

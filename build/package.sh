@@ -2,9 +2,8 @@
 # build/package.sh — the .deb and .ipk of each package for each arch, into
 # build/out/ (make package):
 #   posagent      the terminal: posagentd, its unit, sysusers file, config
-#   posagent-hq   HQ: hqctl; hqd (cmd/hqd), its unit (build/hqd.service)
-#                 and the broker profile (build/mosquitto/) when the tree
-#                 has them
+#   posagent-hq   HQ: hqd, its unit, sysusers file and sample config;
+#                 hqctl; the broker profile (build/mosquitto/)
 #   posagent-lab  acquirer-sim, for lab machines (64-bit only)
 # Each package carries /usr/share/doc/<package>/copyright, generated from
 # the build information of its binaries (the modules `go version -m`
@@ -62,11 +61,11 @@ fi
 mkdir -p "$TOOLS"
 CGO_ENABLED=0 "$GO" build -o "$TOOLS/modlicense" ./internal/modlicense/cmd/modlicense
 
-# The binaries of a package (hqd only where the tree has cmd/hqd).
+# The binaries of a package.
 pkg_bins() {
 	case "$1" in
 	posagent) echo posagentd ;;
-	posagent-hq) if [ -d cmd/hqd ]; then echo hqctl hqd; else echo hqctl; fi ;;
+	posagent-hq) echo hqctl hqd ;;
 	posagent-lab) echo acquirer-sim ;;
 	*) echo "package.sh: unknown package $1" >&2; exit 2 ;;
 	esac
@@ -103,19 +102,6 @@ for arch in $ARCHES; do
 		"$TOOLS/modlicense" copyright -name "$pkg" -o "$stage/copyright" $bins
 		config="$stage/nfpm.yaml"
 		cp "build/package/$pkg.yaml" "$config"
-		if [ "$pkg" = posagent-hq ]; then
-			# What the HQ engineers add, taken when present (contents: is
-			# the last key of posagent-hq.yaml).
-			if [ -f "$stage/hqd" ]; then
-				printf '  - src: ${STAGE}/hqd\n    dst: /usr/bin/hqd\n    expand: true\n    file_info: {mode: 0755}\n' >>"$config"
-			fi
-			if [ -f build/hqd.service ]; then
-				printf '  - src: build/hqd.service\n    dst: /usr/lib/systemd/system/hqd.service\n    file_info: {mode: 0644}\n' >>"$config"
-			fi
-			if [ -d build/mosquitto ]; then
-				printf '  - src: build/mosquitto\n    dst: /usr/share/posagent-hq/mosquitto\n    type: tree\n' >>"$config"
-			fi
-		fi
 		for fmt in $FORMATS; do
 			NFPM_ARCH=$arch STAGE=$stage PKG_VERSION=$PKG_VERSION \
 				"$NFPM" package --config "$config" --packager "$fmt" --target "$OUT/"

@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -78,21 +79,6 @@ func buildPackages(t *testing.T, out, pkgVersion string) map[string]builtPkg {
 // the terminal package has the agent only; HQ tools and the acquirer
 // simulator are in packages of their own.
 func wantFiles(t *testing.T) map[string]map[string]string {
-	hq := map[string]string{
-		"./usr/bin/hqctl":                       "-rwxr-xr-x",
-		"./usr/share/doc/posagent-hq/copyright": "-rw-r--r--",
-	}
-	// What the HQ engineers bring is taken when the tree has it.
-	root := pkgRepoRoot(t)
-	if _, err := os.Stat(filepath.Join(root, "cmd/hqd")); err == nil {
-		hq["./usr/bin/hqd"] = "-rwxr-xr-x"
-	}
-	if _, err := os.Stat(filepath.Join(root, "build/hqd.service")); err == nil {
-		hq["./usr/lib/systemd/system/hqd.service"] = "-rw-r--r--"
-	}
-	if _, err := os.Stat(filepath.Join(root, "build/mosquitto")); err == nil {
-		hq["./usr/share/posagent-hq/mosquitto/"] = "drwxr-xr-x"
-	}
 	return map[string]map[string]string{
 		"posagent": {
 			"./usr/bin/posagentd":                        "-rwxr-xr-x",
@@ -102,7 +88,19 @@ func wantFiles(t *testing.T) map[string]map[string]string {
 			"./var/lib/posagent/":                        "drwx------",
 			"./usr/share/doc/posagent/copyright":         "-rw-r--r--",
 		},
-		"posagent-hq": hq,
+		"posagent-hq": {
+			"./usr/bin/hqd":                                    "-rwxr-xr-x",
+			"./usr/bin/hqctl":                                  "-rwxr-xr-x",
+			"./usr/lib/systemd/system/hqd.service":             "-rw-r--r--",
+			"./usr/lib/sysusers.d/hqd.conf":                    "-rw-r--r--",
+			"./etc/hqd/hqd.toml":                               "-rw-r-----",
+			"./usr/share/posagent-hq/mosquitto/":               "drwxr-xr-x",
+			"./usr/share/posagent-hq/mosquitto/mosquitto.conf": "-rw-r--r--",
+			"./usr/share/posagent-hq/mosquitto/terminals.acl":  "-rw-r--r--",
+			"./usr/share/posagent-hq/mosquitto/hq.acl":         "-rw-r--r--",
+			"./usr/share/doc/posagent-hq/copyright":            "-rw-r--r--",
+			"./usr/share/doc/posagent-hq/README.md":            "-rw-r--r--",
+		},
 		"posagent-lab": {
 			"./usr/bin/acquirer-sim":                 "-rwxr-xr-x",
 			"./usr/share/doc/posagent-lab/copyright": "-rw-r--r--",
@@ -118,6 +116,10 @@ var binariesOf = map[string][]string{
 }
 
 const conffile = "/etc/posagent/posagent.toml"
+
+// conffiles are the conffiles of the packages that have maintainer
+// scripts; the others have neither.
+var conffiles = map[string]string{"posagent": conffile, "posagent-hq": "/etc/hqd/hqd.toml"}
 
 // debContents lists a .deb's entries: path → mode; every entry root-owned.
 func debContents(t *testing.T, deb string) map[string]string {
@@ -183,16 +185,21 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 			}
 		}
 	}
-	info := pkgRun(t, "", nil, "dpkg-deb", "-I", v1["posagent"].deb)
-	for _, w := range []string{"postinst", "prerm", "postrm", "conffiles"} {
-		if !strings.Contains(info, w) {
-			t.Errorf("posagent: dpkg-deb -I lacks %q", w)
+	for name, cf := range conffiles {
+		info := pkgRun(t, "", nil, "dpkg-deb", "-I", v1[name].deb)
+		for _, w := range []string{"postinst", "prerm", "postrm", "conffiles"} {
+			if !strings.Contains(info, w) {
+				t.Errorf("%s: dpkg-deb -I lacks %q", name, w)
+			}
+		}
+		ctl := filepath.Join(work, "ctl-"+name)
+		pkgRun(t, "", nil, "dpkg-deb", "-e", v1[name].deb, ctl)
+		if b, err := os.ReadFile(filepath.Join(ctl, "conffiles")); err != nil || strings.TrimSpace(string(b)) != cf {
+			t.Errorf("%s: conffiles %q %v, want %s", name, b, err, cf)
 		}
 	}
-	ctl := filepath.Join(work, "ctl")
-	pkgRun(t, "", nil, "dpkg-deb", "-e", v1["posagent"].deb, ctl)
-	if b, err := os.ReadFile(filepath.Join(ctl, "conffiles")); err != nil || strings.TrimSpace(string(b)) != conffile {
-		t.Errorf("conffiles %q %v, want %s", b, err, conffile)
+	if info := pkgRun(t, "", nil, "dpkg-deb", "-I", v1["posagent-hq"].deb); !strings.Contains(info, "systemctl enable --now hqd") {
+		t.Errorf("posagent-hq: the description does not say the operator enables hqd:\n%s", info)
 	}
 
 	// Contents and modes; each binary in its one package.
@@ -257,8 +264,12 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	if _, err := os.Lstat(wants); err != nil {
 		t.Errorf("postinst did not enable the unit offline: %v", err)
 	}
-	verifyUnit(t, sr)
+	verifyUnit(t, sr, "posagentd.service")
+	verifyUnit(t, sr, "hqd.service")
 	checkCopyrights(t, sr)
+	hqCfgPath := filepath.Join(sr, "etc/hqd/hqd.toml")
+	hqWants := filepath.Join(sr, "etc/systemd/system/multi-user.target.wants/hqd.service")
+	checkHQInstall(t, sr, hqCfgPath, hqWants)
 
 	// A terminal's life: factory identity made by the installed binary, a
 	// config edited by the integrator.
@@ -276,6 +287,22 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// HQ's: the operator points hqd at its database (here SQLite in the
+	// scratch root's state dir) and makes the schema with the installed hqd.
+	hqDB := filepath.Join(sr, "var/lib/hqd/hq.db")
+	hqCfg, err := os.ReadFile(hqCfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hqEdited := strings.Replace(string(hqCfg), `#db = "sqlite:///var/lib/hqd/hq.db"`, `db = "sqlite://`+hqDB+`"`, 1) + "# edited on site\n"
+	if hqEdited == string(hqCfg)+"# edited on site\n" {
+		t.Fatal("the shipped hqd.toml has no #db line to edit")
+	}
+	if err := os.WriteFile(hqCfgPath, []byte(hqEdited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	pkgRun(t, "", nil, filepath.Join(sr, "usr/bin/hqd"), "migrate", "--config", hqCfgPath)
+	dbHash := pkgFileHash(t, hqDB)
 
 	// Upgrade: identity and edited config survive, unit stays enabled.
 	dpkg("-i", v2["posagent"].deb, v2["posagent-hq"].deb, v2["posagent-lab"].deb)
@@ -297,15 +324,43 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 		t.Errorf("unit not enabled after upgrade: %v", err)
 	}
 	checkServiceUser(t, sr)
+	if after, _ := os.ReadFile(hqCfgPath); string(after) != hqEdited {
+		t.Errorf("upgrade changed the edited hqd.toml:\n%s", after)
+	}
+	if h := pkgFileHash(t, hqDB); h != dbHash {
+		t.Error("upgrade changed hq.db")
+	}
+	checkHQInstall(t, sr, hqCfgPath, hqWants)
+	if out := pkgRun(t, "", nil, filepath.Join(sr, "usr/bin/hqd"), "check-config", "--config", hqCfgPath); !strings.Contains(out, hqDB) {
+		t.Errorf("hqd check-config of the kept hqd.toml does not show the edited db: %s", out)
+	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", "--no-devices", "--config", cfgPath}, &out, &errb); code != 0 || !strings.Contains(out.String(), `log_level = "debug"`) {
 		t.Errorf("check-config of the kept config: exit %d %s %s", code, out.String(), errb.String())
 	}
 
-	// Purge: binaries, unit and config go; the identity never does.
+	// Remove (not purge) posagent-hq: the binaries go, hqd's config and
+	// database stay.
+	dpkg("--remove", "posagent-hq")
+	for _, gone := range []string{"usr/bin/hqd", "usr/bin/hqctl", "usr/lib/systemd/system/hqd.service"} {
+		if _, err := os.Stat(filepath.Join(sr, gone)); err == nil {
+			t.Errorf("%s still there after remove", gone)
+		}
+	}
+	if after, _ := os.ReadFile(hqCfgPath); string(after) != hqEdited {
+		t.Errorf("remove changed the edited hqd.toml:\n%s", after)
+	}
+	if h := pkgFileHash(t, hqDB); h != dbHash {
+		t.Error("remove changed hq.db")
+	}
+
+	// Purge: binaries, units and configs go, and hqd's state dir; the
+	// terminal's identity never does.
 	dpkg("--purge", "posagent-lab", "posagent-hq", "posagent")
 	for _, gone := range []string{"usr/bin/posagentd", "usr/bin/hqctl", "usr/bin/acquirer-sim", "usr/lib/systemd/system/posagentd.service",
-		"etc/posagent/posagent.toml", "usr/lib/sysusers.d/posagent.conf", "usr/share/doc/posagent-hq/copyright"} {
+		"etc/posagent/posagent.toml", "usr/lib/sysusers.d/posagent.conf", "usr/share/doc/posagent-hq/copyright",
+		"usr/bin/hqd", "usr/lib/systemd/system/hqd.service", "usr/lib/sysusers.d/hqd.conf", "etc/hqd/hqd.toml", "etc/hqd",
+		"var/lib/hqd", "usr/share/posagent-hq"} {
 		if _, err := os.Stat(filepath.Join(sr, gone)); err == nil {
 			t.Errorf("%s still there after purge", gone)
 		}
@@ -330,6 +385,43 @@ func TestPackageDebInstallUpgradeRemove(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(fresh, "etc/passwd")); !strings.Contains(string(b), "posagent:") {
 		t.Errorf("first install made no posagent user: %q", b)
 	}
+}
+
+// checkHQInstall: posagent-hq's postinst made the hqd system user, gave
+// it the config (0640 root:hqd) and the state dir (0750 hqd:hqd), and
+// enabled nothing; the installed hqd reads the installed config.
+func checkHQInstall(t *testing.T, sr, cfgPath, wants string) {
+	t.Helper()
+	passwd, _ := os.ReadFile(filepath.Join(sr, "etc/passwd"))
+	var user []string
+	for _, l := range strings.Split(string(passwd), "\n") {
+		if strings.HasPrefix(l, "hqd:") {
+			user = strings.Split(l, ":")
+		}
+	}
+	if len(user) != 7 || user[5] != "/var/lib/hqd" || user[2] == "0" || user[3] == "0" {
+		t.Fatalf("no hqd system user in the root's passwd: %q", passwd)
+	}
+	uid, gid := user[2], user[3]
+	owner := func(p string) (os.FileMode, string) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%v", err)
+			return 0, ""
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fi.Mode(), fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	if mode, own := owner(cfgPath); mode.Perm() != 0o640 || own != "0:"+gid {
+		t.Errorf("hqd.toml %v %s, want 0640 root:hqd (0:%s)", mode, own, gid)
+	}
+	if mode, own := owner(filepath.Join(sr, "var/lib/hqd")); !mode.IsDir() || mode.Perm() != 0o750 || own != uid+":"+gid {
+		t.Errorf("/var/lib/hqd %v %s, want a 0750 dir of hqd (%s:%s)", mode, own, uid, gid)
+	}
+	if _, err := os.Lstat(wants); err == nil {
+		t.Error("posagent-hq enabled hqd: the operator configures the database first")
+	}
+	pkgRun(t, "", nil, filepath.Join(sr, "usr/bin/hqd"), "check-config", "--config", cfgPath)
 }
 
 // checkServiceUser: postinst made the posagent system user in the root,
@@ -378,9 +470,12 @@ func checkCopyrights(t *testing.T, sr string) {
 		}
 		var bins []string
 		for _, bin := range binariesOf[name] {
-			if p := filepath.Join(sr, "usr/bin", bin); pkgExists(p) {
-				bins = append(bins, p)
+			p := filepath.Join(sr, "usr/bin", bin)
+			if !pkgExists(p) {
+				t.Errorf("%s: /usr/bin/%s not installed", name, bin)
+				continue
 			}
+			bins = append(bins, p)
 		}
 		args := append([]string{"version", "-m"}, bins...)
 		out := pkgRun(t, "", nil, "go", args...)
@@ -448,9 +543,9 @@ func checkIPK(t *testing.T, name, path string, want map[string]string) {
 	if c := string(ctl["./control"].data); !strings.Contains(c, "Architecture: x86_64") || !strings.Contains(c, "Package: "+name+"\n") {
 		t.Errorf("ipk control:\n%s", c)
 	}
-	if name == "posagent" {
-		if c := strings.TrimSpace(string(ctl["./conffiles"].data)); c != conffile {
-			t.Errorf("ipk conffiles %q", c)
+	if cf, ok := conffiles[name]; ok {
+		if c := strings.TrimSpace(string(ctl["./conffiles"].data)); c != cf {
+			t.Errorf("%s ipk conffiles %q, want %s", name, c, cf)
 		}
 		for _, s := range []string{"./postinst", "./prerm", "./postrm"} {
 			if e, ok := ctl[s]; !ok || e.mode&0o111 == 0 {
@@ -508,58 +603,103 @@ func readTarGzBytes(t *testing.T, b []byte) map[string]tarEntry {
 	}
 }
 
-// verifyUnit runs systemd-analyze verify on the unit as installed in the
+// verifyUnit runs systemd-analyze verify on a unit as installed in the
 // scratch root (so ExecStart's binary exists). Unknown keys and bad values
 // are only warnings to systemd-analyze: any output fails the test.
-func verifyUnit(t *testing.T, sr string) {
+func verifyUnit(t *testing.T, sr, unit string) {
 	t.Helper()
-	if out, err := verifyOutput(sr); err != nil || len(bytes.TrimSpace(out)) != 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	if out, err := verifyOutput(sr, unit); err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
 	}
 }
 
 // A unit with a typo must not pass verifyUnit's check: systemd-analyze only
-// warns, so the test relies on "no output".
+// warns, so the test relies on "no output". Each unit as shipped has the
+// settings the README promises.
 func TestPackageUnitVerifyCatchesTypos(t *testing.T) {
-	unit, err := os.ReadFile(filepath.Join(pkgRepoRoot(t), "build/posagentd.service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"Type=notify", "WatchdogSec=", "Restart=always", "ProtectSystem=strict",
-		"ReadWritePaths=/var/lib/posagent", "NoNewPrivileges=yes", "CapabilityBoundingSet=CAP_SYS_BOOT",
-		"PrivateTmp=yes", "RestartForceExitStatus=3", "SuccessExitStatus=3", "NotifyAccess=main",
-		"ExecStart=/usr/bin/posagentd --config /etc/posagent/posagent.toml",
-		"User=posagent", "Group=posagent", "AmbientCapabilities=CAP_SYS_BOOT", "StateDirectory=posagent", "StateDirectoryMode=0700",
-		"After=network-online.target time-sync.target"} {
-		if !strings.Contains(string(unit), "\n"+k) {
-			t.Errorf("unit lacks %q", k)
-		}
-	}
-	sr := t.TempDir()
-	units := filepath.Join(sr, "usr/lib/systemd/system")
-	os.MkdirAll(units, 0o755)
-	os.MkdirAll(filepath.Join(sr, "usr/bin"), 0o755)
-	os.WriteFile(filepath.Join(sr, "usr/bin/posagentd"), []byte("#!/bin/sh\n"), 0o755)
-	for _, tc := range []struct {
-		name, unit string
-		ok         bool
+	for _, u := range []struct {
+		unit, bin, typeLine string
+		keys                []string
 	}{
-		{"as shipped", string(unit), true},
-		{"typo key", strings.Replace(string(unit), "\nWatchdogSec=", "\nWatchdogSex=", 1), false},
-		{"bad value", strings.Replace(string(unit), "\nType=notify\n", "\nType=notifyy\n", 1), false},
+		{"posagentd.service", "posagentd", "Type=notify", []string{"Type=notify", "WatchdogSec=", "Restart=always", "ProtectSystem=strict",
+			"ReadWritePaths=/var/lib/posagent", "NoNewPrivileges=yes", "CapabilityBoundingSet=CAP_SYS_BOOT",
+			"PrivateTmp=yes", "RestartForceExitStatus=3", "SuccessExitStatus=3", "NotifyAccess=main",
+			"ExecStart=/usr/bin/posagentd --config /etc/posagent/posagent.toml",
+			"User=posagent", "Group=posagent", "AmbientCapabilities=CAP_SYS_BOOT", "StateDirectory=posagent", "StateDirectoryMode=0700",
+			"After=network-online.target time-sync.target"}},
+		// hqd has no sd_notify (no READY=1 in cmd/hqd): Type=exec.
+		{"hqd.service", "hqd", "Type=exec", []string{"Type=exec", "ExecStart=/usr/bin/hqd --config /etc/hqd/hqd.toml",
+			"User=hqd", "Group=hqd", "StateDirectory=hqd", "ReadWritePaths=/var/lib/hqd", "Restart=on-failure",
+			"RestartPreventExitStatus=2", "After=network-online.target", "Wants=network-online.target", "After=postgresql.service",
+			"ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n",
+			"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "WantedBy=multi-user.target"}},
 	} {
-		os.WriteFile(filepath.Join(units, "posagentd.service"), []byte(tc.unit), 0o644)
-		out, err := verifyOutput(sr)
-		if ok := err == nil && len(bytes.TrimSpace(out)) == 0; ok != tc.ok {
-			t.Errorf("%s: verify ok=%v want %v: %v %s", tc.name, ok, tc.ok, err, out)
+		unit, err := os.ReadFile(filepath.Join(pkgRepoRoot(t), "build", u.unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range u.keys {
+			if !strings.Contains(string(unit), "\n"+k) {
+				t.Errorf("%s lacks %q", u.unit, k)
+			}
+		}
+		// PostgreSQL may be on another host: ordering only.
+		if u.unit == "hqd.service" && regexp.MustCompile(`(?m)^(Wants|Requires|BindsTo|Requisite)=.*postgresql`).Match(unit) {
+			t.Errorf("hqd.service pulls in postgresql.service: %s", unit)
+		}
+		if u.unit == "hqd.service" && strings.Contains(string(cmdHQDSources(t)), "READY=1") {
+			t.Error("hqd sends READY=1 now: hqd.service should be Type=notify")
+		}
+		sr := t.TempDir()
+		units := filepath.Join(sr, "usr/lib/systemd/system")
+		os.MkdirAll(units, 0o755)
+		os.MkdirAll(filepath.Join(sr, "usr/bin"), 0o755)
+		os.WriteFile(filepath.Join(sr, "usr/bin", u.bin), []byte("#!/bin/sh\n"), 0o755)
+		for _, tc := range []struct {
+			name, unit string
+			ok         bool
+		}{
+			{"as shipped", string(unit), true},
+			{"typo key", strings.Replace(string(unit), "\nProtectSystem=", "\nProtectSystm=", 1), false},
+			{"bad value", strings.Replace(string(unit), "\n"+u.typeLine+"\n", "\n"+u.typeLine+"y\n", 1), false},
+		} {
+			if tc.unit == string(unit) && !tc.ok {
+				t.Fatalf("%s: %s: the edit did not apply", u.unit, tc.name)
+			}
+			os.WriteFile(filepath.Join(units, u.unit), []byte(tc.unit), 0o644)
+			out, err := verifyOutput(sr, u.unit)
+			if ok := err == nil && len(bytes.TrimSpace(out)) == 0; ok != tc.ok {
+				t.Errorf("%s %s: verify ok=%v want %v: %v %s", u.unit, tc.name, ok, tc.ok, err, out)
+			}
 		}
 	}
 }
 
-// verifyOutput runs systemd-analyze verify --root=sr on posagentd.service,
-// with the host's targets copied beside it for those the unit names (and
-// removed again, so a later dpkg --purge finds only its own files).
-func verifyOutput(sr string) ([]byte, error) {
+// cmdHQDSources is the Go source of cmd/hqd (its non-test files).
+func cmdHQDSources(t *testing.T) []byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(pkgRepoRoot(t), "cmd/hqd/*.go"))
+	var all []byte
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	if len(all) == 0 {
+		t.Fatal("no cmd/hqd sources")
+	}
+	return all
+}
+
+// verifyOutput runs systemd-analyze verify --root=sr on the unit, with the
+// host's targets copied beside it for those the unit names (and removed
+// again, so a later dpkg --purge finds only its own files).
+func verifyOutput(sr, unit string) ([]byte, error) {
 	units := filepath.Join(sr, "usr/lib/systemd/system")
 	host, _ := filepath.Glob("/usr/lib/systemd/system/*.target")
 	if len(host) == 0 {
@@ -575,7 +715,7 @@ func verifyOutput(sr string) ([]byte, error) {
 			os.Remove(filepath.Join(units, filepath.Base(h)))
 		}
 	}()
-	return exec.Command("systemd-analyze", "verify", "--root="+sr, "posagentd.service").CombinedOutput()
+	return exec.Command("systemd-analyze", "verify", "--root="+sr, unit).CombinedOutput()
 }
 
 // The shipped default config is valid, is exactly the defaults, and
@@ -626,8 +766,12 @@ func TestPackageCheckConfig(t *testing.T) {
 // script can delete the data dir.
 func TestPackageScriptsSyntax(t *testing.T) {
 	root := pkgRepoRoot(t)
-	scripts := []string{"build/package/scripts/postinst", "build/package/scripts/prerm", "build/package/scripts/postrm", "build/package.sh"}
+	scripts := []string{"build/package/scripts/postinst", "build/package/scripts/prerm", "build/package/scripts/postrm", "build/package.sh",
+		"build/package/scripts/hq/postinst", "build/package/scripts/hq/prerm", "build/package/scripts/hq/postrm"}
 	rmData := regexp.MustCompile(`(?m)^[^#]*\brm\b[^\n]*(posagent|datadir|\$root)`)
+	// posagent-hq's scripts remove one thing: hqd's state dir, on purge only.
+	rmAny := regexp.MustCompile(`(?m)^[^#]*\brm\b.*$`)
+	hqPurge := "if [ \"$1\" = purge ]; then\n\trm -rf \"$root/var/lib/hqd\"\nfi\n"
 	for _, s := range scripts {
 		for _, sh := range []string{"sh", "bash"} {
 			if out, err := exec.Command(sh, "-n", filepath.Join(root, s)).CombinedOutput(); err != nil {
@@ -638,10 +782,21 @@ func TestPackageScriptsSyntax(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(s, "build/package/scripts/") {
+		if strings.HasPrefix(s, "build/package/scripts/hq/") {
+			rms := rmAny.FindAll(b, -1)
+			if s == "build/package/scripts/hq/postrm" {
+				if len(rms) != 1 || !strings.Contains(string(b), hqPurge) {
+					t.Errorf("%s: want exactly %q, found rm lines %q", s, hqPurge, rms)
+				}
+			} else if len(rms) != 0 {
+				t.Errorf("%s removes something: %q", s, rms)
+			}
+		} else if strings.HasPrefix(s, "build/package/scripts/") {
 			if m := rmData.Find(b); m != nil {
 				t.Errorf("%s removes something: %q", s, m)
 			}
+		}
+		if strings.HasPrefix(s, "build/package/scripts/") {
 			if fi, _ := os.Stat(filepath.Join(root, s)); fi.Mode().Perm()&0o111 == 0 {
 				t.Errorf("%s is not executable", s)
 			}
