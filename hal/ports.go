@@ -135,12 +135,16 @@ var ErrPaperOut = errors.New("printer out of paper")
 type PrinterStatus uint8
 
 // Printer states. PrinterUnknown: the printer does not answer status
-// requests (printing goes on regardless).
+// requests (printing goes on regardless). PrinterUnreadable: it answers
+// them with something that is not a status (another command set, a
+// garbled line): printing goes on, but nobody would know the paper ran
+// out, so the screen says so.
 const (
 	PrinterUnknown PrinterStatus = iota
 	PrinterReady
 	PrinterPaperOut
 	PrinterOffline // the device is gone (unplugged, switched off)
+	PrinterUnreadable
 )
 
 func (s PrinterStatus) String() string {
@@ -153,6 +157,8 @@ func (s PrinterStatus) String() string {
 		return "paper out"
 	case PrinterOffline:
 		return "offline"
+	case PrinterUnreadable:
+		return "status unreadable"
 	}
 	return fmt.Sprintf("PrinterStatus(%d)", uint8(s))
 }

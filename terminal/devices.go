@@ -19,8 +19,10 @@ import (
 // sensor says the roll is out (hal.ErrPaperOut, hal.PrinterPaperOut),
 // Offline while the device cannot be opened or written (unplugged,
 // switched off: hal.PrinterOffline). Receipts wait in the printer either
-// way.
-type PrinterStatus struct{ PaperOut, Offline bool }
+// way. Unreadable: the printer answers the paper sensor's request with
+// something that is not a status (hal.PrinterUnreadable); receipts print,
+// but a roll running out would go unnoticed, so the screen says so.
+type PrinterStatus struct{ PaperOut, Offline, Unreadable bool }
 
 // KeypadStatus reports the keypad device gone (Missing) or back.
 type KeypadStatus struct{ Missing bool }
@@ -34,7 +36,7 @@ func (KeypadStatus) isEvent()  {}
 func (DisplayStatus) isEvent() {}
 
 type deviceProblems struct {
-	paperOut, printerOffline, keypadMissing, displayFault bool
+	paperOut, printerOffline, printerUnreadable, keypadMissing, displayFault bool
 }
 
 // words are the problems' words, the most urgent first.
@@ -45,6 +47,9 @@ func (d deviceProblems) words(m *Machine) []string {
 	}
 	if d.printerOffline {
 		w = append(w, m.t(i18n.PrinterFault))
+	}
+	if d.printerUnreadable {
+		w = append(w, m.t(i18n.PrinterNoStatus))
 	}
 	if d.keypadMissing {
 		w = append(w, m.t(i18n.KeypadMissing))

@@ -11,6 +11,7 @@ func (m *Machine) Idle() bool {
 		m.inflight == nil && len(m.waiting) == 0 &&
 		m.st.Reversal == nil && m.st.Settling == 0 &&
 		m.st.Intent == nil && m.st.Lifecycle != Unbinding && !m.st.Incomplete &&
+		(m.st.Update == nil || m.st.Update.Stage == UpdateDownload || m.st.Update.Stage == UpdateReady) &&
 		!m.unbindWhenIdle &&
 		m.activation == nil && m.wipeAfter == nil && m.onAlarm == nil
 }

@@ -54,6 +54,13 @@ type State struct {
 
 	// Intent is the unbind in progress (identity store), if any.
 	Intent *UnbindIntent
+	// Update is the over-the-air update in progress (identity store), if
+	// any (update.go).
+	Update *UpdateIntent
+	// Version is the version of the running software (not in the stores:
+	// the shell sets it after Load, as WorkingKeys). A boot after an
+	// update compares it with the intent's.
+	Version string
 
 	// Binding is the settlement-card binding of an active terminal.
 	Binding *Binding
@@ -130,6 +137,11 @@ type Machine struct {
 	// decides nothing more (fail-stop: the next boot rebuilds the state
 	// from what is on disk).
 	halted bool
+
+	// updateSignIn is how long a new version may try to sign in
+	// (WithUpdateSignIn); updateUntil is when this boot's window closes.
+	updateSignIn time.Duration
+	updateUntil  time.Time
 
 	nextID   uint64 // of the last Request
 	inflight *job   // the exchange in flight (one at a time)
@@ -230,12 +242,19 @@ func (m *Machine) Step(now time.Time, ev Event) []Effect {
 	case ClockSynced:
 		m.onClockSynced()
 	case PrinterStatus:
-		m.devices.paperOut, m.devices.printerOffline = ev.PaperOut, ev.Offline
+		m.devices.paperOut, m.devices.printerOffline, m.devices.printerUnreadable = ev.PaperOut, ev.Offline, ev.Unreadable
 	case KeypadStatus:
 		m.devices.keypadMissing = ev.Missing
 	case DisplayStatus:
 		m.devices.displayFault = ev.Fault
+	case UpdateDownloaded:
+		m.onUpdateDownloaded(ev)
+	case UpdateInstalled:
+		m.onUpdateInstalled(ev)
+	case UpdateMarked:
+		m.onUpdateMarked(ev)
 	}
+	m.updateWhenIdle()
 	m.checkClock()
 	m.render()
 	return m.out
@@ -334,6 +353,7 @@ func (m *Machine) boot() {
 // an unbind continued, a pending reversal sent first (acquirer.md
 // §Terminal rules) with the screen saying so, a settlement resumed.
 func (m *Machine) resumeOwed() {
+	defer m.resumeUpdate() // an update's boot step goes behind what is owed (update.go)
 	if m.st.Incomplete {
 		// An activation cut short: erase what it stored.
 		m.log(slog.LevelWarn, "incomplete activation found at boot: erasing it")

@@ -26,6 +26,7 @@ type MemStore struct {
 	techLock    PwdLock
 	supervisor  string
 	intent      *UnbindIntent
+	update      *UpdateIntent
 	tampered    bool
 	tidCounters map[string]Counters
 	floor       time.Time
@@ -61,6 +62,10 @@ func (s *MemStore) Load() (State, error) {
 	if s.intent != nil {
 		iv := *s.intent
 		st.Intent = &iv
+	}
+	if s.update != nil {
+		u := *s.update
+		st.Update = &u
 	}
 	if st.Intent != nil && st.Intent.Stage == stageWiping {
 		return st, nil
@@ -150,6 +155,11 @@ func (s *MemStore) apply(op Op) error {
 		s.intent = &iv
 	case ClearIntentOp:
 		s.intent = nil
+	case PutUpdate:
+		u := op.Intent
+		s.update = &u
+	case ClearUpdateOp:
+		s.update = nil
 	case SetTampered:
 		s.tampered = op.On
 	case PutTIDCounters:

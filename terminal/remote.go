@@ -23,6 +23,8 @@ type RemoteCommand struct {
 	Reason    string
 	// provision
 	Provision *ProvisionCmd
+	// update
+	Update *UpdateCmd
 }
 
 // ProvisionCmd is the content of a provision command.
@@ -73,6 +75,10 @@ type SendAck struct {
 	PayloadHash [32]byte
 	SetIntent   *UnbindIntent
 	ClearIntent bool
+	// SetUpdate and ClearUpdate move the update intent (update.go) the
+	// same way.
+	SetUpdate   *UpdateIntent
+	ClearUpdate bool
 }
 
 // PublishEvent asks the shell to sign and send an event (spec/remote.md
@@ -166,6 +172,14 @@ func (m *Machine) onCommand(c RemoteCommand) {
 		m.emit(SendAck{CmdID: c.ID, State: AckInProgress})
 		return
 	}
+	if u := m.st.Update; u != nil && u.CmdID == c.ID {
+		if u.PayloadHash != c.PayloadHash {
+			m.emit(SendAck{CmdID: c.ID, State: AckRejected, Reason: ReasonReplayed})
+			return
+		}
+		m.emit(SendAck{CmdID: c.ID, State: AckInProgress})
+		return
+	}
 	switch c.Type {
 	case "status":
 		m.publishStatus()
@@ -185,6 +199,8 @@ func (m *Machine) onCommand(c RemoteCommand) {
 		m.beginUnbind("unbind command " + c.ID)
 	case "provision":
 		m.onProvision(c)
+	case "update":
+		m.onUpdateCommand(c)
 	default:
 		m.rejectCommand(c, ReasonWrongState)
 	}

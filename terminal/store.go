@@ -80,7 +80,8 @@ func (PutTimeFloor) isOp()   {}
 // wiped); every other op belongs to the merchant store.
 func IsIdentityOp(op Op) bool {
 	switch op.(type) {
-	case PutPwdLock, PutTechPwdLock, PutSupervisorPwd, PutIntent, ClearIntentOp, SetTampered, PutTIDCounters, PutTimeFloor:
+	case PutPwdLock, PutTechPwdLock, PutSupervisorPwd, PutIntent, ClearIntentOp, SetTampered, PutTIDCounters, PutTimeFloor,
+		PutUpdate, ClearUpdateOp:
 		return true
 	}
 	return false

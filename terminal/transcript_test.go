@@ -78,6 +78,11 @@ func TestTranscripts(t *testing.T) {
 //	printer paperout|offline|ready      (the printer's state)
 //	keypad missing|back                 (the keypad device gone or back)
 //	display fault                       (the configured display could not be opened)
+//	version V                           (the running version from the next boot on; 1.0.0 before)
+//	command ID update V [after-settlement]  (an update command to version V)
+//	downloaded ID [REASON]              (the shell's answer to DownloadUpdate)
+//	installed ID [error]                (the shell's answer to InstallUpdate)
+//	markfail                            (the next MarkSlot fails)
 //	# comment
 //
 // With zh non-nil the machine shows Chinese (WithLang(i18n.ZhCN)): every
@@ -93,7 +98,9 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 	store := NewMemStore(State{Serial: "PA00000001", TechPwdHash: "4321", SupervisorPwdHash: "123456",
 		DeviceX25519Pub: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
 	keys := true // the secure element holds working keys
-	var failNext bool
+	var failNext, markFail bool
+	version := "1.0.0" // the running version (the shell's build)
+	signInWindow := time.Duration(0)
 	failStops := 0       // the shell's fail-stop count, kept outside the store
 	diskKiB := int64(-1) // the disk meter's last reading; -1 none
 	var m *Machine
@@ -153,6 +160,12 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				if e.ClearIntent {
 					ops = append(ops, ClearIntentOp{})
 				}
+				if e.SetUpdate != nil {
+					ops = append(ops, PutUpdate{Intent: *e.SetUpdate})
+				}
+				if e.ClearUpdate {
+					ops = append(ops, ClearUpdateOp{})
+				}
 				err = write(ops) // the ack goes into the outbox in the same transaction
 			case PublishEvent:
 				err = write(nil) // the outbox
@@ -163,6 +176,13 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				}
 			case ZeroiseKeys:
 				keys = false
+			case MarkSlot:
+				// The shell calls RAUC and answers at once.
+				var err error
+				if markFail {
+					markFail, err = false, fmt.Errorf("rauc: mark failed")
+				}
+				after = append(after, UpdateMarked{Err: err})
 			case PutFailStops:
 				failStops = e.N
 			}
@@ -184,7 +204,8 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 		}
 		st.WorkingKeys = keys
 		st.FailStops = failStops
-		m = New(st, testPwd, WithLang(lang))
+		st.Version = version
+		m = New(st, testPwd, WithLang(lang), WithUpdateSignIn(signInWindow))
 		if diskKiB >= 0 {
 			step(DiskFree{KiB: diskKiB}) // the shell reads the meter before Boot
 		}
@@ -252,13 +273,38 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				t.Errorf("%s:%d: clock trusted %s, want %s (now %s)", path, n, got, arg, now)
 			}
 		case "command":
-			// command ID TYPE [UNSETTLED]
+			// command ID TYPE [UNSETTLED], command ID update VERSION [WHEN]
 			f := strings.Fields(arg)
 			c := RemoteCommand{ID: f[0], Type: f[1], ExpiresAt: t0.Add(time.Hour)}
-			if len(f) > 2 {
+			switch {
+			case f[1] == "update":
+				c.Update = &UpdateCmd{URL: "https://updates.example.com/" + f[2] + ".raucb", SHA256: strings.Repeat("ab", 32),
+					Size: 1 << 20, Version: f[2], When: remote.UpdateIdle}
+				if len(f) > 3 {
+					c.Update.When = remote.UpdateWhen(f[3])
+				}
+			case len(f) > 2:
 				c.Unsettled = remote.UnsettledPolicy(f[2])
 			}
 			step(CommandReceived{Cmd: c})
+		case "version":
+			version = arg
+		case "signin-window":
+			if signInWindow, err = time.ParseDuration(arg); err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+		case "downloaded":
+			id, reason, _ := strings.Cut(arg, " ")
+			step(UpdateDownloaded{CmdID: id, Reason: reason})
+		case "installed":
+			id, bad, _ := strings.Cut(arg, " ")
+			var err error
+			if bad != "" {
+				err = fmt.Errorf("rauc: %s", bad)
+			}
+			step(UpdateInstalled{CmdID: id, Err: err})
+		case "markfail":
+			markFail = true
 		case "wiped":
 			step(Wiped{})
 		case "provision":
@@ -327,7 +373,7 @@ func runTranscript(t *testing.T, path string, zh *zhRun) string {
 				t.Errorf("%s:%d: the last receipt does not show %q:\n%s", path, n, arg, strings.Join(lastPrint, "\n"))
 			}
 		case "printer":
-			step(PrinterStatus{PaperOut: arg == "paperout", Offline: arg == "offline"})
+			step(PrinterStatus{PaperOut: arg == "paperout", Offline: arg == "offline", Unreadable: arg == "unreadable"})
 		case "keypad":
 			step(KeypadStatus{Missing: arg == "missing"})
 		case "display":
@@ -370,6 +416,14 @@ func checkStore(s *MemStore, what string) error {
 	case "no-intent":
 		if st.Intent != nil {
 			return fmt.Errorf("unbind intent %s", st.Intent.CmdID)
+		}
+	case "update":
+		if st.Update == nil || (v != "" && string(st.Update.Stage) != v) {
+			return fmt.Errorf("update intent %+v, want stage %q", st.Update, v)
+		}
+	case "no-update":
+		if st.Update != nil {
+			return fmt.Errorf("update intent %s (%s)", st.Update.CmdID, st.Update.Stage)
 		}
 	case "txns":
 		if got := fmt.Sprint(len(st.Journal)); got != v {
@@ -494,7 +548,14 @@ func renderEffect(e Effect) string {
 		}
 		return s
 	case SendAck:
-		return fmt.Sprintf("ack %s %s reason=%q seen=%v set-intent=%v clear-intent=%v result=%s", e.CmdID, e.State, e.Reason, e.Seen, e.SetIntent != nil, e.ClearIntent, e.Result)
+		s := fmt.Sprintf("ack %s %s reason=%q seen=%v set-intent=%v clear-intent=%v result=%s", e.CmdID, e.State, e.Reason, e.Seen, e.SetIntent != nil, e.ClearIntent, e.Result)
+		if e.SetUpdate != nil {
+			s += " set-update=" + string(e.SetUpdate.Stage)
+		}
+		if e.ClearUpdate {
+			s += " clear-update"
+		}
+		return s
 	case PublishEvent:
 		return fmt.Sprintf("event %s %s", e.Type, e.Data)
 	case Provision:
@@ -509,6 +570,10 @@ func renderEffect(e Effect) string {
 			if pi, ok := op.(PutIntent); ok {
 				b, _ := json.Marshal(pi.Intent)
 				ops = append(ops, "terminal.PutIntent"+string(b))
+				continue
+			}
+			if pu, ok := op.(PutUpdate); ok {
+				ops = append(ops, fmt.Sprintf("terminal.PutUpdate{%s %s}", pu.Intent.CmdID, pu.Intent.Stage))
 				continue
 			}
 			ops = append(ops, fmt.Sprintf("%T%+v", op, op))

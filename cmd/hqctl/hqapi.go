@@ -27,8 +27,8 @@ import (
 // token from --token-file (or $HQCTL_TOKEN), made by
 // `hqd operator add --token-out`.
 
-const apiUsage = `hqctl job create --type unbind|status|hq_keys (--serial S … | --serials-file F | --search TEXT | --state S)
-                 [--args JSON] [--rate 60] [--max-inflight 50] [--abort-pct 10] [--abort-min 20] [--ttl 24h] [--note T] [--watch] [--json]
+const apiUsage = `hqctl job create --type unbind|status|hq_keys|update (--serial S … | --serials-file F | --search TEXT | --state S)
+                 [--args JSON | --url U --sha256 H --size N --version V [--when idle|after-settlement]] [--rate 60] [--max-inflight 50] [--abort-pct 10] [--abort-min 20] [--ttl 24h] [--note T] [--watch] [--json]
   hqctl job show ID [--watch] [--json] | job list [--json] | job items ID [--state S] [--json]
   hqctl job cancel ID | job resume ID [--abort-pct N] | job sign ID --key DIR/KID.key
   hqctl fleet summary [--json] | fleet list [--state S] [--online true|false] [--search T] [--limit N] [--json]
@@ -241,8 +241,10 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		var serials stringList
 		var serialsFile, argsJSON, search, state string
 		var watch bool
+		var upd updateFlags
 		fs, af, c, code, ok := apiCmd(name, args, stdout, stderr, func(fs *flag.FlagSet) {
-			fs.StringVar(&req.Type, "type", "unbind", "command type: unbind, status or hq_keys")
+			upd.register(fs)
+			fs.StringVar(&req.Type, "type", "unbind", "command type: unbind, status, hq_keys or update")
 			fs.Var(&serials, "serial", "a terminal serial (repeatable)")
 			fs.StringVar(&serialsFile, "serials-file", "", "`file` of serials, one a line")
 			fs.StringVar(&search, "search", "", "every terminal whose serial, TID or MID starts with (or merchant contains) TEXT")
@@ -276,6 +278,10 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		}
 		if argsJSON != "" {
 			req.Args = json.RawMessage(argsJSON)
+		}
+		if err := upd.apply(&req); err != nil {
+			fmt.Fprintf(stderr, "hqctl %s: %v\n", name, err)
+			return exitUsage
 		}
 		var j wire.Job
 		if err := c.do("POST", "/api/v1/jobs", req, &j); err != nil {

@@ -38,8 +38,8 @@ Usage:
   hqctl version
 
 Over hqd's HTTP API (jobs, fleet, activation codes, audit):
-  hqctl job create --type unbind|status|hq_keys (--serial S … | --serials-file F | --search TEXT | --state S)
-                 [--args JSON] [--rate 60] [--max-inflight 50] [--abort-pct 10] [--abort-min 20] [--ttl 24h] [--note T] [--watch] [--json]
+  hqctl job create --type unbind|status|hq_keys|update (--serial S … | --serials-file F | --search TEXT | --state S)
+                 [--args JSON | --url U --sha256 H --size N --version V [--when idle|after-settlement]] [--rate 60] [--max-inflight 50] [--abort-pct 10] [--abort-min 20] [--ttl 24h] [--note T] [--watch] [--json]
   hqctl job show ID [--watch] [--json] | job list [--json] | job items ID [--state S] [--json]
   hqctl job cancel ID | job resume ID [--abort-pct N] | job sign ID --key DIR/KID.key
   hqctl fleet summary [--json] | fleet list [--state S] [--online true|false] [--search T] [--limit N] [--json]

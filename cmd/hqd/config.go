@@ -1,17 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/posagent/posagent/internal/hq/store"
+	"github.com/posagent/posagent/internal/tomlconfig"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -68,20 +65,7 @@ type JobsConfig struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
-type Duration struct{ time.Duration }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("not a duration (e.g. \"30s\"): %q", b)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+type Duration = tomlconfig.Duration
 
 // DefaultConfig is the configuration of a file that sets nothing.
 func DefaultConfig() Config {
@@ -90,21 +74,16 @@ func DefaultConfig() Config {
 		LogLevel: "info",
 		MQTT:     MQTTConfig{Broker: "tcp://127.0.0.1:1883", ShareGroup: "hqd", Username: "hq"},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:8440"},
-		Activation: ActivationConfig{ProvisionTTL: Duration{10 * time.Minute},
-			MaxRequestAge: Duration{10 * time.Minute}},
-		Jobs: JobsConfig{Tick: Duration{200 * time.Millisecond}, Lease: Duration{15 * time.Second},
-			ResendInterval: Duration{time.Minute}},
+		Activation: ActivationConfig{ProvisionTTL: Duration{Duration: 10 * time.Minute},
+			MaxRequestAge: Duration{Duration: 10 * time.Minute}},
+		Jobs: JobsConfig{Tick: Duration{Duration: 200 * time.Millisecond}, Lease: Duration{Duration: 15 * time.Second},
+			ResendInterval: Duration{Duration: time.Minute}},
 		Policy: map[string]int{},
 	}
 }
 
 // ConfigError names the offending key.
-type ConfigError struct {
-	Key string
-	Msg string
-}
-
-func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
+type ConfigError = tomlconfig.Error
 
 // LoadConfig reads and validates the file at path.
 func LoadConfig(path string) (Config, error) {
@@ -115,95 +94,67 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(b)
 }
 
-var lastKeyInError = regexp.MustCompile(`last key "([^"]+)"`)
-
 // ParseConfig decodes TOML over the defaults and validates it.
 func ParseConfig(b []byte) (Config, error) {
 	cfg := DefaultConfig()
-	md, err := toml.Decode(string(b), &cfg)
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			key := perr.LastKey
-			if key == "" {
-				key = fmt.Sprintf("line %d", perr.Position.Line)
-			}
-			return Config{}, &ConfigError{Key: key, Msg: firstLine(perr.Message)}
-		}
-		if m := lastKeyInError.FindStringSubmatch(err.Error()); m != nil {
-			msg := firstLine(err.Error())
-			if i := strings.Index(msg, "): "); i >= 0 {
-				msg = msg[i+3:]
-			}
-			return Config{}, &ConfigError{Key: m[1], Msg: msg}
-		}
-		return Config{}, fmt.Errorf("config: %s", firstLine(err.Error()))
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		return Config{}, &ConfigError{Key: und[0].String(), Msg: "unknown key"}
+	if err := tomlconfig.Decode(b, "file", &cfg); err != nil {
+		return Config{}, err
 	}
 	return cfg, cfg.Validate()
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s)
 }
 
 // Validate checks every value hqd would otherwise trip over later.
 func (c Config) Validate() error {
 	if _, _, err := store.ParseURL(c.DB); err != nil {
-		return &ConfigError{"db", err.Error()}
+		return &ConfigError{Key: "db", Msg: err.Error()}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return &ConfigError{"log_level", fmt.Sprintf("%q: want debug, info, warn or error", c.LogLevel)}
+		return &ConfigError{Key: "log_level", Msg: fmt.Sprintf("%q: want debug, info, warn or error", c.LogLevel)}
 	}
 	if !strings.HasPrefix(c.MQTT.Broker, "tcp://") && !strings.HasPrefix(c.MQTT.Broker, "ssl://") {
-		return &ConfigError{"mqtt.broker", fmt.Sprintf("%q: want tcp://HOST:PORT or ssl://HOST:PORT", c.MQTT.Broker)}
+		return &ConfigError{Key: "mqtt.broker", Msg: fmt.Sprintf("%q: want tcp://HOST:PORT or ssl://HOST:PORT", c.MQTT.Broker)}
 	}
 	if c.MQTT.ClientID != "" && (len(c.MQTT.ClientID) > 64 || strings.ContainsAny(c.MQTT.ClientID, "/+# ")) {
-		return &ConfigError{"mqtt.client_id", "at most 64 characters, no / + # or spaces"}
+		return &ConfigError{Key: "mqtt.client_id", Msg: "at most 64 characters, no / + # or spaces"}
 	}
 	if !remote.ValidID(c.MQTT.ShareGroup) || strings.Contains(c.MQTT.ShareGroup, ".") {
-		return &ConfigError{"mqtt.share_group", "want 1-64 of [A-Za-z0-9_-]"}
+		return &ConfigError{Key: "mqtt.share_group", Msg: "want 1-64 of [A-Za-z0-9_-]"}
 	}
 	if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
-		return &ConfigError{"mqtt.cert_file", "cert_file and key_file go together"}
+		return &ConfigError{Key: "mqtt.cert_file", Msg: "cert_file and key_file go together"}
 	}
 	host, _, err := net.SplitHostPort(c.HTTP.Listen)
 	if err != nil {
-		return &ConfigError{"http.listen", fmt.Sprintf("%q: want HOST:PORT", c.HTTP.Listen)}
+		return &ConfigError{Key: "http.listen", Msg: fmt.Sprintf("%q: want HOST:PORT", c.HTTP.Listen)}
 	}
 	if (c.HTTP.CertFile == "") != (c.HTTP.KeyFile == "") {
-		return &ConfigError{"http.cert_file", "cert_file and key_file go together"}
+		return &ConfigError{Key: "http.cert_file", Msg: "cert_file and key_file go together"}
 	}
 	if c.HTTP.CertFile == "" && !loopback(host) {
-		return &ConfigError{"http.listen", fmt.Sprintf("%q is not a loopback address: plain HTTP is only for loopback; set http.cert_file and http.key_file for TLS", c.HTTP.Listen)}
+		return &ConfigError{Key: "http.listen", Msg: fmt.Sprintf("%q is not a loopback address: plain HTTP is only for loopback; set http.cert_file and http.key_file for TLS", c.HTTP.Listen)}
 	}
 	for key, d := range map[string]Duration{"activation.provision_ttl": c.Activation.ProvisionTTL,
 		"activation.max_request_age": c.Activation.MaxRequestAge, "jobs.tick": c.Jobs.Tick, "jobs.lease": c.Jobs.Lease,
 		"jobs.resend_interval": c.Jobs.ResendInterval} {
 		if d.Duration <= 0 {
-			return &ConfigError{key, "must be positive"}
+			return &ConfigError{Key: key, Msg: "must be positive"}
 		}
 	}
 	if c.Jobs.Lease.Duration < 2*c.Jobs.Tick.Duration {
-		return &ConfigError{"jobs.lease", "must be at least twice jobs.tick"}
+		return &ConfigError{Key: "jobs.lease", Msg: "must be at least twice jobs.tick"}
 	}
 	for typ, n := range c.Policy {
-		if t := remote.CommandType(typ); t != remote.TypeUnbind && t != remote.TypeStatus && t != remote.TypeProvision {
-			return &ConfigError{"policy." + typ, "want unbind, status or provision"}
+		if t := remote.CommandType(typ); t != remote.TypeUnbind && t != remote.TypeStatus && t != remote.TypeProvision && t != remote.TypeUpdate {
+			return &ConfigError{Key: "policy." + typ, Msg: "want unbind, status, provision or update"}
 		}
 		if n < 1 || n > 16 {
-			return &ConfigError{"policy." + typ, fmt.Sprintf("%d: want 1-16 signatures", n)}
+			return &ConfigError{Key: "policy." + typ, Msg: fmt.Sprintf("%d: want 1-16 signatures", n)}
 		}
 	}
 	if c.Policy[string(remote.TypeProvision)] > 1 {
-		return &ConfigError{"policy.provision", "hqd answers activation requests itself: provision needs a policy of 1"}
+		return &ConfigError{Key: "policy.provision", Msg: "hqd answers activation requests itself: provision needs a policy of 1"}
 	}
 	return nil
 }

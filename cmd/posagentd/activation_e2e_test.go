@@ -207,13 +207,13 @@ func TestActivationFailures(t *testing.T) {
 		mark := r.typeCode(lab, "00000000")
 		r.WaitScreen("WAITING FOR HQ", actWait)
 		id, req := lab.pendingRequest(r, mark)
-		n := r.scr.count()
+		n := r.scr.Count()
 		// Not the pending request's id.
 		pid := lab.sendProvision(r, craftedProvision{TID: tid, MID: mid, Activation: id + "-other", X25519Pub: req.X25519Pub})
 		if a := lab.hq.waitFinal(pid, actWait); a.Ack.State != remote.AckRejected || a.Ack.Reason != remote.ReasonWrongState {
 			t.Errorf("provision for another request: ack %s %s, want rejected wrong-state", a.Ack.State, a.Ack.Reason)
 		}
-		if s := r.scr.tail(1); r.scr.count() != n && !strings.Contains(s, "WAITING FOR HQ") {
+		if s := r.scr.Tail(1); r.scr.Count() != n && !strings.Contains(s, "WAITING FOR HQ") {
 			t.Errorf("screen after a rejected provision:\n%s", s)
 		}
 		// Cancel on WAITING FOR HQ: the request is no longer pending, so
@@ -224,7 +224,7 @@ func TestActivationFailures(t *testing.T) {
 		if a := lab.hq.waitFinal(pid, actWait); a.Ack.State != remote.AckRejected || a.Ack.Reason != remote.ReasonWrongState {
 			t.Errorf("provision after Cancel: ack %s %s, want rejected wrong-state", a.Ack.State, a.Ack.Reason)
 		}
-		if s := r.scr.tail(1); !strings.Contains(s, "NOT ACTIVATED") {
+		if s := r.scr.Tail(1); !strings.Contains(s, "NOT ACTIVATED") {
 			t.Errorf("screen after a rejected late provision:\n%s", s)
 		}
 		r.checkCleanNotActivated(map[string][]byte{"TID": []byte(tid), "MID": []byte(mid)})
@@ -258,7 +258,7 @@ func TestActivationFailures(t *testing.T) {
 		if cmds := lab.messages(mark, serial, remote.KindCmd); len(cmds) != 0 {
 			t.Errorf("HQ published %d commands to %s for a used code", len(cmds), serial)
 		}
-		if s := r.scr.tail(1); !strings.Contains(s, "WAITING FOR HQ") {
+		if s := r.scr.Tail(1); !strings.Contains(s, "WAITING FOR HQ") {
 			t.Errorf("screen 3 s after a refused request:\n%s", s)
 		}
 		r.Keys("x")
@@ -318,9 +318,9 @@ func TestActivationTamperDuringSale(t *testing.T) {
 	tampered := time.Now()
 	// The result of the sale (ERROR) may show first; TAMPERED follows.
 	deadline := time.Now().Add(actWait)
-	for !strings.Contains(r.scr.tail(1), "TAMPERED") {
+	for !strings.Contains(r.scr.Tail(1), "TAMPERED") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no TAMPERED screen; last screens:\n%s", r.scr.tail(6))
+			t.Fatalf("no TAMPERED screen; last screens:\n%s", r.scr.Tail(6))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -350,7 +350,7 @@ func TestActivationTamperDuringSale(t *testing.T) {
 
 	// No sale: the root screen offers only ACTIVATE, and the sale key
 	// leads nowhere but to the technician.
-	root := r.scr.tail(1)
+	root := r.scr.Tail(1)
 	if strings.Contains(root, "SALE") || !strings.Contains(root, "1 ACTIVATE") {
 		t.Errorf("tampered root screen:\n%s", root)
 	}
@@ -358,7 +358,7 @@ func TestActivationTamperDuringSale(t *testing.T) {
 		r.Keys(k)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if s := r.scr.tail(1); !strings.Contains(s, "TAMPERED") {
+	if s := r.scr.Tail(1); !strings.Contains(s, "TAMPERED") {
 		t.Errorf("keys 2-5 on the tampered screen led to:\n%s", s)
 	}
 	if x, _ := hostTxn(t, r.Ledger(), tid, 2500); x.State != hostsim.StateApproved {

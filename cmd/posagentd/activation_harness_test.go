@@ -145,7 +145,7 @@ func startActLab(t testing.TB, o labOptions) *actLab {
 	if err := os.WriteFile(l.simKeys, []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l.sim = startAcqSimArgs(t, "--keys", l.simKeys)
+	l.sim = startAcqSim(t, "--keys", l.simKeys)
 
 	// HQ's own view: hqSide signs with the lab key and verifies acks.
 	l.hq = newHQ(t)

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/hal/escpos"
+	"github.com/posagent/posagent/internal/tomlconfig"
 	"github.com/posagent/posagent/terminal/i18n"
 )
 
@@ -27,6 +26,7 @@ type Config struct {
 	UI       UIConfig       `toml:"ui"`
 	MQTT     MQTTConfig     `toml:"mqtt"`
 	Acquirer AcquirerConfig `toml:"acquirer"`
+	Update   UpdateConfig   `toml:"update"`
 }
 
 // UIConfig is the [ui] section.
@@ -49,20 +49,7 @@ type AcquirerConfig struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
-type Duration struct{ time.Duration }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("not a duration (e.g. \"30s\"): %q", b)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+type Duration = tomlconfig.Duration
 
 // DefaultConfig is the configuration of a file that sets nothing.
 func DefaultConfig() Config {
@@ -72,18 +59,14 @@ func DefaultConfig() Config {
 		HAL:      hal.DefaultConfig(),
 		UI:       UIConfig{Lang: i18n.ConfigEN},
 		MQTT:     MQTTConfig{Broker: "tcp://127.0.0.1:1883"},
-		Acquirer: AcquirerConfig{Timeout: Duration{30 * time.Second}},
+		Acquirer: AcquirerConfig{Timeout: Duration{Duration: 30 * time.Second}},
+		Update:   defaultUpdateConfig(),
 	}
 }
 
 // ConfigError names the offending key, so the one line on stderr tells the
 // operator exactly what to fix.
-type ConfigError struct {
-	Key string
-	Msg string
-}
-
-func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
+type ConfigError = tomlconfig.Error
 
 // LoadConfig reads and validates the file at path.
 func LoadConfig(path string) (Config, error) {
@@ -94,37 +77,11 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(b, path)
 }
 
-// lastKeyInError finds the key in BurntSushi/toml's type-mismatch errors,
-// which are plain errors ("toml: line 3 (last key "hal.console_baud"): …").
-var lastKeyInError = regexp.MustCompile(`last key "([^"]+)"`)
-
 // ParseConfig decodes TOML bytes over the defaults and validates them.
 func ParseConfig(b []byte, name string) (Config, error) {
 	cfg := DefaultConfig()
-	md, err := toml.Decode(string(b), &cfg)
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			// A syntax error names its line, and the last key read
-			// before it when there is one.
-			key := fmt.Sprintf("line %d", perr.Position.Line)
-			if perr.LastKey != "" {
-				key = fmt.Sprintf("%s (line %d)", perr.LastKey, perr.Position.Line)
-			}
-			return Config{}, &ConfigError{Key: key, Msg: firstLine(perr.Message)}
-		}
-		// Type mismatches ("toml: line 3 (last key "hal.console_baud"): incompatible types…")
-		if m := lastKeyInError.FindStringSubmatch(err.Error()); m != nil {
-			msg := firstLine(err.Error())
-			if i := strings.Index(msg, "): "); i >= 0 {
-				msg = msg[i+3:]
-			}
-			return Config{}, &ConfigError{Key: m[1], Msg: msg}
-		}
-		return Config{}, fmt.Errorf("config %s: %s", name, firstLine(err.Error()))
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		return Config{}, &ConfigError{Key: und[0].String(), Msg: "unknown key"}
+	if err := tomlconfig.Decode(b, name, &cfg); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -132,78 +89,71 @@ func ParseConfig(b []byte, name string) (Config, error) {
 	return cfg, nil
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s)
-}
-
 // Validate checks every value that the daemon would otherwise trip over
 // later, far from the file.
 func (c Config) Validate() error {
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
-		return &ConfigError{"data_dir", fmt.Sprintf("must be an absolute path, got %q", c.DataDir)}
+		return &ConfigError{Key: "data_dir", Msg: fmt.Sprintf("must be an absolute path, got %q", c.DataDir)}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return &ConfigError{"log_level", fmt.Sprintf("must be debug, info, warn or error, got %q", c.LogLevel)}
+		return &ConfigError{Key: "log_level", Msg: fmt.Sprintf("must be debug, info, warn or error, got %q", c.LogLevel)}
 	}
 	switch c.HAL.Kind {
 	case "linux", "sim":
 	default:
-		return &ConfigError{"hal.kind", fmt.Sprintf("must be \"linux\" or \"sim\", got %q", c.HAL.Kind)}
+		return &ConfigError{Key: "hal.kind", Msg: fmt.Sprintf("must be \"linux\" or \"sim\", got %q", c.HAL.Kind)}
 	}
 	if c.HAL.Console == "" {
-		return &ConfigError{"hal.console", "must be a serial device path or \"stdio\""}
+		return &ConfigError{Key: "hal.console", Msg: "must be a serial device path or \"stdio\""}
 	}
 	switch c.HAL.ConsoleBaud {
 	case 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600:
 	default:
-		return &ConfigError{"hal.console_baud", fmt.Sprintf("not a standard baud rate: %d", c.HAL.ConsoleBaud)}
+		return &ConfigError{Key: "hal.console_baud", Msg: fmt.Sprintf("not a standard baud rate: %d", c.HAL.ConsoleBaud)}
 	}
 	if c.HAL.CardReader == "" {
-		return &ConfigError{"hal.card_reader", "must name the card reader's serial device or pty"}
+		return &ConfigError{Key: "hal.card_reader", Msg: "must name the card reader's serial device or pty"}
 	}
 	if c.HAL.Printer == "" {
-		return &ConfigError{"hal.printer", "must name the printer's serial device (or a file with kind = \"sim\")"}
+		return &ConfigError{Key: "hal.printer", Msg: "must name the printer's serial device (or a file with kind = \"sim\")"}
 	}
 	switch c.HAL.Reboot {
 	case "syscall", "exit":
 	default:
-		return &ConfigError{"hal.reboot", fmt.Sprintf("must be \"syscall\" or \"exit\", got %q", c.HAL.Reboot)}
+		return &ConfigError{Key: "hal.reboot", Msg: fmt.Sprintf("must be \"syscall\" or \"exit\", got %q", c.HAL.Reboot)}
 	}
 	if key, msg := c.HAL.ValidateDevices(); key != "" {
-		return &ConfigError{"hal." + key, msg}
+		return &ConfigError{Key: "hal." + key, Msg: msg}
 	}
 	if _, err := i18n.ParseLang(c.UI.Lang); err != nil {
-		return &ConfigError{"ui.lang", fmt.Sprintf("must be %q or %q, got %q", i18n.ConfigEN, i18n.ConfigZhCN, c.UI.Lang)}
+		return &ConfigError{Key: "ui.lang", Msg: fmt.Sprintf("must be %q or %q, got %q", i18n.ConfigEN, i18n.ConfigZhCN, c.UI.Lang)}
 	}
 	switch {
 	case strings.HasPrefix(c.MQTT.Broker, "tcp://"), strings.HasPrefix(c.MQTT.Broker, "ssl://"),
 		strings.HasPrefix(c.MQTT.Broker, "tls://"), strings.HasPrefix(c.MQTT.Broker, "mqtts://"):
 		if !strings.Contains(strings.SplitN(c.MQTT.Broker, "://", 2)[1], ":") {
-			return &ConfigError{"mqtt.broker", fmt.Sprintf("needs host:port, got %q", c.MQTT.Broker)}
+			return &ConfigError{Key: "mqtt.broker", Msg: fmt.Sprintf("needs host:port, got %q", c.MQTT.Broker)}
 		}
 	default:
-		return &ConfigError{"mqtt.broker", fmt.Sprintf("must be tcp://host:port or ssl://host:port, got %q", c.MQTT.Broker)}
+		return &ConfigError{Key: "mqtt.broker", Msg: fmt.Sprintf("must be tcp://host:port or ssl://host:port, got %q", c.MQTT.Broker)}
 	}
 	if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
-		return &ConfigError{"mqtt.cert_file", "cert_file and key_file go together"}
+		return &ConfigError{Key: "mqtt.cert_file", Msg: "cert_file and key_file go together"}
 	}
 	for key, p := range map[string]string{"mqtt.ca_file": c.MQTT.CAFile, "mqtt.cert_file": c.MQTT.CertFile, "mqtt.key_file": c.MQTT.KeyFile} {
 		if p == "" {
 			continue
 		}
 		if _, err := os.Stat(p); err != nil {
-			return &ConfigError{key, fmt.Sprintf("cannot read %s", p)}
+			return &ConfigError{Key: key, Msg: fmt.Sprintf("cannot read %s", p)}
 		}
 	}
 	if c.Acquirer.Timeout.Duration < time.Second || c.Acquirer.Timeout.Duration > 5*time.Minute {
-		return &ConfigError{"acquirer.timeout", fmt.Sprintf("must be between 1s and 5m, got %s", c.Acquirer.Timeout)}
+		return &ConfigError{Key: "acquirer.timeout", Msg: fmt.Sprintf("must be between 1s and 5m, got %s", c.Acquirer.Timeout)}
 	}
-	return nil
+	return c.Update.validate()
 }
 
 // halConfig is the [hal] section the adapters open, with what depends on

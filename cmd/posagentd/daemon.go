@@ -30,6 +30,7 @@ type daemon struct {
 	dev   *hal.Devices
 	m     *terminal.Machine
 	acq   *acquirerWorker     // the one goroutine that talks to the acquirer
+	upd   *updater            // the downloads and RAUC calls of an update (update.go)
 	async chan terminal.Event // results of work done off the loop
 	id    storage.Identity
 	rl    *remoteLink
@@ -91,7 +92,7 @@ func runDaemon(cfg Config, stderr io.Writer) int {
 	d.sd = startSystemd(log)
 	defer d.sd.Stop() // STOPPING=1 before the stores close
 
-	log.Info("posagentd started", slog.String("version", version),
+	log.Info("posagentd started", slog.String("version", version), slog.String("running", cfg.runningVersion()),
 		slog.String("serial", d.serial()), slog.String("state", d.m.Lifecycle().String()))
 	return d.loop(sigs)
 }
@@ -129,7 +130,8 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	if err != nil {
 		return nil, fmt.Errorf("config: ui.lang: %w", err)
 	}
-	d.m = terminal.New(st, checkPassword, terminal.WithLang(lang))
+	st.Version = cfg.runningVersion()
+	d.m = terminal.New(st, checkPassword, terminal.WithLang(lang), terminal.WithUpdateSignIn(cfg.Update.SignInTimeout.Duration))
 	if d.rl, err = newRemoteLink(cfg, log, d.id, d.ident); err != nil {
 		return nil, err
 	}
@@ -137,6 +139,9 @@ func openDaemon(cfg Config, log *slog.Logger, sys system) (_ *daemon, err error)
 	d.waiting, d.expiry = map[uint64]bool{}, map[string]time.Time{}
 	d.async = make(chan terminal.Event, 16)
 	d.acq = startAcquirer(d.se, cfg.Acquirer.Timeout.Duration, log, d.async)
+	if d.upd, err = newUpdater(cfg, log, d.async); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -176,6 +181,10 @@ func (d *daemon) close() {
 	if d.acq != nil {
 		d.acq.stop() // before the stores and the secure element go
 		d.acq = nil
+	}
+	if d.upd != nil {
+		d.upd.close()
+		d.upd = nil
 	}
 	if d.rl != nil {
 		var offline []byte
@@ -256,7 +265,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		case <-tamper:
 			d.step(terminal.TamperDetected{})
 		case st := <-paper:
-			d.step(terminal.PrinterStatus{PaperOut: st == hal.PrinterPaperOut, Offline: st == hal.PrinterOffline})
+			d.step(terminal.PrinterStatus{PaperOut: st == hal.PrinterPaperOut, Offline: st == hal.PrinterOffline,
+				Unreadable: st == hal.PrinterUnreadable})
 		case present := <-keypad:
 			d.step(terminal.KeypadStatus{Missing: !present})
 		case <-tick.C:
@@ -413,6 +423,12 @@ func (d *daemon) do(e terminal.Effect) error {
 		} else {
 			d.log.Info("clock set from the sign-in answer", slog.Time("at", e.At))
 		}
+	case terminal.DownloadUpdate:
+		d.upd.download(e)
+	case terminal.InstallUpdate:
+		d.upd.install(e)
+	case terminal.MarkSlot:
+		d.next = append(d.next, d.upd.mark(e.Good))
 	case terminal.Exchange:
 		// Off the loop: an exchange can take the whole acquirer timeout.
 		if !d.acq.submit(e.Req) {

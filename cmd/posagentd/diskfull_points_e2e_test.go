@@ -162,7 +162,7 @@ func (w *writePoints) points(prepare func(), flow func() bool) (pts, traced []st
 	w.quiet()
 	mark := len(readTrace(w.t, w.trace))
 	if !flow() {
-		w.t.Fatalf("the flow did not run to its end without a fault; last screens:\n%s", w.h.scr.tail(6))
+		w.t.Fatalf("the flow did not run to its end without a fault; last screens:\n%s", w.h.scr.Tail(6))
 	}
 	w.quiet()
 	traced = readTrace(w.t, w.trace)
@@ -182,7 +182,7 @@ func (w *writePoints) await(words ...string) string {
 		if !w.h.running() {
 			return ""
 		}
-		w.t.Fatalf("waiting for %q: the terminal wedged; last screens:\n%s\nlog tail:\n%s", words, w.h.scr.tail(6), tail(w.h.lastLog(), 3000))
+		w.t.Fatalf("waiting for %q: the terminal wedged; last screens:\n%s\nlog tail:\n%s", words, w.h.scr.Tail(6), tail(w.h.lastLog(), 3000))
 	}
 	for _, x := range all {
 		if strings.Contains(s, x) {
@@ -208,14 +208,14 @@ func (w *writePoints) atRest(words ...string) {
 			return
 		}
 	}
-	w.t.Fatalf("neither at rest (%q) nor stopped after %v: a wedge; last screens:\n%s\nlog tail:\n%s", words, remoteWait, w.h.scr.tail(6), tail(w.h.lastLog(), 3000))
+	w.t.Fatalf("neither at rest (%q) nor stopped after %v: a wedge; last screens:\n%s\nlog tail:\n%s", words, remoteWait, w.h.scr.Tail(6), tail(w.h.lastLog(), 3000))
 }
 
 // stop stops a daemon that is still running (a write whose failure was
 // not fatal) or collects one that failed stop (exit status 3).
 func (w *writePoints) stop() (failStopped bool) {
 	w.t.Helper()
-	if w.h.running() && strings.Contains(w.h.scr.tail(1), scrFault) {
+	if w.h.running() && strings.Contains(w.h.scr.Tail(1), scrFault) {
 		w.waitExit()
 	}
 	if !w.h.running() {
@@ -349,7 +349,7 @@ func (w *writePoints) onFullDisk(owed bool, point string) {
 		w.h.Start()
 		up = time.Now()
 	}
-	s := w.h.scr.tail(1)
+	s := w.h.scr.Tail(1)
 	if strings.Contains(s, "PROCESSING") {
 		w.t.Errorf("%s: on the full disk: %s", point, s)
 	}
@@ -408,7 +408,7 @@ func (w *writePoints) spaceReturns(restWords ...string) {
 			return
 		}
 	}
-	w.t.Fatalf("once space returned the terminal did not come to rest (%q); last screens:\n%s\nlog tail:\n%s", restWords, w.h.scr.tail(6), tail(w.h.lastLog(), 3000))
+	w.t.Fatalf("once space returned the terminal did not come to rest (%q); last screens:\n%s\nlog tail:\n%s", restWords, w.h.scr.Tail(6), tail(w.h.lastLog(), 3000))
 }
 
 // settleBalanced settles the open batch with no host fault and requires a
@@ -579,7 +579,7 @@ func (w *writePoints) sale(fen int64) bool {
 		return false
 	case "APPROVED":
 	default:
-		w.t.Fatalf("sale of %d: %s", fen, h.scr.tail(1))
+		w.t.Fatalf("sale of %d: %s", fen, h.scr.Tail(1))
 	}
 	h.Keys("\r")
 	return w.await("MAIN MENU") != ""
@@ -638,7 +638,7 @@ func TestDiskFullAtEveryWritePointVoid(t *testing.T) {
 			return false
 		case "APPROVED":
 		default:
-			w.t.Fatalf("void of %s: %s", voucher, h.scr.tail(1))
+			w.t.Fatalf("void of %s: %s", voucher, h.scr.Tail(1))
 		}
 		h.Keys("\r")
 		if w.await("TRANSACTION MGMT") == "" {
@@ -670,7 +670,7 @@ func TestDiskFullAtEveryWritePointSettlement(t *testing.T) {
 			return false
 		case "SETTLED UPLOADED":
 		default:
-			w.t.Fatalf("settlement: %s, want SETTLED UPLOADED", h.scr.tail(1))
+			w.t.Fatalf("settlement: %s, want SETTLED UPLOADED", h.scr.Tail(1))
 		}
 		h.Keys("\r")
 		return w.await("MAIN MENU") != ""
@@ -724,7 +724,7 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 		if w.h.running() {
 			return false // a write whose failure is not fatal (the inbox: no PUBACK)
 		}
-		return strings.Contains(w.h.scr.tail(1), "UNBOUND")
+		return strings.Contains(w.h.scr.Tail(1), "UNBOUND")
 	}
 	// unbound checks a finished unbind and makes the terminal active again.
 	unbound := func(t *testing.T, point string) {
@@ -804,7 +804,7 @@ func TestDiskFullAtEveryWritePointUnbind(t *testing.T) {
 		resent := time.Now()
 		for {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the unbind did not finish once space returned; last screens:\n%s\nlog tail:\n%s", pt, w.h.scr.tail(6), tail(w.h.lastLog(), 4000))
+				t.Fatalf("%s: the unbind did not finish once space returned; last screens:\n%s\nlog tail:\n%s", pt, w.h.scr.Tail(6), tail(w.h.lastLog(), 4000))
 			}
 			if !w.h.running() {
 				if w.h.exitSt != exitReboot {

@@ -7,27 +7,24 @@ package main
 // faults through acquirer-sim's HTTP control API.
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/posagent/posagent/internal/termtest"
 	"github.com/posagent/posagent/iso8583/hostsim"
 	"github.com/posagent/posagent/terminal/i18n"
 )
@@ -47,63 +44,23 @@ const (
 
 var testPANs = []string{panA, panB}
 
+// The binaries and the acquirer simulator are internal/termtest's: the
+// back office's tests start the same terminals.
 var (
-	binDir     string
-	buildOnce  sync.Once
-	buildErr   error
+	binDir     string // set by buildBinaries
 	daemonBin  string
 	acqSimBin  string
 	moduleRoot string
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "posagentd-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// buildBinaries builds posagentd and acquirer-sim into binDir, once per test
-// binary (lazily, so the unit tests and benchmarks do not pay for it).
+// buildBinaries builds posagentd and acquirer-sim once per test binary
+// (lazily, so the unit tests and benchmarks do not pay for it).
+// POSAGENT_TEST_DAEMON (`make test-arm`) names another posagentd: the
+// harness stays native, the agent is the ARMv7 build under qemu-arm-static.
 func buildBinaries(t testing.TB) {
 	t.Helper()
-	buildOnce.Do(func() {
-		wd, err := os.Getwd()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		moduleRoot = filepath.Clean(filepath.Join(wd, "..", ".."))
-		daemonBin = filepath.Join(binDir, "posagentd")
-		acqSimBin = filepath.Join(binDir, "acquirer-sim")
-		builds := []struct{ out, pkg string }{{acqSimBin, "./cmd/acquirer-sim"}}
-		if bin := os.Getenv("POSAGENT_TEST_DAEMON"); bin != "" {
-			// `make test-arm`: the harness stays native, the agent is the
-			// ARMv7 build run under qemu-arm-static.
-			if daemonBin, err = filepath.Abs(bin); err != nil {
-				buildErr = err
-				return
-			}
-		} else {
-			builds = append(builds, struct{ out, pkg string }{daemonBin, "./cmd/posagentd"})
-		}
-		for _, b := range builds {
-			cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
-			cmd.Dir = moduleRoot
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
+	termtest.Build(t)
+	binDir, daemonBin, acqSimBin, moduleRoot = termtest.BinDir, termtest.Posagentd, termtest.AcquirerSim, termtest.ModuleRoot
 }
 
 // daemonCommand runs the posagentd under test, under the emulator named by
@@ -117,220 +74,22 @@ func daemonCommand(args ...string) *exec.Cmd {
 	return exec.Command(daemonBin, args...)
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and
-// the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type (
+	syncBuffer   = termtest.SyncBuffer
+	acqSim       = termtest.Acquirer
+	screenStream = termtest.Screens
+)
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// acqSim is a running acquirer-sim process.
-type acqSim struct {
-	cmd     *exec.Cmd
-	Addr    string // ISO 8583 listener
-	Control string // HTTP control API
-	Ledger  string // ledger file
-	stderr  *syncBuffer
-	done    chan struct{}
-}
-
-// startAcqSim starts acquirer-sim on 127.0.0.1:0 with the control API and
-// a ledger file, and stops it when the test ends.
-func startAcqSim(t testing.TB) *acqSim { return startAcqSimArgs(t) }
-
-// startAcqSimArgs is startAcqSim with extra flags (--keys for activation).
-func startAcqSimArgs(t testing.TB, extra ...string) *acqSim {
+// startAcqSim starts acquirer-sim on loopback with the control API and a
+// ledger file (extra flags: --keys for activation), and stops it when the
+// test ends.
+func startAcqSim(t testing.TB, extra ...string) *acqSim {
 	t.Helper()
 	buildBinaries(t)
-	s := &acqSim{Ledger: filepath.Join(t.TempDir(), "ledger.json"), stderr: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", s.Ledger, "-v"}, extra...)
-	s.cmd = exec.Command(acqSimBin, args...)
-	s.cmd.Stderr = s.stderr
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start acquirer-sim: %v", err)
-	}
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(waitTimeout):
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	deadline := time.After(waitTimeout)
-	for s.Addr == "" || s.Control == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("acquirer-sim exited before listening: %s", s.stderr.String())
-			}
-			if a, ok := strings.CutPrefix(l, "listening on "); ok {
-				s.Addr = a
-			}
-			if a, ok := strings.CutPrefix(l, "control on "); ok {
-				s.Control = a
-			}
-		case <-deadline:
-			t.Fatalf("acquirer-sim did not print its addresses: %s", s.stderr.String())
-		}
-	}
-	return s
+	return termtest.StartAcquirer(t, extra...)
 }
 
-// GetLedger reads the host's ledger through the control API.
-func (s *acqSim) GetLedger(t testing.TB) hostsim.Ledger {
-	t.Helper()
-	resp, err := http.Get("http://" + s.Control + "/ledger")
-	if err != nil {
-		t.Fatalf("GET /ledger: %v; acquirer-sim: %s", err, s.state())
-	}
-	defer resp.Body.Close()
-	var l hostsim.Ledger
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
-		t.Fatalf("GET /ledger: %v", err)
-	}
-	return l
-}
-
-// state describes the simulator process for failure messages.
-func (s *acqSim) state() string {
-	select {
-	case <-s.done:
-		return fmt.Sprintf("exited (%v); stderr tail:\n%s", s.cmd.ProcessState, tail(s.stderr.String(), 3000))
-	default:
-		return "running"
-	}
-}
-
-func tail(s string, n int) string { return s[max(0, len(s)-n):] }
-
-// PostFaults replaces the host's faults through the control API.
-func (s *acqSim) PostFaults(t testing.TB, f hostsim.Faults) {
-	t.Helper()
-	b, err := json.Marshal(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post("http://"+s.Control+"/faults", "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("POST /faults: %v; acquirer-sim: %s", err, s.state())
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("POST /faults %s: %s %s", b, resp.Status, body)
-	}
-}
-
-// screenStream splits the console stream into screens: each starts with
-// ESC[2J ESC[H. The last one may still be growing.
-type screenStream struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	raw     []byte
-	screens []string
-	eof     bool
-}
-
-const clearHomeSeq = "\x1b[2J\x1b[H"
-
-func newScreenStream() *screenStream {
-	s := &screenStream{}
-	s.cond = sync.NewCond(&s.mu)
-	return s
-}
-
-// feed copies r into the stream until EOF.
-func (s *screenStream) feed(r io.Reader) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Read(buf)
-		s.mu.Lock()
-		s.raw = append(s.raw, buf[:n]...)
-		s.split()
-		if err != nil {
-			s.eof = true
-		}
-		s.cond.Broadcast()
-		s.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-// split moves every complete screen out of raw; the one in progress stays
-// as the last element of screens.
-func (s *screenStream) split() {
-	for {
-		i := bytes.Index(s.raw, []byte(clearHomeSeq))
-		if i < 0 {
-			break
-		}
-		if i > 0 && len(s.screens) > 0 {
-			s.screens[len(s.screens)-1] += string(s.raw[:i])
-		}
-		s.screens = append(s.screens, "")
-		s.raw = s.raw[i+len(clearHomeSeq):]
-	}
-	// Keep a possible partial escape sequence in raw; the rest belongs to
-	// the current screen.
-	keep := 0
-	for k := len(clearHomeSeq) - 1; k > 0; k-- {
-		if bytes.HasSuffix(s.raw, []byte(clearHomeSeq[:k])) {
-			keep = k
-			break
-		}
-	}
-	if len(s.screens) > 0 && len(s.raw) > keep {
-		s.screens[len(s.screens)-1] += string(s.raw[:len(s.raw)-keep])
-		s.raw = s.raw[len(s.raw)-keep:]
-	}
-}
-
-func (s *screenStream) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.screens)
-}
-
-// tail returns the last n screens, one line each, for failure messages.
-func (s *screenStream) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	from := max(0, len(s.screens)-n)
-	var b strings.Builder
-	for i := from; i < len(s.screens); i++ {
-		fmt.Fprintf(&b, "  #%d | %s\n", i, strings.ReplaceAll(s.screens[i], "\r\n", " | "))
-	}
-	return b.String()
-}
+func tail(s string, n int) string { return termtest.Tail(s, n) }
 
 // Term is one terminal under test: data_dir, config, the daemon process
 // and its console, card reader pty and printer file.
@@ -536,10 +295,10 @@ func (h *Term) Start() {
 	if err := cmd.Start(); err != nil {
 		h.t.Fatalf("start posagentd: %v", err)
 	}
-	h.cmd, h.stdin, h.scr, h.mark = cmd, stdin, newScreenStream(), 0
+	h.cmd, h.stdin, h.scr, h.mark = cmd, stdin, termtest.NewScreens(), 0
 	h.done = make(chan struct{})
 	go func(s *screenStream, done chan struct{}) {
-		s.feed(stdout)
+		s.Feed(stdout)
 		err := cmd.Wait()
 		h.exitSt = 0
 		var ee *exec.ExitError
@@ -611,7 +370,7 @@ func (h *Term) Logs() string {
 // Keys types on the keypad: digits, "\r" Enter, "x" Cancel, "\x7f" Clear.
 func (h *Term) Keys(s string) {
 	h.t.Helper()
-	h.mark = h.scr.count()
+	h.mark = h.scr.Count()
 	if h.keypad != nil {
 		if err := h.keypad(s); err != nil {
 			h.t.Fatalf("keys %q: %v", s, err)
@@ -626,7 +385,7 @@ func (h *Term) Keys(s string) {
 // Swipe writes one track-2 line to the card reader pty, as a reader does.
 func (h *Term) Swipe(track2 string) {
 	h.t.Helper()
-	h.mark = h.scr.count()
+	h.mark = h.scr.Count()
 	if _, err := io.WriteString(h.ptyMaster, track2+"\r\n"); err != nil {
 		h.t.Fatalf("swipe: %v", err)
 	}
@@ -639,7 +398,7 @@ func (h *Term) WaitScreen(word string, timeout time.Duration) string {
 	h.t.Helper()
 	s, ok := h.waitAny([]string{word}, timeout)
 	if !ok {
-		h.t.Fatalf("timeout after %v waiting for a screen with %q; last screens:\n%s", timeout, word, h.scr.tail(8))
+		h.t.Fatalf("timeout after %v waiting for a screen with %q; last screens:\n%s", timeout, word, h.scr.Tail(8))
 	}
 	return s
 }
@@ -650,7 +409,7 @@ func (h *Term) WaitAny(timeout time.Duration, words ...string) (string, string) 
 	h.t.Helper()
 	s, ok := h.waitAny(words, timeout)
 	if !ok {
-		h.t.Fatalf("timeout after %v waiting for a screen with one of %q; last screens:\n%s", timeout, words, h.scr.tail(8))
+		h.t.Fatalf("timeout after %v waiting for a screen with one of %q; last screens:\n%s", timeout, words, h.scr.Tail(8))
 	}
 	for _, w := range words {
 		if strings.Contains(s, w) {
@@ -661,14 +420,7 @@ func (h *Term) WaitAny(timeout time.Duration, words ...string) (string, string) 
 }
 
 func (h *Term) waitAny(words []string, timeout time.Duration) (string, bool) {
-	return h.waitPred(func(screen string) bool {
-		for _, w := range words {
-			if strings.Contains(screen, w) {
-				return true
-			}
-		}
-		return false
-	}, timeout)
+	return h.waitPred(termtest.ContainsAny(words...), timeout)
 }
 
 // waitFor waits until the latest screen since the last input satisfies
@@ -677,37 +429,17 @@ func (h *Term) waitFor(ok func(screen string) bool) string {
 	h.t.Helper()
 	s, found := h.waitPred(ok, waitTimeout)
 	if !found {
-		h.t.Fatalf("timeout after %v waiting for a screen; last screens:\n%s", waitTimeout, h.scr.tail(8))
+		h.t.Fatalf("timeout after %v waiting for a screen; last screens:\n%s", waitTimeout, h.scr.Tail(8))
 	}
 	return s
 }
 
 func (h *Term) waitPred(ok func(screen string) bool, timeout time.Duration) (string, bool) {
-	s := h.scr
-	deadline := time.Now().Add(timeout)
-	timer := time.AfterFunc(timeout, func() {
-		s.mu.Lock()
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	})
-	defer timer.Stop()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for {
-		if n := len(s.screens); n > 0 && n-1 >= h.mark {
-			if last := s.screens[n-1]; ok(last) {
-				return last, true
-			}
-		}
-		if s.eof || !time.Now().Before(deadline) {
-			return "", false
-		}
-		s.cond.Wait()
-	}
+	return h.scr.WaitLatest(h.mark, ok, timeout)
 }
 
 // Ledger is the host's ledger; Terminal is this terminal's part of it.
-func (h *Term) Ledger() hostsim.Ledger { h.t.Helper(); return h.Sim.GetLedger(h.t) }
+func (h *Term) Ledger() hostsim.Ledger { h.t.Helper(); return h.Sim.Ledger(h.t) }
 
 func (h *Term) HostTerminal() *hostsim.Terminal {
 	h.t.Helper()
@@ -737,7 +469,7 @@ func (h *Term) checkNoClearPAN() {
 	h.t.Helper()
 	sources := map[string]string{
 		"posagentd stderr":    h.Logs(),
-		"acquirer-sim stderr": h.Sim.stderr.String(),
+		"acquirer-sim stderr": h.Sim.Stderr.String(),
 		"printer file":        h.PrinterText(),
 	}
 	filepath.Walk(h.DataDir, func(path string, fi os.FileInfo, err error) error {
@@ -802,7 +534,7 @@ func (h *Term) startSale() {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("sale still BUSY after %v; last screens:\n%s", waitTimeout, h.scr.tail(8))
+			h.t.Fatalf("sale still BUSY after %v; last screens:\n%s", waitTimeout, h.scr.Tail(8))
 		}
 		h.Keys("\r")
 		time.Sleep(100 * time.Millisecond) // let the reversal finish, then try again

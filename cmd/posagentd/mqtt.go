@@ -80,6 +80,11 @@ type remoteLink struct {
 	devKey ed25519.PrivateKey
 	client mqtt.Client
 	keys   atomic.Pointer[remote.Keyring]
+	// subscribed: the cmd subscription of this connection is in place.
+	// Nothing is published before it, so HQ never sees the terminal
+	// online while a command it sends in answer would find no
+	// subscription (a fresh session) and be dropped by the broker.
+	subscribed atomic.Bool
 
 	incoming chan mqtt.Message // paho's router -> the command goroutine
 	room     chan struct{}     // the event loop freed an inbox slot
@@ -154,6 +159,7 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 		SetOnConnectHandler(r.onConnect).
 		SetCustomOpenConnectionFn(r.dial).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			r.subscribed.Store(false)
 			r.log.Warn("broker connection lost", slog.String("err", err.Error()))
 			select {
 			case r.lost <- struct{}{}:
@@ -262,6 +268,7 @@ func (r *remoteLink) close(status []byte) {
 
 func (r *remoteLink) onConnect(c mqtt.Client) {
 	r.log.Info("broker connected")
+	r.subscribed.Store(false)
 	// Subscribe on every connect; never wait on a token inside a paho
 	// callback.
 	go func() {
@@ -269,6 +276,7 @@ func (r *remoteLink) onConnect(c mqtt.Client) {
 		if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 			r.log.Error("subscribe", slog.Any("err", t.Error()))
 		}
+		r.subscribed.Store(true)
 		r.statusMu.Lock()
 		st := r.status
 		r.statusMu.Unlock()
@@ -586,7 +594,7 @@ func (r *remoteLink) flusher() {
 		case <-r.kick:
 		case <-t.C:
 		}
-		if r.client.IsConnectionOpen() {
+		if r.client.IsConnectionOpen() && r.subscribed.Load() {
 			r.publishStatus()
 			r.flushOnce(10 * time.Second)
 		}

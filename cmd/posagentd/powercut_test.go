@@ -393,7 +393,7 @@ func TestPowerCut(t *testing.T) {
 	if checked == 0 {
 		t.Error("no approved transaction to check: the test drove nothing")
 	}
-	if strings.Contains(sim.stderr.String(), "duplicate STAN") {
+	if strings.Contains(sim.Stderr.String(), "duplicate STAN") {
 		t.Error("the host saw a STAN used twice in a batch")
 	}
 

@@ -29,6 +29,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posagent/posagent/internal/mosquittotest"
+	"github.com/posagent/posagent/internal/termtest"
 	"github.com/posagent/posagent/iso8583/hostsim"
 	"github.com/posagent/posagent/terminal/remote"
 )
@@ -95,8 +96,7 @@ func startRemoteHost(t testing.TB) *remoteHost {
 	srv := &http.Server{Handler: h.host.ControlHandler()}
 	go srv.Serve(ctl)
 	t.Cleanup(func() { srv.Close(); h.host.Close() })
-	// done stays open: the host runs as long as the test.
-	h.acqSim = &acqSim{Addr: h.ln.Addr().String(), Control: ctl.Addr().String(), stderr: logs, done: make(chan struct{})}
+	h.acqSim = termtest.InProcessAcquirer(h.ln.Addr().String(), ctl.Addr().String(), logs)
 	return h
 }
 
@@ -531,7 +531,7 @@ func (r *rterm) waitExitCode(timeout time.Duration) int {
 	case <-r.done:
 		return r.exitSt
 	case <-time.After(timeout):
-		r.t.Fatalf("posagentd still running after %v; last screens:\n%s\nlog tail:\n%s", timeout, r.scr.tail(5), tail(r.lastLog(), 3000))
+		r.t.Fatalf("posagentd still running after %v; last screens:\n%s\nlog tail:\n%s", timeout, r.scr.Tail(5), tail(r.lastLog(), 3000))
 		return -1
 	}
 }

@@ -232,7 +232,7 @@ func (r *rterm) waitExitOrUnactivated(timeout time.Duration) int {
 			return stillUnactivated
 		}
 	}
-	r.t.Fatalf("posagentd neither exited nor showed NOT ACTIVATED after %v; last screens:\n%s\nlog tail:\n%s", timeout, r.scr.tail(5), tail(r.lastLog(), 3000))
+	r.t.Fatalf("posagentd neither exited nor showed NOT ACTIVATED after %v; last screens:\n%s\nlog tail:\n%s", timeout, r.scr.Tail(5), tail(r.lastLog(), 3000))
 	return -1
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/posagent/posagent/hal"
 	"github.com/posagent/posagent/storage"
+	"github.com/posagent/posagent/storage/termstore"
 	"github.com/posagent/posagent/terminal"
 	"github.com/posagent/posagent/terminal/remote"
 )
@@ -199,6 +200,12 @@ func remoteCommand(cmd remote.Command, sum [32]byte) (terminal.RemoteCommand, er
 			return rc, fmt.Errorf("unbind args: %w", err)
 		}
 		rc.Unsettled, rc.Reason = a.Unsettled, a.Reason
+	case remote.TypeUpdate:
+		a, err := cmd.Update()
+		if err != nil {
+			return rc, fmt.Errorf("update args: %w", err)
+		}
+		rc.Update = &terminal.UpdateCmd{URL: a.URL, SHA256: a.SHA256, Size: a.Size, Version: a.Version, When: a.When}
 	case remote.TypeProvision:
 		a, err := cmd.Provision()
 		if err != nil {
@@ -250,7 +257,7 @@ func (d *daemon) sendAck(a terminal.SendAck) error {
 		rec = &commandRecord{sum: a.PayloadHash, expires: d.expiry[a.CmdID]}
 		delete(d.expiry, a.CmdID)
 	}
-	return d.writeAck(remote.Ack{CmdID: a.CmdID, State: a.State, Reason: a.Reason, Result: a.Result}, rec,
+	err := d.writeAck(remote.Ack{CmdID: a.CmdID, State: a.State, Reason: a.Reason, Result: a.Result}, rec,
 		func(tx *storage.IdentityTx) error {
 			if a.SetIntent != nil {
 				b, err := json.Marshal(a.SetIntent)
@@ -261,11 +268,25 @@ func (d *daemon) sendAck(a terminal.SendAck) error {
 					return err
 				}
 			}
+			if a.SetUpdate != nil {
+				if err := termstore.PutUpdateTx(tx, a.SetUpdate); err != nil {
+					return err
+				}
+			}
+			if a.ClearUpdate {
+				if err := termstore.PutUpdateTx(tx, nil); err != nil {
+					return err
+				}
+			}
 			if a.ClearIntent {
 				return tx.ClearIntent()
 			}
 			return nil
 		})
+	if err == nil && a.ClearUpdate && d.upd != nil {
+		d.upd.dl.Remove() // the update ended: its bundle goes
+	}
+	return err
 }
 
 // writeAck signs an ack with the device key and writes it to the outbox
@@ -396,7 +417,7 @@ func (d *daemon) sealUnsettledParts(obj json.RawMessage, of string, now time.Tim
 // statusPayload is the retained status JSON of spec/remote.md.
 func (d *daemon) statusPayload(s terminal.Status, online bool) []byte {
 	st := remote.Status{Serial: d.id.Serial, Online: online, State: s.State.String(), TID: s.TID,
-		BatchCount: s.BatchCount, BatchAmount: int64(s.BatchAmount), Version: version, At: d.clock.Now().UTC(),
+		BatchCount: s.BatchCount, BatchAmount: int64(s.BatchAmount), Version: d.cfg.runningVersion(), At: d.clock.Now().UTC(),
 		Clock: "unsynced", PendingReversal: s.PendingReversal}
 	if s.ClockTrusted {
 		st.Clock = "synced"

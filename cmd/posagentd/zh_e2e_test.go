@@ -32,9 +32,7 @@ import (
 
 // Screens returns every screen shown so far (since the last Start).
 func (h *Term) Screens() []string {
-	h.scr.mu.Lock()
-	defer h.scr.mu.Unlock()
-	return append([]string(nil), h.scr.screens...)
+	return h.scr.All()
 }
 
 // latinWord is a token of a screen with a Latin letter in it.
@@ -214,7 +212,7 @@ func TestE2EEvdevKeypad(t *testing.T) {
 		t.Errorf("%d 'keypad unavailable' log lines, want 1:\n%s", n, h.Logs())
 	}
 
-	h.mark = h.scr.count() // the screens from here on
+	h.mark = h.scr.Count() // the screens from here on
 	if err := mkfifo(event); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +286,7 @@ func TestE2EPaperOutZhCN(t *testing.T) {
 	h.Keys("\r")
 	h.WaitScreen("交易管理", waitTimeout)
 
-	h.mark = h.scr.count() // the screens from here on
+	h.mark = h.scr.Count() // the screens from here on
 	paper.set(true)
 	h.waitFor(func(s string) bool { return strings.Contains(s, "交易管理") && !strings.Contains(s, "缺纸") })
 	out := prn.waitFor(t, "*** 重打印凭证 ***")

@@ -1,52 +1,17 @@
 package reboot
 
 import (
-	"bufio"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/posagent/posagent/hal"
+	"github.com/posagent/posagent/internal/dbustest"
 )
 
-// privateBus starts a dbus-daemon of its own (session configuration, a
-// socket in a temp dir) and returns its address; it stops with the test.
-func privateBus(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		t.Fatal("dbus-daemon not found: install dbus (build/install-tools.sh)")
-	}
-	sock := filepath.Join(t.TempDir(), "bus")
-	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
-		"--address=unix:path="+sock)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("dbus-daemon: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		addr <- strings.TrimSpace(line)
-	}()
-	select {
-	case a := <-addr:
-		if a == "" {
-			t.Fatal("dbus-daemon printed no address")
-		}
-		return a
-	case <-time.After(10 * time.Second):
-		t.Fatal("dbus-daemon did not start")
-	}
-	return ""
-}
+func privateBus(t *testing.T) string { t.Helper(); return dbustest.PrivateBus(t) }
 
 // mockLogind owns org.freedesktop.login1 on the bus and exports the one
 // Manager method the agent calls.

@@ -307,7 +307,7 @@ func (p *Printer) write(dev Device, b []byte) error {
 
 // paperStatus asks the paper sensor (DLE EOT 4). No answer within
 // StatusTimeout is PrinterUnknown; an answer that is not a status byte is
-// logged once and taken as unknown.
+// logged once and is PrinterUnreadable.
 func (p *Printer) paperStatus(dev Device) hal.PrinterStatus {
 	var buf [16]byte
 	// A late answer to an earlier request would be read as this one's.
@@ -337,7 +337,7 @@ func (p *Printer) paperStatus(dev Device) hal.PrinterStatus {
 			p.log.Warn("printer answered DLE EOT 4 (paper sensor) with a byte that is not a status; printing without paper status",
 				slog.String("printer", p.name), slog.String("answer", fmt.Sprintf("%#02x", b)))
 		}
-		return hal.PrinterUnknown
+		return hal.PrinterUnreadable
 	}
 	if b&statusPaperEnd == statusPaperEnd {
 		return hal.PrinterPaperOut

@@ -269,7 +269,8 @@ func TestSilentPrinter(t *testing.T) {
 }
 
 // TestUnknownAnswer: an answer that is not a status byte gives one clear
-// log line (not one per receipt) and the receipts print.
+// log line (not one per receipt), the receipts print, and the status says
+// unreadable (the screen shows it: a paper end would go unnoticed).
 func TestUnknownAnswer(t *testing.T) {
 	f, open := newFake(t, func(int) []byte { return []byte{0xFF} })
 	log, logs := newLog()
@@ -286,6 +287,17 @@ func TestUnknownAnswer(t *testing.T) {
 	s := logs.String()
 	if strings.Count(s, "not a status") != 1 || !strings.Contains(s, "answer=0xff") || !strings.Contains(s, "printer=lp0") {
 		t.Errorf("want one line naming the answer and the printer:\n%s", s)
+	}
+	if st := p.Status(); st != hal.PrinterUnreadable {
+		t.Errorf("status %v, want %v", st, hal.PrinterUnreadable)
+	}
+	select {
+	case st := <-p.PrinterStatus():
+		if st != hal.PrinterUnreadable {
+			t.Errorf("status change %v, want %v", st, hal.PrinterUnreadable)
+		}
+	default:
+		t.Error("no status change reported")
 	}
 }
 

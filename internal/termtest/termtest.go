@@ -55,7 +55,9 @@ const TechPassword = "8888"
 var (
 	buildOnce sync.Once
 	buildErr  error
-	binDir    string
+	// BinDir holds the binaries built for this test binary; tests build
+	// their own variants (a fault-injecting posagentd, hqctl) beside them.
+	BinDir string
 	// ModuleRoot is the repository's root.
 	ModuleRoot string
 	// Binaries built for this test binary.
@@ -81,11 +83,11 @@ func Build(t testing.TB) {
 				return
 			}
 		}
-		if binDir, err = binaryDir(); err != nil {
+		if BinDir, err = binaryDir(); err != nil {
 			buildErr = err
 			return
 		}
-		Posagentd, AcquirerSim, HQD = filepath.Join(binDir, "posagentd"), filepath.Join(binDir, "acquirer-sim"), filepath.Join(binDir, "hqd")
+		Posagentd, AcquirerSim, HQD = filepath.Join(BinDir, "posagentd"), filepath.Join(BinDir, "acquirer-sim"), filepath.Join(BinDir, "hqd")
 		builds := []struct{ out, pkg string }{{AcquirerSim, "./cmd/acquirer-sim"}, {HQD, "./cmd/hqd"}}
 		// POSAGENT_TEST_DAEMON runs the tests with another posagentd (an
 		// ARM build under qemu-user, another version), as cmd/posagentd's
@@ -158,11 +160,12 @@ func Tail(s string, n int) string { return s[max(0, len(s)-n):] }
 
 // Acquirer is a running acquirer-sim.
 type Acquirer struct {
-	cmd     *exec.Cmd
-	Addr    string // ISO 8583 listener
-	Control string // HTTP control API
-	Stderr  *SyncBuffer
-	done    chan struct{}
+	cmd        *exec.Cmd
+	Addr       string // ISO 8583 listener
+	Control    string // HTTP control API
+	LedgerFile string // where it keeps its ledger
+	Stderr     *SyncBuffer
+	done       chan struct{}
 }
 
 // StartAcquirer starts acquirer-sim on loopback with its control API and
@@ -171,8 +174,8 @@ type Acquirer struct {
 func StartAcquirer(t testing.TB, extra ...string) *Acquirer {
 	t.Helper()
 	Build(t)
-	s := &Acquirer{Stderr: &SyncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", filepath.Join(t.TempDir(), "ledger.json"), "-v"}, extra...)
+	s := &Acquirer{LedgerFile: filepath.Join(t.TempDir(), "ledger.json"), Stderr: &SyncBuffer{}, done: make(chan struct{})}
+	args := append([]string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--ledger", s.LedgerFile, "-v"}, extra...)
 	s.cmd = exec.Command(AcquirerSim, args...)
 	s.cmd.Stderr = s.Stderr
 	out, err := s.cmd.StdoutPipe()
@@ -220,12 +223,19 @@ func StartAcquirer(t testing.TB, extra ...string) *Acquirer {
 	return s
 }
 
+// InProcessAcquirer is an Acquirer for a host served by the test process
+// itself (hostsim.Host with its control handler): it runs as long as the
+// test; logs is where the host logs.
+func InProcessAcquirer(addr, control string, logs *SyncBuffer) *Acquirer {
+	return &Acquirer{Addr: addr, Control: control, Stderr: logs, done: make(chan struct{})}
+}
+
 // Ledger reads the host's ledger through the control API.
 func (s *Acquirer) Ledger(t testing.TB) hostsim.Ledger {
 	t.Helper()
 	resp, err := http.Get("http://" + s.Control + "/ledger")
 	if err != nil {
-		t.Fatalf("GET /ledger: %v", err)
+		t.Fatalf("GET /ledger: %v; acquirer-sim: %s", err, s.State())
 	}
 	defer resp.Body.Close()
 	var l hostsim.Ledger
@@ -235,9 +245,37 @@ func (s *Acquirer) Ledger(t testing.TB) hostsim.Ledger {
 	return l
 }
 
-// screenStream splits the console stream into screens: each starts with
+// State describes the simulator process for failure messages.
+func (s *Acquirer) State() string {
+	select {
+	case <-s.done:
+		return fmt.Sprintf("exited (%v); stderr tail:\n%s", s.cmd.ProcessState, Tail(s.Stderr.String(), 3000))
+	default:
+		return "running"
+	}
+}
+
+// PostFaults replaces the host's faults through the control API.
+func (s *Acquirer) PostFaults(t testing.TB, f hostsim.Faults) {
+	t.Helper()
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+s.Control+"/faults", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("POST /faults: %v; acquirer-sim: %s", err, s.State())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /faults %s: %s %s", b, resp.Status, body)
+	}
+}
+
+// Screens splits a console stream into screens: each starts with
 // ESC[2J ESC[H. The last one may still be growing.
-type screenStream struct {
+type Screens struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	raw     []byte
@@ -247,13 +285,15 @@ type screenStream struct {
 
 const clearHomeSeq = "\x1b[2J\x1b[H"
 
-func newScreenStream() *screenStream {
-	s := &screenStream{}
+// NewScreens is an empty stream; Feed fills it.
+func NewScreens() *Screens {
+	s := &Screens{}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
 
-func (s *screenStream) feed(r io.Reader) {
+// Feed copies r into the stream until EOF.
+func (s *Screens) Feed(r io.Reader) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := r.Read(buf)
@@ -271,7 +311,9 @@ func (s *screenStream) feed(r io.Reader) {
 	}
 }
 
-func (s *screenStream) split() {
+// split moves every complete screen out of raw; the one in progress stays
+// as the last element of screens.
+func (s *Screens) split() {
 	for {
 		i := bytes.Index(s.raw, []byte(clearHomeSeq))
 		if i < 0 {
@@ -283,6 +325,8 @@ func (s *screenStream) split() {
 		s.screens = append(s.screens, "")
 		s.raw = s.raw[i+len(clearHomeSeq):]
 	}
+	// Keep a possible partial escape sequence in raw; the rest belongs to
+	// the current screen.
 	keep := 0
 	for k := len(clearHomeSeq) - 1; k > 0; k-- {
 		if bytes.HasSuffix(s.raw, []byte(clearHomeSeq[:k])) {
@@ -296,13 +340,22 @@ func (s *screenStream) split() {
 	}
 }
 
-func (s *screenStream) count() int {
+// Count is how many screens began so far.
+func (s *Screens) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.screens)
 }
 
-func (s *screenStream) tail(n int) string {
+// All is a copy of every screen so far.
+func (s *Screens) All() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.screens)
+}
+
+// Tail returns the last n screens, one line each, for failure messages.
+func (s *Screens) Tail(n int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
@@ -310,6 +363,43 @@ func (s *screenStream) tail(n int) string {
 		fmt.Fprintf(&b, "  #%d | %s\n", i, strings.ReplaceAll(s.screens[i], "\r\n", " | "))
 	}
 	return b.String()
+}
+
+// WaitLatest waits until the latest screen, numbered from or later,
+// satisfies ok, and returns it; false when the stream ended or d passed.
+func (s *Screens) WaitLatest(from int, ok func(screen string) bool, d time.Duration) (string, bool) {
+	deadline := time.Now().Add(d)
+	timer := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer timer.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if n := len(s.screens); n > 0 && n-1 >= from {
+			if last := s.screens[n-1]; ok(last) {
+				return last, true
+			}
+		}
+		if s.eof || !time.Now().Before(deadline) {
+			return "", false
+		}
+		s.cond.Wait()
+	}
+}
+
+// ContainsAny is a WaitLatest predicate: the screen holds one of words.
+func ContainsAny(words ...string) func(string) bool {
+	return func(screen string) bool {
+		for _, w := range words {
+			if strings.Contains(screen, w) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // TermOptions shape a remote test terminal.
@@ -343,7 +433,7 @@ type Term struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	scr    *screenStream
+	scr    *Screens
 	mark   int
 	done   chan struct{}
 	exitSt int
@@ -477,13 +567,13 @@ func (h *Term) Start() {
 	if err := cmd.Start(); err != nil {
 		h.t.Fatalf("start posagentd: %v", err)
 	}
-	scr, done := newScreenStream(), make(chan struct{})
+	scr, done := NewScreens(), make(chan struct{})
 	h.mu.Lock()
 	h.logs = append(h.logs, logs)
 	h.cmd, h.stdin, h.scr, h.mark, h.done = cmd, stdin, scr, 0, done
 	h.mu.Unlock()
 	go func() {
-		scr.feed(stdout)
+		scr.Feed(stdout)
 		err := cmd.Wait()
 		code := 0
 		var ee *exec.ExitError
@@ -520,7 +610,7 @@ func (h *Term) WaitExit(d time.Duration) int {
 	case <-time.After(d):
 		_ = h.cmd.Process.Kill()
 		<-h.done
-		h.t.Fatalf("posagentd %s still running after %v; last screens:\n%s\nlog tail:\n%s", h.Serial, d, h.scr.tail(6), Tail(h.lastLog(), 3000))
+		h.t.Fatalf("posagentd %s still running after %v; last screens:\n%s\nlog tail:\n%s", h.Serial, d, h.scr.Tail(6), Tail(h.lastLog(), 3000))
 		return -1
 	}
 }
@@ -548,7 +638,7 @@ func (h *Term) Logs() string {
 // Keys types on the keypad: digits, "\r" Enter, "x" Cancel.
 func (h *Term) Keys(s string) {
 	h.t.Helper()
-	h.mark = h.scr.count()
+	h.mark = h.scr.Count()
 	if _, err := io.WriteString(h.stdin, s); err != nil {
 		h.t.Fatalf("keys %q: %v", s, err)
 	}
@@ -557,7 +647,7 @@ func (h *Term) Keys(s string) {
 // Swipe writes one track-2 line to the card reader pty.
 func (h *Term) Swipe(track2 string) {
 	h.t.Helper()
-	h.mark = h.scr.count()
+	h.mark = h.scr.Count()
 	if _, err := io.WriteString(h.ptyMaster, track2+"\r\n"); err != nil {
 		h.t.Fatalf("swipe: %v", err)
 	}
@@ -569,7 +659,7 @@ func (h *Term) WaitScreen(word string, d time.Duration) string {
 	h.t.Helper()
 	s, ok := h.waitAny([]string{word}, d)
 	if !ok {
-		h.t.Fatalf("%s: no screen with %q within %v; last screens:\n%s\nlog tail:\n%s", h.Serial, word, d, h.scr.tail(8), Tail(h.lastLog(), 2000))
+		h.t.Fatalf("%s: no screen with %q within %v; last screens:\n%s\nlog tail:\n%s", h.Serial, word, d, h.scr.Tail(8), Tail(h.lastLog(), 2000))
 	}
 	return s
 }
@@ -580,7 +670,7 @@ func (h *Term) WaitAny(d time.Duration, words ...string) (string, string) {
 	h.t.Helper()
 	s, ok := h.waitAny(words, d)
 	if !ok {
-		h.t.Fatalf("%s: no screen with one of %q within %v; last screens:\n%s", h.Serial, words, d, h.scr.tail(8))
+		h.t.Fatalf("%s: no screen with one of %q within %v; last screens:\n%s", h.Serial, words, d, h.scr.Tail(8))
 	}
 	for _, w := range words {
 		if strings.Contains(s, w) {
@@ -591,29 +681,7 @@ func (h *Term) WaitAny(d time.Duration, words ...string) (string, string) {
 }
 
 func (h *Term) waitAny(words []string, d time.Duration) (string, bool) {
-	s := h.scr
-	deadline := time.Now().Add(d)
-	timer := time.AfterFunc(d, func() {
-		s.mu.Lock()
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	})
-	defer timer.Stop()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for {
-		if n := len(s.screens); n > 0 && n-1 >= h.mark {
-			for _, w := range words {
-				if strings.Contains(s.screens[n-1], w) {
-					return s.screens[n-1], true
-				}
-			}
-		}
-		if s.eof || !time.Now().Before(deadline) {
-			return "", false
-		}
-		s.cond.Wait()
-	}
+	return h.scr.WaitLatest(h.mark, ContainsAny(words...), d)
 }
 
 // Activate types an activation code as a technician does (1 ACTIVATE,

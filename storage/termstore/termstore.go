@@ -23,6 +23,9 @@ const (
 	kvTampered    = "tampered"     // "1" while the tamper flag is set
 	kvTIDCounters = "tid_counters" // JSON map terminal.TIDKey -> counters
 	kvTimeFloor   = "time_floor"   // RFC 3339, the latest trusted time
+	// KVUpdate is the update intent (JSON terminal.UpdateIntent); the
+	// daemon writes it with an ack through PutUpdateTx.
+	KVUpdate = "update_intent"
 )
 
 // Store is the open pair of stores. Not safe for concurrent use except
@@ -100,6 +103,34 @@ func (s *Store) intent() (*terminal.UnbindIntent, error) {
 	return iv, nil
 }
 
+func (s *Store) update() (*terminal.UpdateIntent, error) {
+	raw, ok, err := s.ident.Get(KVUpdate)
+	if err != nil || !ok {
+		return nil, err
+	}
+	u := new(terminal.UpdateIntent)
+	if err := json.Unmarshal(raw, u); err != nil {
+		return nil, fmt.Errorf("update intent: %w", err)
+	}
+	if !u.Stage.Valid() {
+		return nil, fmt.Errorf("update intent %s: stage %q: %w", u.CmdID, u.Stage, storage.ErrCorrupt)
+	}
+	return u, nil
+}
+
+// PutUpdateTx writes the update intent in tx (nil removes it): the
+// daemon's ack transaction and the adapter's ops share it.
+func PutUpdateTx(tx *storage.IdentityTx, u *terminal.UpdateIntent) error {
+	if u == nil {
+		return tx.Put(KVUpdate, nil)
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return tx.Put(KVUpdate, b)
+}
+
 // Load reads the facts of both stores. The lifecycle is the core's
 // decision (terminal.Resolve), not the store's.
 func (s *Store) Load() (terminal.State, error) {
@@ -127,6 +158,9 @@ func (s *Store) Load() (terminal.State, error) {
 		return st, err
 	}
 	if st.Intent, err = s.intent(); err != nil {
+		return st, err
+	}
+	if st.Update, err = s.update(); err != nil {
 		return st, err
 	}
 	if raw, ok, err := s.ident.Get(kvTIDCounters); err != nil {
@@ -296,6 +330,10 @@ func (s *Store) applyIdentity(ops []terminal.Op) error {
 				}
 			case terminal.ClearIntentOp:
 				err = tx.ClearIntent()
+			case terminal.PutUpdate:
+				err = PutUpdateTx(tx, &op.Intent)
+			case terminal.ClearUpdateOp:
+				err = PutUpdateTx(tx, nil)
 			case terminal.SetTampered:
 				var v []byte
 				if op.On {

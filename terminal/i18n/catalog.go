@@ -50,35 +50,36 @@ const (
 	PwdChanged     // PWD CHANGED
 
 	// Results.
-	Approved      // APPROVED
-	Declined      // DECLINED
-	Error         // ERROR
-	VoucherLabel  // VOUCHER (before a voucher number)
-	AuthLabel     // AUTH
-	BatchLabel    // BATCH
-	TIDLabel      // TID
-	MIDLabel      // MID
-	Busy          // BUSY
-	NoConnection  // NO CONNECTION
-	NoResponse    // NO RESPONSE
-	BadResponse   // BAD RESPONSE
-	NoAnswer      // NO ANSWER
-	MACError      // MAC ERROR
-	KeyError      // KEY ERROR
-	StorageFault  // STORAGE FAULT
-	CallService   // CALL SERVICE
-	PaperOut      // PAPER OUT
-	PrinterFault  // PRINTER FAULT
-	Printing      // PRINTING
-	Cancelled     // CANCELLED
-	PleaseWait    // PLEASE WAIT
-	CancelToStop  // CANCEL TO STOP
-	EnterToAccept // ENTER TO CONFIRM
-	DiskFull      // DISK FULL
-	SettleCall    // SETTLE, CALL SERVICE
-	SignInWith    // "SIGN IN %s": a sign-in before the message failed (a format: use Lang.F)
-	KeypadMissing // NO KEYPAD
-	DisplayFault  // DISPLAY FAULT
+	Approved        // APPROVED
+	Declined        // DECLINED
+	Error           // ERROR
+	VoucherLabel    // VOUCHER (before a voucher number)
+	AuthLabel       // AUTH
+	BatchLabel      // BATCH
+	TIDLabel        // TID
+	MIDLabel        // MID
+	Busy            // BUSY
+	NoConnection    // NO CONNECTION
+	NoResponse      // NO RESPONSE
+	BadResponse     // BAD RESPONSE
+	NoAnswer        // NO ANSWER
+	MACError        // MAC ERROR
+	KeyError        // KEY ERROR
+	StorageFault    // STORAGE FAULT
+	CallService     // CALL SERVICE
+	PaperOut        // PAPER OUT
+	PrinterFault    // PRINTER FAULT
+	PrinterNoStatus // PRINTER STATUS?: the printer's answer to the paper sensor request is not a status
+	Printing        // PRINTING
+	Cancelled       // CANCELLED
+	PleaseWait      // PLEASE WAIT
+	CancelToStop    // CANCEL TO STOP
+	EnterToAccept   // ENTER TO CONFIRM
+	DiskFull        // DISK FULL
+	SettleCall      // SETTLE, CALL SERVICE
+	SignInWith      // "SIGN IN %s": a sign-in before the message failed (a format: use Lang.F)
+	KeypadMissing   // NO KEYPAD
+	DisplayFault    // DISPLAY FAULT
 
 	// The storage hold (terminal/disk.go).
 	StorageFull       // STORAGE FULL
@@ -142,6 +143,7 @@ const (
 	RetryAt         // "RETRY %s": the next attempt at a time of day (a format)
 	Unbound         // UNBOUND
 	Rebooting       // REBOOTING
+	Installing      // INSTALLING (an update into the other slot)
 	ActivationCode  // ACTIVATION CODE
 	WaitingForHQ    // WAITING FOR HQ
 	NoAnswerFromHQ  // NO ANSWER FROM HQ
@@ -218,35 +220,36 @@ var tables = [numLangs][numMsgs]string{
 		Saving:         "SAVING",
 		PwdChanged:     "PWD CHANGED",
 
-		Approved:      "APPROVED",
-		Declined:      "DECLINED",
-		Error:         "ERROR",
-		VoucherLabel:  "VOUCHER",
-		AuthLabel:     "AUTH",
-		BatchLabel:    "BATCH",
-		TIDLabel:      "TID",
-		MIDLabel:      "MID",
-		Busy:          "BUSY",
-		NoConnection:  "NO CONNECTION",
-		NoResponse:    "NO RESPONSE",
-		BadResponse:   "BAD RESPONSE",
-		NoAnswer:      "NO ANSWER",
-		MACError:      "MAC ERROR",
-		KeyError:      "KEY ERROR",
-		StorageFault:  "STORAGE FAULT",
-		CallService:   "CALL SERVICE",
-		PaperOut:      "PAPER OUT",
-		PrinterFault:  "PRINTER FAULT",
-		Printing:      "PRINTING",
-		Cancelled:     "CANCELLED",
-		PleaseWait:    "PLEASE WAIT",
-		CancelToStop:  "CANCEL TO STOP",
-		EnterToAccept: "ENTER TO CONFIRM",
-		DiskFull:      "DISK FULL",
-		SettleCall:    "SETTLE, CALL SERVICE",
-		SignInWith:    "SIGN IN %s",
-		KeypadMissing: "NO KEYPAD",
-		DisplayFault:  "DISPLAY FAULT",
+		Approved:        "APPROVED",
+		Declined:        "DECLINED",
+		Error:           "ERROR",
+		VoucherLabel:    "VOUCHER",
+		AuthLabel:       "AUTH",
+		BatchLabel:      "BATCH",
+		TIDLabel:        "TID",
+		MIDLabel:        "MID",
+		Busy:            "BUSY",
+		NoConnection:    "NO CONNECTION",
+		NoResponse:      "NO RESPONSE",
+		BadResponse:     "BAD RESPONSE",
+		NoAnswer:        "NO ANSWER",
+		MACError:        "MAC ERROR",
+		KeyError:        "KEY ERROR",
+		StorageFault:    "STORAGE FAULT",
+		CallService:     "CALL SERVICE",
+		PaperOut:        "PAPER OUT",
+		PrinterFault:    "PRINTER FAULT",
+		PrinterNoStatus: "PRINTER STATUS?",
+		Printing:        "PRINTING",
+		Cancelled:       "CANCELLED",
+		PleaseWait:      "PLEASE WAIT",
+		CancelToStop:    "CANCEL TO STOP",
+		EnterToAccept:   "ENTER TO CONFIRM",
+		DiskFull:        "DISK FULL",
+		SettleCall:      "SETTLE, CALL SERVICE",
+		SignInWith:      "SIGN IN %s",
+		KeypadMissing:   "NO KEYPAD",
+		DisplayFault:    "DISPLAY FAULT",
 
 		StorageFull:       "STORAGE FULL",
 		ReversalWaiting:   "REVERSAL WAITING",
@@ -304,6 +307,7 @@ var tables = [numLangs][numMsgs]string{
 		RetryAt:         "RETRY %s",
 		Unbound:         "UNBOUND",
 		Rebooting:       "REBOOTING",
+		Installing:      "INSTALLING",
 		ActivationCode:  "ACTIVATION CODE",
 		WaitingForHQ:    "WAITING FOR HQ",
 		NoAnswerFromHQ:  "NO ANSWER FROM HQ",
@@ -377,35 +381,36 @@ var tables = [numLangs][numMsgs]string{
 		Saving:         "正在保存",
 		PwdChanged:     "密码已修改",
 
-		Approved:      "交易成功",
-		Declined:      "交易拒绝",
-		Error:         "错误",
-		VoucherLabel:  "凭证号",
-		AuthLabel:     "授权码",
-		BatchLabel:    "批次号",
-		TIDLabel:      "终端编号",
-		MIDLabel:      "商户编号",
-		Busy:          "终端忙",
-		NoConnection:  "无法连接主机",
-		NoResponse:    "主机无应答",
-		BadResponse:   "应答报文错误",
-		NoAnswer:      "无应答",
-		MACError:      "MAC校验错",
-		KeyError:      "密钥错误",
-		StorageFault:  "存储故障",
-		CallService:   "请联系客服",
-		PaperOut:      "缺纸",
-		PrinterFault:  "打印机故障",
-		Printing:      "正在打印",
-		Cancelled:     "已取消",
-		PleaseWait:    "请稍候",
-		CancelToStop:  "取消键停止",
-		EnterToAccept: "按确认键继续",
-		DiskFull:      "存储空间不足",
-		SettleCall:    "请结算并联系客服",
-		SignInWith:    "签到失败 %s",
-		KeypadMissing: "键盘未连接",
-		DisplayFault:  "显示屏故障",
+		Approved:        "交易成功",
+		Declined:        "交易拒绝",
+		Error:           "错误",
+		VoucherLabel:    "凭证号",
+		AuthLabel:       "授权码",
+		BatchLabel:      "批次号",
+		TIDLabel:        "终端编号",
+		MIDLabel:        "商户编号",
+		Busy:            "终端忙",
+		NoConnection:    "无法连接主机",
+		NoResponse:      "主机无应答",
+		BadResponse:     "应答报文错误",
+		NoAnswer:        "无应答",
+		MACError:        "MAC校验错",
+		KeyError:        "密钥错误",
+		StorageFault:    "存储故障",
+		CallService:     "请联系客服",
+		PaperOut:        "缺纸",
+		PrinterFault:    "打印机故障",
+		PrinterNoStatus: "打印机状态未知",
+		Printing:        "正在打印",
+		Cancelled:       "已取消",
+		PleaseWait:      "请稍候",
+		CancelToStop:    "取消键停止",
+		EnterToAccept:   "按确认键继续",
+		DiskFull:        "存储空间不足",
+		SettleCall:      "请结算并联系客服",
+		SignInWith:      "签到失败 %s",
+		KeypadMissing:   "键盘未连接",
+		DisplayFault:    "显示屏故障",
 
 		StorageFull:       "存储空间不足",
 		ReversalWaiting:   "冲正待发送",
@@ -463,6 +468,7 @@ var tables = [numLangs][numMsgs]string{
 		RetryAt:         "%s 重试",
 		Unbound:         "已解绑",
 		Rebooting:       "正在重启",
+		Installing:      "正在安装",
 		ActivationCode:  "激活码",
 		WaitingForHQ:    "等待总部响应",
 		NoAnswerFromHQ:  "总部无响应",

@@ -1,10 +1,12 @@
 package remote
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -217,6 +219,141 @@ func checkHostPort(addr string) error {
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
 		return errors.New("port not in 1-65535")
+	}
+	return nil
+}
+
+// Update args bounds.
+const (
+	// MaxBundleSize bounds an update bundle: a terminal's root filesystem
+	// slot is far smaller, and a size from a typo must not make a terminal
+	// fill its disk before the hash could tell.
+	MaxBundleSize int64 = 2 << 30
+	// MaxUpdateURL bounds the bundle URL, in bytes.
+	MaxUpdateURL = 2048
+	// MaxVersion bounds the version string, in bytes.
+	MaxVersion = 64
+)
+
+// UpdateWhen is when an update may install and reboot.
+type UpdateWhen string
+
+// Update timings (the "when" of update args).
+const (
+	// UpdateIdle: at the first idle moment (no exchange in flight, no
+	// pending reversal, nobody at the keypad); the default.
+	UpdateIdle UpdateWhen = "idle"
+	// UpdateAfterSettlement: at the first idle moment after the next
+	// settlement closed the batch that is open when the command arrives.
+	UpdateAfterSettlement UpdateWhen = "after-settlement"
+)
+
+// UpdateArgs are the args of an update command.
+type UpdateArgs struct {
+	URL     string     `json:"url"`     // https://…, no user info
+	SHA256  string     `json:"sha256"`  // 64 hex digits, lower case after parsing
+	Size    int64      `json:"size"`    // bytes, 1..MaxBundleSize
+	Version string     `json:"version"` // what the bundle boots: 1-64 of [A-Za-z0-9._+~-]
+	When    UpdateWhen `json:"when,omitempty"`
+}
+
+// ParseUpdateArgs decodes {"url","sha256","size","version"[,"when"]}:
+// every key but when is required, unknown keys are invalid. The URL must
+// be https with a host and no user info (a signed command is no place for
+// a password, and acks and logs repeat the URL); the hash is compared
+// case-insensitively and kept in lower case.
+func ParseUpdateArgs(raw json.RawMessage) (UpdateArgs, error) {
+	wrap := func(err error) (UpdateArgs, error) { return UpdateArgs{}, fmt.Errorf("update args: %w", err) }
+	m, err := argsObject(raw, "url", "sha256", "size", "version", "when")
+	if err != nil {
+		return wrap(err)
+	}
+	var a UpdateArgs
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"url", &a.URL}, {"sha256", &a.SHA256}, {"version", &a.Version}} {
+		if err := reqString(m, f.key, f.dst); err != nil {
+			return wrap(err)
+		}
+	}
+	var when string
+	if err := optString(m, "when", &when); err != nil {
+		return wrap(err)
+	}
+	switch a.When = UpdateWhen(when); {
+	case when == "":
+		if _, present := m["when"]; present {
+			return wrap(errors.New(`when "": want idle or after-settlement`))
+		}
+		a.When = UpdateIdle
+	case a.When != UpdateIdle && a.When != UpdateAfterSettlement:
+		return wrap(fmt.Errorf("when %q: want idle or after-settlement", when))
+	}
+	size, ok := m["size"]
+	if !ok {
+		return wrap(errors.New(`missing key "size"`))
+	}
+	if a.Size, err = strconv.ParseInt(string(bytes.TrimSpace(size)), 10, 64); err != nil || a.Size < 1 || a.Size > MaxBundleSize {
+		return wrap(fmt.Errorf("size %s: want an integer 1 to %d", size, MaxBundleSize))
+	}
+	if err := checkBundleURL(a.URL); err != nil {
+		return wrap(err)
+	}
+	if !isHex(a.SHA256, 64) {
+		return wrap(fmt.Errorf("sha256 %q: want 64 hex digits", a.SHA256))
+	}
+	a.SHA256 = strings.ToLower(a.SHA256)
+	if !ValidVersion(a.Version) {
+		return wrap(fmt.Errorf("version %q: want 1-%d of [A-Za-z0-9._+~-]", a.Version, MaxVersion))
+	}
+	return a, nil
+}
+
+// ValidVersion reports whether v is a version an update may name: 1-64
+// of [A-Za-z0-9._+~-] (semver, a git describe, a Debian version).
+func ValidVersion(v string) bool {
+	if v == "" || len(v) > MaxVersion {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._+~-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkBundleURL accepts an absolute https URL with a host, no user info
+// and no fragment, at most MaxUpdateURL bytes.
+func checkBundleURL(s string) error {
+	if len(s) > MaxUpdateURL {
+		return fmt.Errorf("url is %d bytes, max %d", len(s), MaxUpdateURL)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("url: %v", err)
+	}
+	switch {
+	case u.Scheme != "https":
+		return fmt.Errorf("url %q: want https", s)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("url %q: no host", s)
+	case u.User != nil:
+		return fmt.Errorf("url %q: user info is not allowed", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Errorf("url %q: a fragment is not allowed", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("url %q: port not in 1-65535", s)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] >= 0x7f {
+			return fmt.Errorf("url %q: control, space or non-ASCII byte", s)
+		}
 	}
 	return nil
 }

@@ -104,3 +104,75 @@ func TestParseProvisionArgs(t *testing.T) {
 		})
 	}
 }
+
+func TestParseUpdateArgs(t *testing.T) {
+	hash := strings.Repeat("ab", 32)
+	good := `"url":"https://updates.example.com/posagent-1.5.0.raucb","sha256":"` + hash + `","size":1048576,"version":"1.5.0"`
+	tests := []struct {
+		name string
+		raw  string
+		ok   bool
+		when UpdateWhen
+	}{
+		{"good", `{` + good + `}`, true, UpdateIdle},
+		{"when idle", `{` + good + `,"when":"idle"}`, true, UpdateIdle},
+		{"when after-settlement", `{` + good + `,"when":"after-settlement"}`, true, UpdateAfterSettlement},
+		{"upper-case hash", `{"url":"https://u.example.com:8443/b","sha256":"` + strings.ToUpper(hash) + `","size":1,"version":"1.5.0-rc1+g1a2b"}`, true, UpdateIdle},
+		{"max size", `{"url":"https://u/b","sha256":"` + hash + `","size":2147483648,"version":"2"}`, true, UpdateIdle},
+		{"when empty", `{` + good + `,"when":""}`, false, ""},
+		{"when other", `{` + good + `,"when":"now"}`, false, ""},
+		{"http", `{"url":"http://u.example.com/b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"ftp", `{"url":"ftp://u.example.com/b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"no host", `{"url":"https:///b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"relative", `{"url":"/b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"user info", `{"url":"https://me:pw@u.example.com/b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"fragment", `{"url":"https://u.example.com/b#x","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"space", `{"url":"https://u.example.com/a b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"port 0", `{"url":"https://u.example.com:0/b","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"url too long", `{"url":"https://u.example.com/` + strings.Repeat("a", MaxUpdateURL) + `","sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"size 0", `{"url":"https://u/b","sha256":"` + hash + `","size":0,"version":"1"}`, false, ""},
+		{"size negative", `{"url":"https://u/b","sha256":"` + hash + `","size":-5,"version":"1"}`, false, ""},
+		{"size too large", `{"url":"https://u/b","sha256":"` + hash + `","size":2147483649,"version":"1"}`, false, ""},
+		{"size fraction", `{"url":"https://u/b","sha256":"` + hash + `","size":1.5,"version":"1"}`, false, ""},
+		{"size string", `{"url":"https://u/b","sha256":"` + hash + `","size":"1","version":"1"}`, false, ""},
+		{"hash 63", `{"url":"https://u/b","sha256":"` + hash[1:] + `","size":1,"version":"1"}`, false, ""},
+		{"hash not hex", `{"url":"https://u/b","sha256":"` + strings.Repeat("zz", 32) + `","size":1,"version":"1"}`, false, ""},
+		{"version empty", `{"url":"https://u/b","sha256":"` + hash + `","size":1,"version":""}`, false, ""},
+		{"version space", `{"url":"https://u/b","sha256":"` + hash + `","size":1,"version":"1 0"}`, false, ""},
+		{"version 65", `{"url":"https://u/b","sha256":"` + hash + `","size":1,"version":"` + strings.Repeat("1", 65) + `"}`, false, ""},
+		{"no url", `{"sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"no sha256", `{"url":"https://u/b","size":1,"version":"1"}`, false, ""},
+		{"no size", `{"url":"https://u/b","sha256":"` + hash + `","version":"1"}`, false, ""},
+		{"no version", `{"url":"https://u/b","sha256":"` + hash + `","size":1}`, false, ""},
+		{"url null", `{"url":null,"sha256":"` + hash + `","size":1,"version":"1"}`, false, ""},
+		{"unknown key", `{` + good + `,"force":true}`, false, ""},
+		{"empty", `{}`, false, ""},
+		{"absent", ``, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := ParseUpdateArgs(json.RawMessage(tc.raw))
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok %v", err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if a.When != tc.when || a.SHA256 != strings.ToLower(a.SHA256) || a.Size < 1 {
+				t.Fatalf("args %+v, want when %q and a lower-case hash", a, tc.when)
+			}
+		})
+	}
+	// The type's place in the check table: known args, the active state.
+	if err := CheckArgs(TypeUpdate, json.RawMessage(`{`+good+`}`)); err != nil {
+		t.Fatalf("CheckArgs(update): %v", err)
+	}
+	for lc, want := range map[string]bool{"active": true, "unactivated": false, "unbinding": false, "tampered": false} {
+		if got := StateOK(TypeUpdate, lc, "", ""); got != want {
+			t.Errorf("StateOK(update, %s) = %v, want %v", lc, got, want)
+		}
+	}
+	if _, err := ParseCommandType("update"); err != nil {
+		t.Errorf("update is not a known type: %v", err)
+	}
+}

@@ -28,6 +28,36 @@ const (
 	ReasonClockUnsynced = "clock-unsynced"
 )
 
+// Failure reasons of an update command (its failed ack).
+const (
+	// ReasonUpdateDisabled: the terminal's [update] section is off.
+	ReasonUpdateDisabled = "update-disabled"
+	// ReasonDownloadFailed: the bundle could not be fetched whole (no
+	// answer, an HTTP error, a download that never completes).
+	ReasonDownloadFailed = "download-failed"
+	// ReasonBadSize: the server has more or fewer bytes than size, or size
+	// is over the terminal's limit.
+	ReasonBadSize = "bad-size"
+	// ReasonBadHash: size bytes arrived and their SHA-256 is not sha256.
+	ReasonBadHash = "bad-hash"
+	// ReasonInstallFailed: RAUC refused or failed the install (its
+	// LastError is in result.detail).
+	ReasonInstallFailed = "install-failed"
+	// ReasonSignInFailed: the new version booted but could not sign in
+	// with the acquirer in time; its slot was marked bad and the terminal
+	// rebooted into the old one.
+	ReasonSignInFailed = "sign-in-failed"
+	// ReasonRolledBack: after the reboot the old version runs (the
+	// bootloader fell back: the new slot never came up to sign in).
+	ReasonRolledBack = "rolled-back"
+	// ReasonMarkFailed: the new version runs and signed in, but RAUC did
+	// not record its slot good, so a later reboot may fall back.
+	ReasonMarkFailed = "mark-failed"
+	// ReasonNotIdle: the command expired before the terminal was idle
+	// (or before the settlement it was told to wait for).
+	ReasonNotIdle = "not-idle"
+)
+
 // MaxClockSkew is how far in the future issued_at may lie (remote.md:
 // issued_at <= now + 5 min), to absorb HQ and terminal clock drift.
 const MaxClockSkew = 5 * time.Minute
@@ -82,6 +112,9 @@ func (c Command) Unbind() (UnbindArgs, error) { return ParseUnbindArgs(c.Args) }
 
 // Provision decodes the args of a provision command.
 func (c Command) Provision() (ProvisionArgs, error) { return ParseProvisionArgs(c.Args) }
+
+// Update decodes the args of an update command.
+func (c Command) Update() (UpdateArgs, error) { return ParseUpdateArgs(c.Args) }
 
 // HQKeys decodes the args of an hq_keys command.
 func (c Command) HQKeys() (HQKeysArgs, error) { return ParseHQKeysArgs(c.Args) }
@@ -280,6 +313,8 @@ func CheckArgs(cmdType CommandType, args json.RawMessage) error {
 		err = ParseStatusArgs(args)
 	case TypeHQKeys:
 		_, err = ParseHQKeysArgs(args)
+	case TypeUpdate:
+		_, err = ParseUpdateArgs(args)
 	default:
 		return fmt.Errorf("unknown type %q", cmdType)
 	}
@@ -289,10 +324,12 @@ func CheckArgs(cmdType CommandType, args json.RawMessage) error {
 // StateOK is the wrong-state check, the last row of the table, which needs
 // the lifecycle only the caller knows: unbind needs "active"; provision
 // needs "unactivated" with a pending activation request whose id the
-// command names; status and hq_keys fit every state.
+// command names; update needs "active" (like unbind: a terminal that
+// serves no merchant is updated by its technician, an unbinding one has
+// its own work to finish); status and hq_keys fit every state.
 func StateOK(cmdType CommandType, lifecycle, pendingActivationID, provisionActivationID string) bool {
 	switch cmdType {
-	case TypeUnbind:
+	case TypeUnbind, TypeUpdate:
 		return lifecycle == "active"
 	case TypeProvision:
 		return lifecycle == "unactivated" && pendingActivationID != "" &&

@@ -83,10 +83,13 @@ const (
 	TypeProvision CommandType = "provision"
 	TypeStatus    CommandType = "status"
 	TypeHQKeys    CommandType = "hq_keys"
+	// TypeUpdate is the over-the-air update: a RAUC bundle downloaded,
+	// installed into the inactive slot and booted (args.go UpdateArgs).
+	TypeUpdate CommandType = "update"
 )
 
 // CommandTypes lists every known type, in the order remote.md names them.
-var CommandTypes = []CommandType{TypeUnbind, TypeProvision, TypeStatus, TypeHQKeys}
+var CommandTypes = []CommandType{TypeUnbind, TypeProvision, TypeStatus, TypeHQKeys, TypeUpdate}
 
 // ParseCommandType checks a command type.
 func ParseCommandType(s string) (CommandType, error) {

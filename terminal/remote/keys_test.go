@@ -194,3 +194,15 @@ func TestCheckerSignatures(t *testing.T) {
 		t.Errorf("expired and one signature short: OnlyTime set")
 	}
 }
+
+// TestPolicyAcceptsUpdate: a signature policy may name update, like
+// unbind (factory-init --require update=2, hq_keys policy).
+func TestPolicyAcceptsUpdate(t *testing.T) {
+	a, err := ParseHQKeysArgs(json.RawMessage(`{"policy":{"update":2,"unbind":2}}`))
+	if err != nil {
+		t.Fatalf("ParseHQKeysArgs: %v", err)
+	}
+	if a.Policy[TypeUpdate] != 2 {
+		t.Fatalf("policy %v, want update=2", a.Policy)
+	}
+}

@@ -145,6 +145,35 @@ func Run(t *testing.T, f Factory) {
 		}
 	})
 
+	t.Run("an update intent survives a reboot and a wipe, and leaves the lifecycle alone", func(t *testing.T) {
+		s := f.New(t)
+		activate(t, s)
+		apply(t, s, terminal.PutTxn{Txn: txn(1, 1, terminal.Approved)})
+		u := terminal.UpdateIntent{CmdID: "u-1", PayloadHash: [32]byte{1, 2}, URL: "https://u.example.com/b.raucb",
+			SHA256: "ab", Size: 42, Version: "1.5.0", When: "after-settlement", ExpiresAt: t0.Add(time.Hour).UTC(),
+			From: "1.4.0", Batch: 1, Stage: terminal.UpdateDownload}
+		apply(t, s, terminal.PutUpdate{Intent: u})
+		u.Stage = terminal.UpdateRebooting
+		apply(t, s, terminal.PutUpdate{Intent: u})
+		st := reboot(t, &s)
+		if st.Update == nil || !reflect.DeepEqual(*st.Update, u) {
+			t.Fatalf("update intent %+v, want %+v", st.Update, u)
+		}
+		if st.Lifecycle != terminal.Active || len(st.Journal) != 1 {
+			t.Fatalf("lifecycle %s journal %d: an update changes neither", st.Lifecycle, len(st.Journal))
+		}
+		if err := s.WipeMerchant(); err != nil {
+			t.Fatal(err)
+		}
+		if st := reboot(t, &s); st.Update == nil || st.Update.CmdID != "u-1" {
+			t.Fatalf("update intent after a wipe: %+v", st.Update)
+		}
+		apply(t, s, terminal.ClearUpdateOp{})
+		if st := reboot(t, &s); st.Update != nil {
+			t.Fatalf("update intent %+v after ClearUpdateOp", st.Update)
+		}
+	})
+
 	t.Run("a wipe in progress reads no merchant data", func(t *testing.T) {
 		s := f.New(t)
 		activate(t, s)

@@ -75,9 +75,9 @@ func fieldErr(field, format string, a ...any) error {
 // each command when it sends it.
 func (s *Service) Create(ctx context.Context, actor, source string, r Request, now time.Time) (store.Job, error) {
 	switch remote.CommandType(r.Type) {
-	case remote.TypeUnbind, remote.TypeStatus, remote.TypeHQKeys:
+	case remote.TypeUnbind, remote.TypeStatus, remote.TypeHQKeys, remote.TypeUpdate:
 	default:
-		return store.Job{}, fieldErr("type", "%q: want unbind, status or hq_keys", r.Type)
+		return store.Job{}, fieldErr("type", "%q: want unbind, status, hq_keys or update", r.Type)
 	}
 	if len(r.Args) == 0 || string(r.Args) == "null" {
 		r.Args = json.RawMessage("{}")

@@ -3,7 +3,8 @@
 // signed envelopes with its own device key, the command check table in
 // its order through terminal/remote, replayed final acks, status, the
 // activation request and provision with a sealed TMK), but has no menu, no
-// stores and no ISO 8583: an unbind "settles" through a Settler. Thousands
+// stores and no ISO 8583: an unbind "settles" through a Settler, an update
+// downloads, installs and reboots in simulated time (UpdateSim). Thousands
 // fit in one test process where full posagentd agents would not.
 package simterm
 
@@ -49,6 +50,8 @@ type Options struct {
 	Active  bool             // start active (else unactivated)
 	Batch   int              // open-batch transactions of each active terminal
 	Settler Settler          // nil: settlement always succeeds at once
+	Version string           // the version every terminal runs at first ("simterm" when empty)
+	Update  UpdateSim        // how the terminals answer update commands
 	Log     *slog.Logger
 	Now     func() time.Time
 }
@@ -67,6 +70,9 @@ type Terminal struct {
 	batch     int
 	tid       string
 	pending   string // activation request id waiting for provision
+	version   string // running
+	updating  string // id of the update command in progress
+	updates   int    // update commands accepted
 	seen      map[string]seenCmd
 	executing map[string]bool
 	provCh    chan string // provision command ids, for Activate
@@ -87,6 +93,8 @@ type Fleet struct {
 	Unverified atomic.Int64 // envelopes that did not verify (no ack, as remote.md says)
 	Acks       atomic.Int64
 	Commands   atomic.Int64
+
+	updating, updatePeak, updatesBegun atomic.Int64
 }
 
 // Registry is factory-init's JSON lines for every terminal.
@@ -112,6 +120,9 @@ func New(o Options) (*Fleet, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Version == "" {
+		o.Version = "simterm"
+	}
 	f := &Fleet{opts: o, Terms: map[string]*Terminal{}}
 	for _, s := range o.Serials {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -123,7 +134,7 @@ func New(o Options) (*Fleet, error) {
 			return nil, err
 		}
 		t := &Terminal{Serial: s, Priv: priv, XPub: xpub, xPriv: xpriv, fleet: f, state: "unactivated",
-			seen: map[string]seenCmd{}, executing: map[string]bool{}, provCh: make(chan string, 4)}
+			seen: map[string]seenCmd{}, executing: map[string]bool{}, provCh: make(chan string, 4), version: o.Version}
 		if o.Active {
 			t.state, t.batch, t.tid = "active", o.Batch, "T"+s
 		}
@@ -172,7 +183,7 @@ func (f *Fleet) Connect() error {
 		}
 		f.conns = append(f.conns, c)
 		for _, s := range group {
-			f.Terms[s].publishStatus()
+			f.Terms[s].publishStatus(true)
 		}
 	}
 	return nil
@@ -194,11 +205,13 @@ func (t *Terminal) publish(topic string, retained bool, payload []byte) {
 	}()
 }
 
-func (t *Terminal) publishStatus() {
+// publishStatus publishes the retained status; online false is what a
+// terminal publishes as it stops cleanly (a reboot).
+func (t *Terminal) publishStatus(online bool) {
+	free := int64(1024)
 	t.mu.Lock()
-	st := map[string]any{"serial": t.Serial, "online": true, "state": t.state, "tid": t.tid, "batch_no": "000001",
-		"batch_count": t.batch, "version": "simterm", "at": t.fleet.opts.Now().UTC().Format(time.RFC3339Nano), "clock": "synced",
-		"pending_reversal": false, "disk_free_kib": 1024}
+	st := remote.Status{Serial: t.Serial, Online: online, State: t.state, TID: t.tid, BatchNo: "000001", BatchCount: t.batch,
+		Version: t.version, At: t.fleet.opts.Now().UTC(), Clock: "synced", DiskFreeKiB: &free}
 	t.mu.Unlock()
 	b, _ := json.Marshal(st)
 	t.publish(remote.StatusTopic(t.Serial), true, b)
@@ -290,7 +303,7 @@ func (t *Terminal) onCommand(raw []byte) {
 	_ = root
 	switch c.Type {
 	case remote.TypeStatus:
-		t.publishStatus()
+		t.publishStatus(true)
 		t.ack(c, sum, remote.AckSucceeded, "", nil)
 	case remote.TypeUnbind:
 		t.mu.Lock()
@@ -300,6 +313,8 @@ func (t *Terminal) onCommand(raw []byte) {
 		go t.unbind(c, sum)
 	case remote.TypeProvision:
 		t.provision(c, sum)
+	case remote.TypeUpdate:
+		t.onUpdate(c, sum)
 	}
 }
 
@@ -339,7 +354,7 @@ func (t *Terminal) unbind(c remote.Command, sum [32]byte) {
 	t.mu.Unlock()
 	t.ack(c, sum, remote.AckSucceeded, "", map[string]any{"settlement": settlement, "batch": "000001", "txns_removed": count,
 		"binding_removed": true, "keys_zeroised": true})
-	t.publishStatus()
+	t.publishStatus(true)
 }
 
 func (t *Terminal) provision(c remote.Command, sum [32]byte) {
@@ -365,7 +380,7 @@ func (t *Terminal) provision(c remote.Command, sum [32]byte) {
 	case t.provCh <- c.ID:
 	default:
 	}
-	t.publishStatus()
+	t.publishStatus(true)
 }
 
 // RequestActivation publishes a signed activation_request with code and

@@ -205,7 +205,7 @@ type AuditEntry struct {
 
 // JobRequest asks for a job (POST /api/v1/jobs).
 type JobRequest struct {
-	Type        string          `json:"type"` // unbind, status, hq_keys
+	Type        string          `json:"type"` // unbind, status, hq_keys, update
 	Args        json.RawMessage `json:"args,omitempty"`
 	Serials     []string        `json:"serials,omitempty"`
 	Filter      *Filter         `json:"filter,omitempty"`
