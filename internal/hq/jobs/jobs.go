@@ -225,16 +225,9 @@ var ErrSignature = errors.New("signature refused")
 // queries, the signatures written in multi-row inserts, and completeness
 // is one query, all in one transaction.
 func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, jobID string, sigs []SignatureIn, now time.Time) (store.Job, error) {
-	j, err := s.Store.Job(ctx, jobID)
-	if err != nil {
-		return j, err
-	}
-	if j.State != store.JobSigning {
-		return j, fmt.Errorf("job %s is %s: %w", jobID, j.State, store.ErrJobState)
-	}
 	keys, err := s.Store.Keys(ctx)
 	if err != nil {
-		return j, err
+		return store.Job{}, err
 	}
 	byKID := map[string]store.HQKey{}
 	for _, k := range keys {
@@ -244,14 +237,26 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 	for _, in := range sigs {
 		ids = append(ids, in.CmdID)
 	}
-	var started bool
+	var (
+		j       store.Job
+		started bool
+	)
 	err = s.Store.InTx(ctx, func(tx *store.Tx) error {
+		// The job's row first: batches on one job are decided one after
+		// the other, so a command is counted complete once.
+		var err error
+		if j, err = tx.LockJob(ctx, jobID); err != nil {
+			return err
+		}
+		if j.State != store.JobSigning {
+			return fmt.Errorf("job %s is %s: %w", jobID, j.State, store.ErrJobState)
+		}
 		cmds, err := tx.CommandsToSign(ctx, ids)
 		if err != nil {
 			return err
 		}
 		signed := make(map[string]bool, len(sigs)) // commands this operator signs in this batch
-		short := false                             // one of them still lacks a signature after this batch
+		complete := 0                              // of them, those this batch gives every signature they need
 		out := make([]store.Signature, 0, len(sigs))
 		for _, in := range sigs {
 			k, ok := byKID[in.KID]
@@ -274,7 +279,9 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 				return fmt.Errorf("%w: %s has signed %s already (a second signature must be another person's)", ErrSignature, op.Name, in.CmdID)
 			}
 			signed[in.CmdID] = true
-			short = short || len(c.Signers)+1 < j.RequiredSigs
+			if len(c.Signers)+1 == j.RequiredSigs {
+				complete++
+			}
 			out = append(out, store.Signature{CmdID: in.CmdID, KID: in.KID, Sig: in.Sig, Operator: op.Name, AddedAt: now})
 		}
 		if err := tx.AddSignatures(ctx, out); err != nil {
@@ -284,11 +291,8 @@ func (s *Service) AddSignatures(ctx context.Context, op store.Operator, source, 
 		if err := tx.Audit(ctx, store.AuditEntry{At: now, Actor: op.Name, Source: source, Action: "job.sign", Target: jobID, Detail: string(detail)}); err != nil {
 			return err
 		}
-		if short {
-			return nil // a command of this very batch still waits for someone else
-		}
-		complete, err := tx.JobFullySigned(ctx, jobID)
-		if err != nil || !complete {
+		n, err := tx.AddSigned(ctx, jobID, complete)
+		if err != nil || n < j.Total {
 			return err
 		}
 		started, err = tx.SetJobState(ctx, jobID, store.JobSigning, store.JobRunning, now)

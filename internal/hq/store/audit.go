@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -300,15 +302,26 @@ func (tx *Tx) AddSignatures(ctx context.Context, sigs []Signature) error {
 	return nil
 }
 
-// JobFullySigned reports whether every command of a job waiting for
-// signatures has as many as it requires: one query that stops at the
-// first command still short.
-func (tx *Tx) JobFullySigned(ctx context.Context, jobID string) (bool, error) {
-	var short int
-	err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM commands c WHERE c.job_id = $1 AND c.state = $2
-		AND c.required_sigs > (SELECT COUNT(*) FROM command_signatures s WHERE s.cmd_id = c.id) LIMIT 1) AS short`, jobID, CmdSigning).Scan(&short)
-	if err != nil {
-		return false, fmt.Errorf("job %s signatures: %w", jobID, err)
+// LockJob reads a job and holds its row for the rest of the transaction
+// (PostgreSQL; SQLite's immediate transaction holds the database), so
+// that batches of signatures on one job are decided one after the other.
+func (tx *Tx) LockJob(ctx context.Context, id string) (Job, error) {
+	j, err := scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+tx.s.forUpdate(), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, ErrNotFound
 	}
-	return short == 0, nil
+	if err != nil {
+		return Job{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// AddSigned counts n more commands of a job as having every signature
+// they require and returns how many have, now.
+func (tx *Tx) AddSigned(ctx context.Context, jobID string, n int) (int, error) {
+	var signed int
+	if err := tx.tx.QueryRowContext(ctx, "UPDATE jobs SET signed = signed + $2 WHERE id = $1 RETURNING signed", jobID, n).Scan(&signed); err != nil {
+		return 0, fmt.Errorf("job %s signed commands: %w", jobID, err)
+	}
+	return signed, nil
 }

@@ -87,6 +87,9 @@ type PreparedCommand struct {
 // same transaction (one commit, one fsync, for the job and its record).
 func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared []PreparedCommand, audit ...AuditEntry) error {
 	j.Total = len(serials)
+	if s.dialect == Postgres && len(serials) > 0 && len(serials) <= 500 && len(prepared) <= 500 {
+		return s.createJobStatement(ctx, j, serials, prepared, audit)
+	}
 	err := s.InTx(ctx, func(tx *Tx) error {
 		_, err := tx.tx.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES
 			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $17, '', 0)`,
@@ -122,6 +125,53 @@ func (s *Store) CreateJob(ctx context.Context, j Job, serials []string, prepared
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// createJobStatement is CreateJob in one PostgreSQL statement, for jobs
+// of up to 500 terminals: the job, its audit entries and operator-signed
+// commands in data-modifying WITH clauses, the items in the main INSERT
+// (the foreign keys are checked at the statement's end, when the job's row
+// is there). One round trip and its own transaction instead of a BEGIN,
+// four INSERTs and a COMMIT, each of which waits for the backend to be
+// scheduled on a loaded host.
+func (s *Store) createJobStatement(ctx context.Context, j Job, serials []string, prepared []PreparedCommand, audit []AuditEntry) error {
+	var b strings.Builder
+	var args []any
+	values := func(row ...any) {
+		b.WriteString("(" + s.params(len(args)+1, len(row)) + ")")
+		args = append(args, row...)
+	}
+	b.WriteString("WITH job AS (INSERT INTO jobs (" + jobCols + ") VALUES ")
+	values(j.ID, j.Type, j.Args, j.State, j.Signing, j.RequiredSigs, j.RatePerMin, j.MaxInflight, j.AbortPct, j.AbortMin,
+		j.CommandTTL.Milliseconds(), j.Total, j.CreatedBy, ms(j.CreatedAt), ms(j.CreatedAt), nil, j.Note, ms(j.CreatedAt), "", 0)
+	b.WriteString(")")
+	for i, e := range audit {
+		fmt.Fprintf(&b, ", audit%d AS (INSERT INTO audit (at, actor, source, action, target, detail) VALUES ", i)
+		values(ms(e.At), e.Actor, e.Source, e.Action, e.Target, e.Detail)
+		b.WriteString(")")
+	}
+	if len(prepared) > 0 {
+		b.WriteString(", cmds AS (INSERT INTO commands (id, serial, type, job_id, payload, required_sigs, state, issued_at, expires_at, created_by, created_at) VALUES ")
+		for i, p := range prepared {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			values(ItemCmdID(j.ID, p.Serial), p.Serial, j.Type, j.ID, p.Payload, j.RequiredSigs, CmdSigning,
+				ms(p.IssuedAt), ms(p.ExpiresAt), j.CreatedBy, ms(j.CreatedAt))
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(" INSERT INTO job_items (job_id, serial, seq, cmd_id, state, updated_at) VALUES ")
+	for i, serial := range serials {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		values(j.ID, serial, i, ItemCmdID(j.ID, serial), ItemPending, ms(j.CreatedAt))
+	}
+	if _, err := s.db.ExecContext(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
 	}
 	return nil

@@ -57,6 +57,9 @@ type Store struct {
 	// handler (1, 2, 5, 10 … 100 ms steps), which made the tail of every
 	// write under load. nil on PostgreSQL (row locks, many writers).
 	writer chan struct{}
+	// stop ends the SQLite checkpointer; done is closed when it has.
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // ParseURL splits a db setting: "sqlite:///abs/path.db", "sqlite://rel.db"
@@ -78,8 +81,13 @@ func ParseURL(raw string) (Dialect, string, error) {
 		// _txlock=immediate takes the write lock at BEGIN, so a
 		// read-then-write transaction never fails half-way on a lock
 		// upgrade (SQLite's BEGIN IMMEDIATE).
+		// wal_autocheckpoint(0): the commit that crosses the WAL's
+		// threshold does not copy the WAL into the database and fsync it
+		// on the caller's time (the tail of job creation); a goroutine
+		// of the Store checkpoints in the background (checkpointer).
 		dsn := "file:" + filepath.Clean(path) +
-			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
+			"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 		return SQLite, dsn, nil
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		if _, err := url.Parse(raw); err != nil {
@@ -133,7 +141,31 @@ func Open(ctx context.Context, dbURL string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if dialect == SQLite {
+		cctx, stop := context.WithCancel(context.Background())
+		s.stop, s.done = stop, make(chan struct{})
+		go s.checkpointer(cctx, time.Second)
+	}
 	return s, nil
+}
+
+// checkpointer copies SQLite's WAL into the database every interval with
+// a PASSIVE checkpoint, which waits for no reader or writer: writers keep
+// appending to the WAL meanwhile, and no commit pays for a checkpoint.
+func (s *Store) checkpointer(ctx context.Context, every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil && ctx.Err() == nil {
+			s.log.Warn("sqlite: WAL checkpoint failed; retrying", "err", err)
+		}
+	}
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -166,7 +198,13 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+	}
+	return s.db.Close()
+}
 
 // Dialect names the database behind s.
 func (s *Store) Dialect() Dialect { return s.dialect }
