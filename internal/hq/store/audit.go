@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -70,22 +69,17 @@ func (s *Store) AuditTrail(ctx context.Context, q AuditQuery) ([]AuditEntry, err
 		q.Limit = 100
 	}
 	args = append(args, q.Limit)
-	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT id, at, actor, source, action, target, detail FROM audit WHERE %s ORDER BY id DESC LIMIT $%d", where, len(args)), args...)
+	out, err := queryAll(ctx, s.db, func(sc scanner) (AuditEntry, error) {
+		var e AuditEntry
+		var at int64
+		err := sc.Scan(&e.ID, &at, &e.Actor, &e.Source, &e.Action, &e.Target, &e.Detail)
+		e.At = fromMS(at)
+		return e, err
+	}, fmt.Sprintf("SELECT id, at, actor, source, action, target, detail FROM audit WHERE %s ORDER BY id DESC LIMIT $%d", where, len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit trail: %w", err)
 	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Source, &e.Action, &e.Target, &e.Detail); err != nil {
-			return nil, err
-		}
-		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Reject records a message from the broker that was not taken as truth
@@ -112,21 +106,11 @@ func (tx *Tx) AddReject(ctx context.Context, r Reject) error {
 
 // RejectCounts counts the refused messages by reason.
 func (s *Store) RejectCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT reason, COUNT(*) FROM rejects GROUP BY reason")
+	out, err := countBy(ctx, s.db, "SELECT reason, COUNT(*) FROM rejects GROUP BY reason")
 	if err != nil {
 		return nil, fmt.Errorf("reject counts: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var r string
-		var n int
-		if err := rows.Scan(&r, &n); err != nil {
-			return nil, err
-		}
-		out[r] = n
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // AddEvent stores a verified terminal event once (serial, id); it reports
@@ -182,41 +166,27 @@ func (s *Store) Signatures(ctx context.Context, cmdID string) ([]Signature, erro
 }
 
 func signatures(ctx context.Context, q querier, cmdID string) ([]Signature, error) {
-	rows, err := q.QueryContext(ctx, "SELECT cmd_id, kid, sig, operator, added_at FROM command_signatures WHERE cmd_id = $1 ORDER BY added_at, kid", cmdID)
+	out, err := queryAll(ctx, q, func(sc scanner) (Signature, error) {
+		var sg Signature
+		var at int64
+		err := sc.Scan(&sg.CmdID, &sg.KID, &sg.Sig, &sg.Operator, &at)
+		sg.AddedAt = fromMS(at)
+		return sg, err
+	}, "SELECT cmd_id, kid, sig, operator, added_at FROM command_signatures WHERE cmd_id = $1 ORDER BY added_at, kid", cmdID)
 	if err != nil {
 		return nil, fmt.Errorf("signatures of %s: %w", cmdID, err)
 	}
-	defer rows.Close()
-	var out []Signature
-	for rows.Next() {
-		var sg Signature
-		var at int64
-		if err := rows.Scan(&sg.CmdID, &sg.KID, &sg.Sig, &sg.Operator, &at); err != nil {
-			return nil, err
-		}
-		sg.AddedAt = fromMS(at)
-		out = append(out, sg)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SigningCommands lists a job's commands that wait for signatures, in item
 // order, with the kids that signed each.
 func (s *Store) SigningCommands(ctx context.Context, jobID string) ([]Command, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+commandCols+" FROM commands WHERE job_id = $1 AND state = $2 ORDER BY id", jobID, CmdSigning)
+	out, err := queryAll(ctx, s.db, scanCommand, "SELECT "+commandCols+" FROM commands WHERE job_id = $1 AND state = $2 ORDER BY id", jobID, CmdSigning)
 	if err != nil {
 		return nil, fmt.Errorf("job %s commands: %w", jobID, err)
 	}
-	defer rows.Close()
-	var out []Command
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SetJobState moves a job between states (signing → running once every
@@ -247,39 +217,29 @@ func (tx *Tx) CommandsToSign(ctx context.Context, ids []string) (map[string]*Sig
 	out := make(map[string]*SigningCommand, len(ids))
 	for chunk := range chunks(ids, 500) {
 		ph, args := tx.s.placeholders(chunk)
-		rows, err := tx.tx.QueryContext(ctx, "SELECT id, COALESCE(job_id, ''), state, payload FROM commands WHERE id IN ("+ph+")", args...)
+		err := eachRow(ctx, tx.tx, func(rows *sql.Rows) error {
+			c := &SigningCommand{}
+			if err := rows.Scan(&c.ID, &c.JobID, &c.State, &c.Payload); err != nil {
+				return err
+			}
+			out[c.ID] = c
+			return nil
+		}, "SELECT id, COALESCE(job_id, ''), state, payload FROM commands WHERE id IN ("+ph+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("commands to sign: %w", err)
 		}
-		for rows.Next() {
-			c := &SigningCommand{}
-			if err := rows.Scan(&c.ID, &c.JobID, &c.State, &c.Payload); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[c.ID] = c
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		rows, err = tx.tx.QueryContext(ctx, "SELECT cmd_id, kid FROM command_signatures WHERE cmd_id IN ("+ph+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("signatures so far: %w", err)
-		}
-		for rows.Next() {
+		err = eachRow(ctx, tx.tx, func(rows *sql.Rows) error {
 			var id, kid string
 			if err := rows.Scan(&id, &kid); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			if c := out[id]; c != nil {
 				c.Signers = append(c.Signers, kid)
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil
+		}, "SELECT cmd_id, kid FROM command_signatures WHERE cmd_id IN ("+ph+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("signatures so far: %w", err)
 		}
 	}
 	return out, nil
@@ -306,14 +266,13 @@ func (tx *Tx) AddSignatures(ctx context.Context, sigs []Signature) error {
 // (PostgreSQL; SQLite's immediate transaction holds the database), so
 // that batches of signatures on one job are decided one after the other.
 func (tx *Tx) LockJob(ctx context.Context, id string) (Job, error) {
-	j, err := scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+tx.s.forUpdate(), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, ErrNotFound
-	}
-	if err != nil {
-		return Job{}, fmt.Errorf("job %s: %w", id, err)
-	}
-	return j, nil
+	j, err := scanJob(tx.tx.QueryRowContext(ctx, jobByID+tx.s.forUpdate(), id))
+	return one(j, err, "job "+id)
+}
+
+// lockJob is LockJob for the callers that say which job failed.
+func (tx *Tx) lockJob(ctx context.Context, id string) (Job, error) {
+	return found(scanJob(tx.tx.QueryRowContext(ctx, jobByID+tx.s.forUpdate(), id)))
 }
 
 // AddSigned counts n more commands of a job as having every signature

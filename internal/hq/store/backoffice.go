@@ -102,13 +102,7 @@ func (s *Store) DeleteOperatorSessions(ctx context.Context, operatorID int64) er
 // OperatorByID returns an operator, or ErrNotFound.
 func (s *Store) OperatorByID(ctx context.Context, id int64) (Operator, error) {
 	o, err := scanOperator(s.db.QueryRowContext(ctx, "SELECT "+operatorCols+" FROM operators WHERE id = $1", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Operator{}, ErrNotFound
-	}
-	if err != nil {
-		return Operator{}, fmt.Errorf("operator %d: %w", id, err)
-	}
-	return o, nil
+	return one(o, err, fmt.Sprintf("operator %d", id))
 }
 
 // SetOperatorLocale records the language an operator chose.
@@ -148,11 +142,7 @@ func (s *Store) RejectJob(ctx context.Context, id, note string, a AuditEntry, no
 	var j Job
 	err := s.InTx(ctx, func(tx *Tx) error {
 		var err error
-		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if j, err = tx.lockJob(ctx, id); err != nil {
 			return err
 		}
 		if j.State != JobSigning {
@@ -190,24 +180,19 @@ type JobSigner struct {
 
 // JobSigners lists who signed a job's commands, first signer first.
 func (s *Store) JobSigners(ctx context.Context, jobID string) ([]JobSigner, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT g.operator, g.kid, COUNT(*), MIN(g.added_at), MAX(g.added_at)
+	out, err := queryAll(ctx, s.db, func(sc scanner) (JobSigner, error) {
+		var g JobSigner
+		var first, last int64
+		err := sc.Scan(&g.Operator, &g.KID, &g.Count, &first, &last)
+		g.First, g.Last = fromMS(first), fromMS(last)
+		return g, err
+	}, `SELECT g.operator, g.kid, COUNT(*), MIN(g.added_at), MAX(g.added_at)
 		FROM command_signatures g JOIN commands c ON c.id = g.cmd_id WHERE c.job_id = $1
 		GROUP BY g.operator, g.kid ORDER BY MIN(g.added_at), g.operator`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("signers of %s: %w", jobID, err)
 	}
-	defer rows.Close()
-	var out []JobSigner
-	for rows.Next() {
-		var g JobSigner
-		var first, last int64
-		if err := rows.Scan(&g.Operator, &g.KID, &g.Count, &first, &last); err != nil {
-			return nil, err
-		}
-		g.First, g.Last = fromMS(first), fromMS(last)
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ToSign is a command payload an operator has not signed yet.
@@ -220,23 +205,18 @@ type ToSign struct {
 // UnsignedBy lists, in command id order after after, the commands of a
 // signing job that operator has not signed, at most limit.
 func (s *Store) UnsignedBy(ctx context.Context, jobID, operator, after string, limit int) ([]ToSign, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.serial, c.payload FROM commands c
+	out, err := queryAll(ctx, s.db, func(sc scanner) (ToSign, error) {
+		var u ToSign
+		err := sc.Scan(&u.CmdID, &u.Serial, &u.Payload)
+		return u, err
+	}, `SELECT c.id, c.serial, c.payload FROM commands c
 		WHERE c.job_id = $1 AND c.state = $2 AND c.id > $3
 		AND NOT EXISTS (SELECT 1 FROM command_signatures g WHERE g.cmd_id = c.id AND g.operator = $4)
 		ORDER BY c.id LIMIT $5`, jobID, CmdSigning, after, operator, limit)
 	if err != nil {
 		return nil, fmt.Errorf("unsigned commands of %s: %w", jobID, err)
 	}
-	defer rows.Close()
-	var out []ToSign
-	for rows.Next() {
-		var u ToSign
-		if err := rows.Scan(&u.CmdID, &u.Serial, &u.Payload); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountUnsignedBy counts the commands of a signing job that operator has
@@ -273,37 +253,26 @@ func (s *Store) JobTerminals(ctx context.Context, jobID, state string, after, li
 		COALESCE(t.batch_no, ''), COALESCE(t.batch_count, 0), COALESCE(t.version, ''), COALESCE(t.clock, ''),
 		COALESCE(t.pending_reversal, FALSE), COALESCE(t.status_at, 0), COALESCE(t.status_json, ''), COALESCE(t.last_seen, 0),
 		COALESCE(c.state, ''), c.sent_at, COALESCE(c.send_count, 0), c.final_at, COALESCE(c.result, '')
-		FROM job_items i LEFT JOIN terminals t ON t.serial = i.serial LEFT JOIN commands c ON c.id = i.cmd_id
-		WHERE i.job_id = $1 AND i.seq > $2`
-	args := []any{jobID, after, limit}
-	if state != "" {
-		q += " AND i.state = $4"
-		args = append(args, state)
-	}
-	q += " ORDER BY i.seq LIMIT $3"
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("terminals of job %s: %w", jobID, err)
-	}
-	defer rows.Close()
-	var out []JobTerminal
-	for rows.Next() {
+		FROM job_items i LEFT JOIN terminals t ON t.serial = i.serial LEFT JOIN commands c ON c.id = i.cmd_id`
+	page, args := itemPage(jobID, state, after, limit)
+	out, err := queryAll(ctx, s.db, func(sc scanner) (JobTerminal, error) {
 		var jt JobTerminal
 		var up, statusAt, lastSeen int64
 		var sent, final sql.NullInt64
 		t := &jt.Terminal
-		if err := rows.Scan(&jt.Serial, &jt.Seq, &jt.CmdID, &jt.State, &jt.Reason, &up,
+		err := sc.Scan(&jt.Serial, &jt.Seq, &jt.CmdID, &jt.State, &jt.Reason, &up,
 			&t.State, &t.Online, &t.TID, &t.MID, &t.MerchantName, &t.BatchNo, &t.BatchCount, &t.Version, &t.Clock,
 			&t.PendingReversal, &statusAt, &jt.StatusJSON, &lastSeen,
-			&jt.CmdState, &sent, &jt.SendCount, &final, &jt.Result); err != nil {
-			return nil, fmt.Errorf("terminals of job %s: %w", jobID, err)
-		}
+			&jt.CmdState, &sent, &jt.SendCount, &final, &jt.Result)
 		t.Serial = jt.Serial
 		jt.UpdatedAt, t.StatusAt, t.LastSeen = fromMS(up), fromMS(statusAt), fromMS(lastSeen)
 		jt.SentAt, jt.FinalAt = nullMS(sent), nullMS(final)
-		out = append(out, jt)
+		return jt, err
+	}, q+page, args...)
+	if err != nil {
+		return nil, fmt.Errorf("terminals of job %s: %w", jobID, err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // AcksOf returns the acks of several commands, each command's in arrival
@@ -312,23 +281,16 @@ func (s *Store) AcksOf(ctx context.Context, cmdIDs []string) (map[string][]AckRe
 	out := map[string][]AckRecord{}
 	for chunk := range chunks(cmdIDs, 500) {
 		ph, args := s.placeholders(chunk)
-		rows, err := s.db.QueryContext(ctx, "SELECT cmd_id, serial, state, reason, at, received_at, envelope FROM command_acks WHERE cmd_id IN ("+ph+") ORDER BY id", args...)
+		err := eachRow(ctx, s.db, func(rows *sql.Rows) error {
+			a, err := scanAck(rows)
+			if err != nil {
+				return err
+			}
+			out[a.CmdID] = append(out[a.CmdID], a)
+			return nil
+		}, "SELECT "+ackCols+" FROM command_acks WHERE cmd_id IN ("+ph+") ORDER BY id", args...)
 		if err != nil {
 			return nil, fmt.Errorf("acks: %w", err)
-		}
-		for rows.Next() {
-			var a AckRecord
-			var at, rcv int64
-			if err := rows.Scan(&a.CmdID, &a.Serial, &a.State, &a.Reason, &at, &rcv, &a.Envelope); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			a.At, a.ReceivedAt = fromMS(at), fromMS(rcv)
-			out[a.CmdID] = append(out[a.CmdID], a)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
 		}
 	}
 	return out, nil
@@ -337,27 +299,9 @@ func (s *Store) AcksOf(ctx context.Context, cmdIDs []string) (map[string][]AckRe
 // TerminalsBefore lists terminals matching f whose serial sorts before
 // before, in serial order: the page before a keyset page (at most limit).
 func (s *Store) TerminalsBefore(ctx context.Context, f Filter, before string, limit int) ([]Terminal, error) {
-	where, args := filterWhere(f, 1)
-	args = append(args, before, limit)
-	q := fmt.Sprintf("SELECT %s FROM terminals WHERE %s AND serial < $%d ORDER BY serial DESC LIMIT $%d", terminalCols, where, len(args)-1, len(args))
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list terminals: %w", err)
-	}
-	defer rows.Close()
-	var out []Terminal
-	for rows.Next() {
-		t, err := scanTerminal(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list terminals: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+	out, err := s.terminalPage(ctx, f, "<", before, " DESC", limit)
 	slices.Reverse(out)
-	return out, nil
+	return out, err
 }
 
 // StatusJSONOf returns the last status payloads of serials as received
@@ -367,21 +311,16 @@ func (s *Store) StatusJSONOf(ctx context.Context, serials []string) (map[string]
 	out := map[string]string{}
 	for chunk := range chunks(serials, 500) {
 		ph, args := s.placeholders(chunk)
-		rows, err := s.db.QueryContext(ctx, "SELECT serial, status_json FROM terminals WHERE serial IN ("+ph+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("status of terminals: %w", err)
-		}
-		for rows.Next() {
+		err := eachRow(ctx, s.db, func(rows *sql.Rows) error {
 			var serial, js string
 			if err := rows.Scan(&serial, &js); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			out[serial] = js
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil
+		}, "SELECT serial, status_json FROM terminals WHERE serial IN ("+ph+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("status of terminals: %w", err)
 		}
 	}
 	return out, nil
@@ -389,18 +328,9 @@ func (s *Store) StatusJSONOf(ctx context.Context, serials []string) (map[string]
 
 // JobsOfType lists jobs of one type, newest first, at most limit.
 func (s *Store) JobsOfType(ctx context.Context, typ string, limit int) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE type = $1 ORDER BY created_at DESC, id LIMIT $2", typ, limit)
+	out, err := queryAll(ctx, s.db, scanJob, "SELECT "+jobCols+" FROM jobs WHERE type = $1 ORDER BY created_at DESC, id LIMIT $2", typ, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	defer rows.Close()
-	var out []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -45,7 +45,7 @@ type Code = wire.Code
 const codeCols = `id, code, serial, tid, mid, merchant_name, acquirer_addr, acquirer_tls, acquirer_tpdu, issued_at, expires_at,
 	issued_by, status, attempts, used_at, activation_id, provision_id, provision_env`
 
-func scanCode(sc interface{ Scan(...any) error }) (Code, error) {
+func scanCode(sc scanner) (Code, error) {
 	var c Code
 	var issued, expires int64
 	var used sql.NullInt64
@@ -114,20 +114,11 @@ func (s *Store) Codes(ctx context.Context, serial string, limit int) ([]Code, er
 	if serial != "" {
 		q, args = "SELECT "+codeCols+" FROM activation_codes WHERE serial = $1 ORDER BY id DESC LIMIT $2", []any{serial, limit}
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, s.db, scanCode, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list codes: %w", err)
 	}
-	defer rows.Close()
-	var out []Code
-	for rows.Next() {
-		c, err := scanCode(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list codes: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CodeMatch is the decision on an activation request.
@@ -145,23 +136,10 @@ type CodeMatch struct {
 // request decide one after the other. A wrong code counts against the
 // serial's pending code, which is revoked at MaxCodeAttempts.
 func (tx *Tx) MatchCode(ctx context.Context, serial, typed, reqID string, now time.Time) (CodeMatch, error) {
-	rows, err := tx.tx.QueryContext(ctx, "SELECT "+codeCols+` FROM activation_codes
+	cands, err := queryAll(ctx, tx.tx, scanCode, "SELECT "+codeCols+` FROM activation_codes
 		WHERE serial = $1 AND (status = $2 OR activation_id = $3) ORDER BY id DESC`+tx.s.forUpdate(),
 		serial, CodePending, reqID)
 	if err != nil {
-		return CodeMatch{}, fmt.Errorf("match code: %w", err)
-	}
-	var cands []Code
-	for rows.Next() {
-		c, err := scanCode(rows)
-		if err != nil {
-			rows.Close()
-			return CodeMatch{}, fmt.Errorf("match code: %w", err)
-		}
-		cands = append(cands, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return CodeMatch{}, fmt.Errorf("match code: %w", err)
 	}
 	var pending *Code

@@ -39,7 +39,7 @@ type Command = wire.Command
 const commandCols = `id, serial, type, job_id, payload, envelope, required_sigs, state, reason, result, issued_at, expires_at,
 	created_by, created_at, sent_at, send_count, next_send_at, final_at`
 
-func scanCommand(sc interface{ Scan(...any) error }) (Command, error) {
+func scanCommand(sc scanner) (Command, error) {
 	var c Command
 	var job sql.NullString
 	var issued, expires, created int64
@@ -73,31 +73,16 @@ func (tx *Tx) InsertCommand(ctx context.Context, c Command) error {
 // Command returns one command, or ErrNotFound.
 func (s *Store) Command(ctx context.Context, id string) (Command, error) {
 	c, err := scanCommand(s.db.QueryRowContext(ctx, "SELECT "+commandCols+" FROM commands WHERE id = $1", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Command{}, ErrNotFound
-	}
-	if err != nil {
-		return Command{}, fmt.Errorf("command %s: %w", id, err)
-	}
-	return c, nil
+	return one(c, err, "command "+id)
 }
 
 // CommandsOf lists a terminal's commands, newest first.
 func (s *Store) CommandsOf(ctx context.Context, serial string, limit int) ([]Command, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+commandCols+" FROM commands WHERE serial = $1 ORDER BY created_at DESC LIMIT $2", serial, limit)
+	out, err := queryAll(ctx, s.db, scanCommand, "SELECT "+commandCols+" FROM commands WHERE serial = $1 ORDER BY created_at DESC LIMIT $2", serial, limit)
 	if err != nil {
 		return nil, fmt.Errorf("commands of %s: %w", serial, err)
 	}
-	defer rows.Close()
-	var out []Command
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // AckRecord is one verified ack as stored.
@@ -111,24 +96,23 @@ type AckRecord struct {
 	Envelope   []byte    `json:"envelope"`
 }
 
+const ackCols = "cmd_id, serial, state, reason, at, received_at, envelope"
+
+func scanAck(sc scanner) (AckRecord, error) {
+	var a AckRecord
+	var at, rcv int64
+	err := sc.Scan(&a.CmdID, &a.Serial, &a.State, &a.Reason, &at, &rcv, &a.Envelope)
+	a.At, a.ReceivedAt = fromMS(at), fromMS(rcv)
+	return a, err
+}
+
 // Acks returns every ack of a command in arrival order.
 func (s *Store) Acks(ctx context.Context, cmdID string) ([]AckRecord, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT cmd_id, serial, state, reason, at, received_at, envelope FROM command_acks WHERE cmd_id = $1 ORDER BY id", cmdID)
+	out, err := queryAll(ctx, s.db, scanAck, "SELECT "+ackCols+" FROM command_acks WHERE cmd_id = $1 ORDER BY id", cmdID)
 	if err != nil {
 		return nil, fmt.Errorf("acks of %s: %w", cmdID, err)
 	}
-	defer rows.Close()
-	var out []AckRecord
-	for rows.Next() {
-		var a AckRecord
-		var at, rcv int64
-		if err := rows.Scan(&a.CmdID, &a.Serial, &a.State, &a.Reason, &at, &rcv, &a.Envelope); err != nil {
-			return nil, err
-		}
-		a.At, a.ReceivedAt = fromMS(at), fromMS(rcv)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // WrongTargetError: a verified ack names a command HQ sent to another
@@ -218,27 +202,18 @@ type Resend struct {
 func (s *Store) ClaimResends(ctx context.Context, now time.Time, interval time.Duration, limit int) (due []Resend, expired int, err error) {
 	err = s.InTx(ctx, func(tx *Tx) error {
 		due, expired = nil, 0
-		rows, err := tx.tx.QueryContext(ctx, `SELECT id, serial, envelope, expires_at, job_id FROM commands
-			WHERE next_send_at IS NOT NULL AND next_send_at <= $1 ORDER BY next_send_at LIMIT $2`+s.skipLocked(), ms(now), limit)
-		if err != nil {
-			return err
-		}
 		type row struct {
 			r       Resend
 			expires int64
 			job     sql.NullString
 		}
-		var list []row
-		for rows.Next() {
+		list, err := queryAll(ctx, tx.tx, func(sc scanner) (row, error) {
 			var r row
-			if err := rows.Scan(&r.r.ID, &r.r.Serial, &r.r.Envelope, &r.expires, &r.job); err != nil {
-				rows.Close()
-				return err
-			}
-			list = append(list, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			err := sc.Scan(&r.r.ID, &r.r.Serial, &r.r.Envelope, &r.expires, &r.job)
+			return r, err
+		}, `SELECT id, serial, envelope, expires_at, job_id FROM commands
+			WHERE next_send_at IS NOT NULL AND next_send_at <= $1 ORDER BY next_send_at LIMIT $2`+s.skipLocked(), ms(now), limit)
+		if err != nil {
 			return err
 		}
 		for _, r := range list {
@@ -284,11 +259,5 @@ func (tx *Tx) MarkSent(ctx context.Context, id string, envelope []byte, now, nex
 // Command returns one command inside the transaction, or ErrNotFound.
 func (tx *Tx) Command(ctx context.Context, id string) (Command, error) {
 	c, err := scanCommand(tx.tx.QueryRowContext(ctx, "SELECT "+commandCols+" FROM commands WHERE id = $1", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Command{}, ErrNotFound
-	}
-	if err != nil {
-		return Command{}, fmt.Errorf("command %s: %w", id, err)
-	}
-	return c, nil
+	return one(c, err, "command "+id)
 }

@@ -55,7 +55,10 @@ type Job = wire.Job
 const jobCols = `id, type, args, state, signing, required_sigs, rate_per_min, max_inflight, abort_pct, abort_min, command_ttl_ms,
 	total, created_by, created_at, updated_at, finished_at, note, next_send_at, lease_owner, lease_until`
 
-func scanJob(sc interface{ Scan(...any) error }) (Job, error) {
+// jobByID reads one job; a transaction appends forUpdate to it.
+const jobByID = "SELECT " + jobCols + " FROM jobs WHERE id = $1"
+
+func scanJob(sc scanner) (Job, error) {
 	var j Job
 	var ttl, created, updated, next, lease int64
 	var finished sql.NullInt64
@@ -204,53 +207,28 @@ func (tx *Tx) insertRows(ctx context.Context, head string, rows [][]any) error {
 
 // Job returns one job, or ErrNotFound.
 func (s *Store) Job(ctx context.Context, id string) (Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, ErrNotFound
-	}
-	if err != nil {
-		return Job{}, fmt.Errorf("job %s: %w", id, err)
-	}
-	return j, nil
+	j, err := scanJob(s.db.QueryRowContext(ctx, jobByID, id))
+	return one(j, err, "job "+id)
 }
 
 // Jobs lists jobs, newest first.
 func (s *Store) Jobs(ctx context.Context, limit int) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+jobCols+" FROM jobs ORDER BY created_at DESC, id LIMIT $1", limit)
+	out, err := queryAll(ctx, s.db, scanJob, "SELECT "+jobCols+" FROM jobs ORDER BY created_at DESC, id LIMIT $1", limit)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	defer rows.Close()
-	var out []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Counts is a job's items by state.
 type Counts = wire.Counts
 
 func counts(ctx context.Context, q querier, jobID string) (Counts, error) {
-	rows, err := q.QueryContext(ctx, "SELECT state, COUNT(*) FROM job_items WHERE job_id = $1 GROUP BY state", jobID)
+	c, err := countBy(ctx, q, "SELECT state, COUNT(*) FROM job_items WHERE job_id = $1 GROUP BY state", jobID)
 	if err != nil {
 		return nil, fmt.Errorf("job %s counts: %w", jobID, err)
 	}
-	defer rows.Close()
-	c := Counts{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		c[st] = n
-	}
-	return c, rows.Err()
+	return c, nil
 }
 
 // JobCounts returns a job's items by state.
@@ -264,37 +242,36 @@ type Item = wire.Item
 // JobItems lists a job's items in order after seq after, optionally of one
 // state, at most limit.
 func (s *Store) JobItems(ctx context.Context, jobID, state string, after, limit int) ([]Item, error) {
-	q := `SELECT i.serial, i.seq, i.cmd_id, i.state, i.reason, i.updated_at, COALESCE(c.result, '')
-		FROM job_items i LEFT JOIN commands c ON c.id = i.cmd_id WHERE i.job_id = $1 AND i.seq > $2`
-	args := []any{jobID, after}
-	if state != "" {
-		q += " AND i.state = $4"
-	}
-	q += " ORDER BY i.seq LIMIT $3"
-	args = append(args, limit)
-	if state != "" {
-		args = append(args, state)
-	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("job %s items: %w", jobID, err)
-	}
-	defer rows.Close()
-	var out []Item
-	for rows.Next() {
+	page, args := itemPage(jobID, state, after, limit)
+	out, err := queryAll(ctx, s.db, func(sc scanner) (Item, error) {
 		var it Item
 		var up int64
 		var result string
-		if err := rows.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up, &result); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up, &result)
 		it.UpdatedAt = fromMS(up)
 		if result != "" && json.Valid([]byte(result)) {
 			it.Result = json.RawMessage(result)
 		}
-		out = append(out, it)
+		return it, err
+	}, `SELECT i.serial, i.seq, i.cmd_id, i.state, i.reason, i.updated_at, COALESCE(c.result, '')
+		FROM job_items i LEFT JOIN commands c ON c.id = i.cmd_id`+page, args...)
+	if err != nil {
+		return nil, fmt.Errorf("job %s items: %w", jobID, err)
 	}
-	return out, rows.Err()
+	return out, nil
+}
+
+// itemPage is the end of a query of a job's items (alias i) from WHERE
+// on: the items after seq after, of one state when state is set, in
+// order, at most limit.
+func itemPage(jobID, state string, after, limit int) (string, []any) {
+	q := " WHERE i.job_id = $1 AND i.seq > $2"
+	args := []any{jobID, after, limit}
+	if state != "" {
+		q += " AND i.state = $4"
+		args = append(args, state)
+	}
+	return q + " ORDER BY i.seq LIMIT $3", args
 }
 
 // setItemState moves a job item forward (never out of a final state).
@@ -318,22 +295,10 @@ func (tx *Tx) setItemState(ctx context.Context, cmdID, cmdState, reason string, 
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration) ([]string, error) {
 	var ids []string
 	err := s.InTx(ctx, func(tx *Tx) error {
-		ids = nil
-		rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM jobs WHERE state = $1 AND (lease_owner = $2 OR lease_until < $3)
+		var err error
+		ids, err = queryAll(ctx, tx.tx, scanString, `SELECT id FROM jobs WHERE state = $1 AND (lease_owner = $2 OR lease_until < $3)
 			ORDER BY created_at`+s.skipLocked(), JobRunning, owner, ms(now))
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range ids {
@@ -389,7 +354,7 @@ func (s *Store) StepJob(ctx context.Context, owner, jobID string, now time.Time,
 	err := s.InTx(ctx, func(tx *Tx) error {
 		out = nil
 		var err error
-		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), jobID))
+		j, err = scanJob(tx.tx.QueryRowContext(ctx, jobByID+s.forUpdate(), jobID))
 		if err != nil {
 			return err
 		}
@@ -460,23 +425,14 @@ func (s *Store) StepJob(ctx context.Context, owner, jobID string, now time.Time,
 }
 
 func pendingItems(ctx context.Context, tx *Tx, jobID string, n int) ([]Item, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT serial, seq, cmd_id, state, reason, updated_at FROM job_items
-		WHERE job_id = $1 AND state = $2 ORDER BY seq LIMIT $3`, jobID, ItemPending, n)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Item
-	for rows.Next() {
+	return queryAll(ctx, tx.tx, func(sc scanner) (Item, error) {
 		var it Item
 		var up int64
-		if err := rows.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&it.Serial, &it.Seq, &it.CmdID, &it.State, &it.Reason, &up)
 		it.UpdatedAt = fromMS(up)
-		out = append(out, it)
-	}
-	return out, rows.Err()
+		return it, err
+	}, `SELECT serial, seq, cmd_id, state, reason, updated_at FROM job_items
+		WHERE job_id = $1 AND state = $2 ORDER BY seq LIMIT $3`, jobID, ItemPending, n)
 }
 
 // ErrJobState: the job is not in a state that allows the change.
@@ -490,11 +446,7 @@ func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (Job, e
 	var j Job
 	err := s.InTx(ctx, func(tx *Tx) error {
 		var err error
-		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if j, err = tx.lockJob(ctx, id); err != nil {
 			return err
 		}
 		switch j.State {
@@ -527,11 +479,7 @@ func (s *Store) ResumeJob(ctx context.Context, id string, abortPct int, now time
 	var j Job
 	err := s.InTx(ctx, func(tx *Tx) error {
 		var err error
-		j, err = scanJob(tx.tx.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = $1"+s.forUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if j, err = tx.lockJob(ctx, id); err != nil {
 			return err
 		}
 		if j.State != JobAborted {

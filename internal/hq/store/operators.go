@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,7 +43,7 @@ func (o Operator) Has(role string) bool { return slices.Contains(o.Roles, role) 
 
 const operatorCols = "id, name, roles, password_hash, locale, disabled, failed_logins, locked_until, created_at"
 
-func scanOperator(sc interface{ Scan(...any) error }) (Operator, error) {
+func scanOperator(sc scanner) (Operator, error) {
 	var o Operator
 	var roles string
 	var locked, created int64
@@ -80,31 +79,16 @@ func (s *Store) CreateOperator(ctx context.Context, o Operator) (Operator, error
 // OperatorByName returns an operator, or ErrNotFound.
 func (s *Store) OperatorByName(ctx context.Context, name string) (Operator, error) {
 	o, err := scanOperator(s.db.QueryRowContext(ctx, "SELECT "+operatorCols+" FROM operators WHERE name = $1", name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Operator{}, ErrNotFound
-	}
-	if err != nil {
-		return Operator{}, fmt.Errorf("operator %s: %w", name, err)
-	}
-	return o, nil
+	return one(o, err, "operator "+name)
 }
 
 // Operators lists every operator by name.
 func (s *Store) Operators(ctx context.Context) ([]Operator, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+operatorCols+" FROM operators ORDER BY name")
+	out, err := queryAll(ctx, s.db, scanOperator, "SELECT "+operatorCols+" FROM operators ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list operators: %w", err)
 	}
-	defer rows.Close()
-	var out []Operator
-	for rows.Next() {
-		o, err := scanOperator(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // RecordLogin counts a failed login (locking the operator until lockUntil
@@ -147,13 +131,7 @@ func (s *Store) OperatorByToken(ctx context.Context, token string, now time.Time
 	o, err := scanOperator(s.db.QueryRowContext(ctx, `SELECT o.id, o.name, o.roles, o.password_hash, o.locale, o.disabled, o.failed_logins,
 		o.locked_until, o.created_at FROM api_tokens t JOIN operators o ON o.id = t.operator_id
 		WHERE t.token_sha256 = $1 AND t.expires_at > $2`, tokenHash(token), ms(now)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Operator{}, ErrNotFound
-	}
-	if err != nil {
-		return Operator{}, fmt.Errorf("token: %w", err)
-	}
-	return o, nil
+	return one(o, err, "token")
 }
 
 // HQ key roles (remote.md §Keys and policy).
@@ -212,25 +190,20 @@ func (s *Store) RevokeKey(ctx context.Context, kid string, now time.Time) error 
 
 // Keys lists the HQ keys.
 func (s *Store) Keys(ctx context.Context) ([]HQKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT k.kid, k.pub, k.role, COALESCE(k.operator_id, 0), COALESCE(o.name, ''), k.created_at, k.revoked_at
-		FROM hq_keys k LEFT JOIN operators o ON o.id = k.operator_id ORDER BY k.kid`)
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	defer rows.Close()
-	var out []HQKey
-	for rows.Next() {
+	out, err := queryAll(ctx, s.db, func(sc scanner) (HQKey, error) {
 		var k HQKey
 		var pub []byte
 		var created int64
 		var revoked sql.NullInt64
-		if err := rows.Scan(&k.KID, &pub, &k.Role, &k.OperatorID, &k.Operator, &created, &revoked); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&k.KID, &pub, &k.Role, &k.OperatorID, &k.Operator, &created, &revoked)
 		k.Pub, k.CreatedAt, k.RevokedAt = pub, fromMS(created), nullMS(revoked)
-		out = append(out, k)
+		return k, err
+	}, `SELECT k.kid, k.pub, k.role, COALESCE(k.operator_id, 0), COALESCE(o.name, ''), k.created_at, k.revoked_at
+		FROM hq_keys k LEFT JOIN operators o ON o.id = k.operator_id ORDER BY k.kid`)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Key returns one key, or ErrNotFound.

@@ -87,7 +87,7 @@ func (s *Store) DeviceKey(ctx context.Context, serial string) (ed25519.PublicKey
 const terminalCols = `serial, ed25519_pub, x25519_pub, state, online, tid, mid, merchant_name, batch_no, batch_count,
 	version, clock, pending_reversal, disk_free_kib, status_at, last_event, last_seen, registered_at`
 
-func scanTerminal(sc interface{ Scan(...any) error }) (Terminal, error) {
+func scanTerminal(sc scanner) (Terminal, error) {
 	var t Terminal
 	var ed, x []byte
 	var statusAt, lastSeen, reg int64
@@ -101,13 +101,7 @@ func scanTerminal(sc interface{ Scan(...any) error }) (Terminal, error) {
 // Terminal returns one terminal, or ErrNotFound.
 func (s *Store) Terminal(ctx context.Context, serial string) (Terminal, error) {
 	t, err := scanTerminal(s.db.QueryRowContext(ctx, "SELECT "+terminalCols+" FROM terminals WHERE serial = $1", serial))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Terminal{}, ErrNotFound
-	}
-	if err != nil {
-		return Terminal{}, fmt.Errorf("terminal %s: %w", serial, err)
-	}
-	return t, nil
+	return one(t, err, "terminal "+serial)
 }
 
 // Filter selects terminals.
@@ -151,62 +145,40 @@ func likeEscape(s string) string {
 // Terminals lists terminals matching f in serial order, after the serial
 // after (keyset paging: fast at any depth), at most limit.
 func (s *Store) Terminals(ctx context.Context, f Filter, after string, limit int) ([]Terminal, error) {
+	return s.terminalPage(ctx, f, ">", after, "", limit)
+}
+
+// terminalPage lists terminals matching f whose serial compares (cmp) to
+// key, in serial order (order "" or " DESC"), at most limit.
+func (s *Store) terminalPage(ctx context.Context, f Filter, cmp, key, order string, limit int) ([]Terminal, error) {
 	where, args := filterWhere(f, 1)
-	args = append(args, after, limit)
-	q := fmt.Sprintf("SELECT %s FROM terminals WHERE %s AND serial > $%d ORDER BY serial LIMIT $%d", terminalCols, where, len(args)-1, len(args))
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	args = append(args, key, limit)
+	q := fmt.Sprintf("SELECT %s FROM terminals WHERE %s AND serial %s $%d ORDER BY serial%s LIMIT $%d", terminalCols, where, cmp, len(args)-1, order, len(args))
+	out, err := queryAll(ctx, s.db, scanTerminal, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list terminals: %w", err)
 	}
-	defer rows.Close()
-	var out []Terminal
-	for rows.Next() {
-		t, err := scanTerminal(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list terminals: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountTerminals counts terminals by state among those matching f.
 func (s *Store) CountTerminals(ctx context.Context, f Filter) (map[string]int, error) {
 	where, args := filterWhere(f, 1)
-	rows, err := s.db.QueryContext(ctx, "SELECT state, COUNT(*) FROM terminals WHERE "+where+" GROUP BY state", args...)
+	out, err := countBy(ctx, s.db, "SELECT state, COUNT(*) FROM terminals WHERE "+where+" GROUP BY state", args...)
 	if err != nil {
 		return nil, fmt.Errorf("count terminals: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SerialsMatching returns the serials matching f, in order.
 func (s *Store) SerialsMatching(ctx context.Context, f Filter) ([]string, error) {
 	where, args := filterWhere(f, 1)
-	rows, err := s.db.QueryContext(ctx, "SELECT serial FROM terminals WHERE "+where+" ORDER BY serial", args...)
+	out, err := queryAll(ctx, s.db, scanString, "SELECT serial FROM terminals WHERE "+where+" ORDER BY serial", args...)
 	if err != nil {
 		return nil, fmt.Errorf("select terminals: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var serial string
-		if err := rows.Scan(&serial); err != nil {
-			return nil, err
-		}
-		out = append(out, serial)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UnknownSerials returns those of serials that are not registered.
@@ -214,22 +186,13 @@ func (s *Store) UnknownSerials(ctx context.Context, serials []string) ([]string,
 	var unknown []string
 	for chunk := range chunks(serials, 500) {
 		ph, args := s.placeholders(chunk)
-		rows, err := s.db.QueryContext(ctx, "SELECT serial FROM terminals WHERE serial IN ("+ph+")", args...)
+		have, err := queryAll(ctx, s.db, scanString, "SELECT serial FROM terminals WHERE serial IN ("+ph+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up serials: %w", err)
 		}
-		known := map[string]bool{}
-		for rows.Next() {
-			var serial string
-			if err := rows.Scan(&serial); err != nil {
-				rows.Close()
-				return nil, err
-			}
+		known := make(map[string]bool, len(have))
+		for _, serial := range have {
 			known[serial] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
 		}
 		for _, serial := range chunk {
 			if !known[serial] {
