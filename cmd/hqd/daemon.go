@@ -29,17 +29,9 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs, path, code, ok := flags("run", args, stdout, stderr, nil)
+	cfg, code, ok := configOnly("run", "hqd", args, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "hqd: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, ok := loadConfig(path, stderr)
-	if !ok {
-		return 2
 	}
 	ctx, stop := signalContext()
 	defer stop()

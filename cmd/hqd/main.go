@@ -137,24 +137,51 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// configOnly parses the flags of a subcommand that takes --config and no
+// argument (prefix starts its complaint about one) and loads the config;
+// when ok is false the command exits with code.
+func configOnly(name, prefix string, args []string, stdout, stderr io.Writer) (cfg Config, code int, ok bool) {
+	fs, path, code, ok := flags(name, args, stdout, stderr, nil)
+	if !ok {
+		return Config{}, code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prefix, fs.Arg(0))
+		return Config{}, 2, false
+	}
+	if cfg, ok = loadConfig(path, stderr); !ok {
+		return Config{}, 2, false
+	}
+	return cfg, 0, true
+}
+
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	return store.Open(ctx, cfg.DB, log)
 }
 
+// withStore runs fn, a one-shot subcommand (hqd name), on the database of
+// cfg: 0, or 1 with the failure on stderr.
+func withStore(name string, cfg Config, stderr io.Writer, fn func(ctx context.Context, st *store.Store) error) int {
+	ctx := context.Background()
+	st, err := openStore(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		fmt.Fprintf(stderr, "hqd %s: %v\n", name, err)
+		return 1
+	}
+	defer st.Close()
+	if err := fn(ctx, st); err != nil {
+		fmt.Fprintf(stderr, "hqd %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs, path, code, ok := flags("check-config", args, stdout, stderr, nil)
+	cfg, code, ok := configOnly("check-config", "hqd check-config", args, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "hqd check-config: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, ok := loadConfig(path, stderr)
-	if !ok {
-		return 2
 	}
 	fmt.Fprintf(stdout, "%+v\n", cfg)
 	return 0
@@ -169,12 +196,9 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	st, err := openStore(context.Background(), cfg, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		fmt.Fprintf(stderr, "hqd migrate: %v\n", err)
-		return 1
+	if code := withStore("migrate", cfg, stderr, func(context.Context, *store.Store) error { return nil }); code != 0 {
+		return code
 	}
-	st.Close()
 	fmt.Fprintln(stdout, "schema up to date")
 	return 0
 }
@@ -200,34 +224,27 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hqd register: %v\n", err)
 		return 1
 	}
-	ctx := context.Background()
-	st, err := openStore(ctx, cfg, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		fmt.Fprintf(stderr, "hqd register: %v\n", err)
-		return 1
-	}
-	defer st.Close()
-	recs, err := parseRegistry(data)
-	if err != nil {
-		fmt.Fprintf(stderr, "hqd register: %s: %v\n", fs.Arg(0), err)
-		return 1
-	}
-	created := 0
-	now := time.Now().UTC()
-	for _, r := range recs {
-		c, err := st.RegisterDevice(ctx, r.Serial, r.Ed25519Pub, r.X25519Pub, *replace, now)
+	return withStore("register", cfg, stderr, func(ctx context.Context, st *store.Store) error {
+		recs, err := parseRegistry(data)
 		if err != nil {
-			fmt.Fprintf(stderr, "hqd register: %v\n", err)
-			return 1
+			return fmt.Errorf("%s: %w", fs.Arg(0), err)
 		}
-		if c {
-			created++
+		created := 0
+		now := time.Now().UTC()
+		for _, r := range recs {
+			c, err := st.RegisterDevice(ctx, r.Serial, r.Ed25519Pub, r.X25519Pub, *replace, now)
+			if err != nil {
+				return err
+			}
+			if c {
+				created++
+			}
 		}
-	}
-	_ = st.Audit(ctx, store.AuditEntry{At: now, Actor: "hqd", Source: "cli", Action: "terminal.register",
-		Detail: fmt.Sprintf(`{"lines":%d,"created":%d}`, len(recs), created)})
-	fmt.Fprintf(stdout, "registered %d terminals (%d new)\n", len(recs), created)
-	return 0
+		_ = st.Audit(ctx, store.AuditEntry{At: now, Actor: "hqd", Source: "cli", Action: "terminal.register",
+			Detail: fmt.Sprintf(`{"lines":%d,"created":%d}`, len(recs), created)})
+		fmt.Fprintf(stdout, "registered %d terminals (%d new)\n", len(recs), created)
+		return nil
+	})
 }
 
 func cmdOperatorAdd(args []string, stdout, stderr io.Writer) int {
@@ -249,45 +266,35 @@ func cmdOperatorAdd(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	ctx := context.Background()
-	st, err := openStore(ctx, cfg, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		fmt.Fprintf(stderr, "hqd operator add: %v\n", err)
-		return 1
-	}
-	defer st.Close()
-	now := time.Now().UTC()
-	o := store.Operator{Name: *name, Roles: strings.Split(*roles, ","), CreatedAt: now}
-	if *pwFile != "" {
-		pw, err := os.ReadFile(*pwFile)
+	return withStore("operator add", cfg, stderr, func(ctx context.Context, st *store.Store) error {
+		now := time.Now().UTC()
+		o := store.Operator{Name: *name, Roles: strings.Split(*roles, ","), CreatedAt: now}
+		if *pwFile != "" {
+			pw, err := os.ReadFile(*pwFile)
+			if err != nil {
+				return err
+			}
+			if o.PasswordHash, err = auth.HashPassword(strings.TrimRight(strings.SplitN(string(pw), "\n", 2)[0], "\r")); err != nil {
+				return err
+			}
+		}
+		o, err := st.CreateOperator(ctx, o)
 		if err != nil {
-			fmt.Fprintf(stderr, "hqd operator add: %v\n", err)
-			return 1
+			return err
 		}
-		if o.PasswordHash, err = auth.HashPassword(strings.TrimRight(strings.SplitN(string(pw), "\n", 2)[0], "\r")); err != nil {
-			fmt.Fprintf(stderr, "hqd operator add: %v\n", err)
-			return 1
+		_ = st.Audit(ctx, store.AuditEntry{At: now, Actor: "hqd", Source: "cli", Action: "operator.add", Target: o.Name, Detail: `{"roles":"` + *roles + `"}`})
+		if *tokenOut != "" {
+			tok := api.NewToken()
+			if err := st.CreateToken(ctx, o.ID, tok, "cli", now, now.Add(365*24*time.Hour)); err != nil {
+				return err
+			}
+			if err := os.WriteFile(*tokenOut, []byte(tok+"\n"), 0o600); err != nil {
+				return err
+			}
 		}
-	}
-	o, err = st.CreateOperator(ctx, o)
-	if err != nil {
-		fmt.Fprintf(stderr, "hqd operator add: %v\n", err)
-		return 1
-	}
-	_ = st.Audit(ctx, store.AuditEntry{At: now, Actor: "hqd", Source: "cli", Action: "operator.add", Target: o.Name, Detail: `{"roles":"` + *roles + `"}`})
-	if *tokenOut != "" {
-		tok := api.NewToken()
-		if err := st.CreateToken(ctx, o.ID, tok, "cli", now, now.Add(365*24*time.Hour)); err != nil {
-			fmt.Fprintf(stderr, "hqd operator add: %v\n", err)
-			return 1
-		}
-		if err := os.WriteFile(*tokenOut, []byte(tok+"\n"), 0o600); err != nil {
-			fmt.Fprintf(stderr, "hqd operator add: %v\n", err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stdout, "operator %s (%s) created\n", o.Name, strings.Join(o.Roles, ","))
-	return 0
+		fmt.Fprintf(stdout, "operator %s (%s) created\n", o.Name, strings.Join(o.Roles, ","))
+		return nil
+	})
 }
 
 func cmdKeyAdd(args []string, stdout, stderr io.Writer) int {
@@ -310,29 +317,22 @@ func cmdKeyAdd(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	ctx := context.Background()
-	st, err := openStore(ctx, cfg, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		fmt.Fprintf(stderr, "hqd key add: %v\n", err)
-		return 1
-	}
-	defer st.Close()
-	k := store.HQKey{KID: *kid, Pub: raw, Role: *role, CreatedAt: time.Now().UTC()}
-	if *opName != "" {
-		o, err := st.OperatorByName(ctx, *opName)
-		if err != nil {
-			fmt.Fprintf(stderr, "hqd key add: operator %s: %v\n", *opName, err)
-			return 1
+	return withStore("key add", cfg, stderr, func(ctx context.Context, st *store.Store) error {
+		k := store.HQKey{KID: *kid, Pub: raw, Role: *role, CreatedAt: time.Now().UTC()}
+		if *opName != "" {
+			o, err := st.OperatorByName(ctx, *opName)
+			if err != nil {
+				return fmt.Errorf("operator %s: %w", *opName, err)
+			}
+			k.OperatorID = o.ID
 		}
-		k.OperatorID = o.ID
-	}
-	if err := st.AddKey(ctx, k); err != nil {
-		fmt.Fprintf(stderr, "hqd key add: %v\n", err)
-		return 1
-	}
-	_ = st.Audit(ctx, store.AuditEntry{At: k.CreatedAt, Actor: "hqd", Source: "cli", Action: "key.add", Target: k.KID, Detail: `{"role":"` + k.Role + `"}`})
-	fmt.Fprintf(stdout, "key %s (%s) recorded\n", k.KID, k.Role)
-	return 0
+		if err := st.AddKey(ctx, k); err != nil {
+			return err
+		}
+		_ = st.Audit(ctx, store.AuditEntry{At: k.CreatedAt, Actor: "hqd", Source: "cli", Action: "key.add", Target: k.KID, Detail: `{"role":"` + k.Role + `"}`})
+		fmt.Fprintf(stdout, "key %s (%s) recorded\n", k.KID, k.Role)
+		return nil
+	})
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
