@@ -2,16 +2,15 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/posagent/posagent/internal/mqttopts"
 )
 
 // mqttFlags are the broker connection flags shared by every command that
@@ -35,32 +34,7 @@ func (m *mqttFlags) register(fs *flag.FlagSet) {
 }
 
 func (m *mqttFlags) tlsConfig() (*tls.Config, error) {
-	if m.caFile == "" && m.certFile == "" && m.keyFile == "" {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if m.caFile != "" {
-		pem, err := os.ReadFile(m.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read --ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate", m.caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if (m.certFile == "") != (m.keyFile == "") {
-		return nil, errors.New("--cert-file and --key-file go together")
-	}
-	if m.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(m.certFile, m.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return mqttopts.TLS(m.caFile, m.certFile, m.keyFile, mqttopts.Names{CA: "--ca-file", Cert: "--cert-file", Key: "--key-file"})
 }
 
 var clientSeq atomic.Int64
@@ -69,14 +43,7 @@ var clientSeq atomic.Int64
 // runs in one test binary, which get a -N suffix) never take over each
 // other's connection.
 func clientID() string {
-	host, _ := os.Hostname()
-	host = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
-			return r
-		}
-		return '-'
-	}, host)
-	id := fmt.Sprintf("hq-%s-%d", host, os.Getpid())
+	id := fmt.Sprintf("hq-%s-%d", mqttopts.Host(), os.Getpid())
 	if n := clientSeq.Add(1); n > 1 {
 		id += fmt.Sprintf("-%d", n)
 	}
@@ -104,9 +71,9 @@ func (m *mqttFlags) connect(handler paho.MessageHandler) (paho.Client, error) {
 	return c, nil
 }
 
-// options are the client options every HQ connection shares: broker,
-// credentials (--password or $HQCTL_MQTT_PASSWORD), TLS, timeouts,
-// auto-reconnect, and the default publish handler, set before Connect.
+// options are the client options every HQ connection shares
+// (mqttopts.Options) with the credentials of --password or
+// $HQCTL_MQTT_PASSWORD and the TLS files of the flags.
 func (m *mqttFlags) options(id string, handler paho.MessageHandler) (*paho.ClientOptions, error) {
 	tlsCfg, err := m.tlsConfig()
 	if err != nil {
@@ -116,20 +83,7 @@ func (m *mqttFlags) options(id string, handler paho.MessageHandler) (*paho.Clien
 	if pass == "" {
 		pass = os.Getenv("HQCTL_MQTT_PASSWORD")
 	}
-	o := paho.NewClientOptions().
-		AddBroker(m.broker).
-		SetClientID(id).
-		SetUsername(m.username).
-		SetPassword(pass).
-		SetConnectTimeout(10 * time.Second).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetDefaultPublishHandler(handler)
-	if tlsCfg != nil {
-		o.SetTLSConfig(tlsCfg)
-	}
-	return o, nil
+	return mqttopts.Options(m.broker, id, m.username, pass, tlsCfg, handler), nil
 }
 
 // waitToken waits for a paho token until deadline.

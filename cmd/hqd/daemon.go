@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/posagent/posagent/internal/hq/ingest"
 	"github.com/posagent/posagent/internal/hq/jobs"
 	"github.com/posagent/posagent/internal/hq/store"
+	"github.com/posagent/posagent/internal/mqttopts"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -49,14 +49,7 @@ func clientID(cfg Config) string {
 	if cfg.MQTT.ClientID != "" {
 		return cfg.MQTT.ClientID
 	}
-	host, _ := os.Hostname()
-	host = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
-			return r
-		}
-		return '-'
-	}, host)
-	return "hqd-" + host
+	return "hqd-" + mqttopts.Host()
 }
 
 // mqttPublisher publishes commands at QoS 1 without waiting: a command is
@@ -125,22 +118,13 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	share := "$share/" + cfg.MQTT.ShareGroup + "/"
 	subs := map[string]byte{share + remote.AckWildcard: 1, share + remote.EvtWildcard: 1, share + remote.StatusWildcard: 1}
 	var subscribed sync.Once
-	o := paho.NewClientOptions().
-		AddBroker(cfg.MQTT.Broker).
-		SetClientID(id).
-		SetUsername(cfg.MQTT.Username).
-		SetPassword(password).
+	o := mqttopts.Options(cfg.MQTT.Broker, id, cfg.MQTT.Username, password, tlsCfg, handler).
 		SetCleanSession(false).
 		// Manual acks: PUBACK only once the message is committed.
 		SetAutoAckDisabled(true).
 		SetOrderMatters(false).
-		SetConnectTimeout(10 * time.Second).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(2 * time.Second).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetDefaultPublishHandler(handler).
 		SetOnConnectHandler(func(c paho.Client) {
 			tok := c.SubscribeMultiple(subs, handler)
 			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -155,9 +139,6 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("broker connection lost; reconnecting", "err", err)
 		})
-	if tlsCfg != nil {
-		o.SetTLSConfig(tlsCfg)
-	}
 	client := paho.NewClient(o)
 	pub := &mqttPublisher{c: client, log: log}
 	in = ingest.New(st, pub, log, ingest.Options{})
@@ -235,33 +216,14 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	return nil
 }
 
+// mqttTLS is the broker connection's TLS: the configured files, or on an
+// ssl:// broker without them the system's roots (TLS 1.2 at least).
+// LoadConfig has checked that cert_file and key_file go together.
 func mqttTLS(m MQTTConfig) (*tls.Config, error) {
-	if m.CAFile == "" && m.CertFile == "" {
-		if strings.HasPrefix(m.Broker, "ssl://") {
-			return &tls.Config{MinVersion: tls.VersionTLS12}, nil
-		}
-		return nil, nil
+	if m.CAFile == "" && m.CertFile == "" && strings.HasPrefix(m.Broker, "ssl://") {
+		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if m.CAFile != "" {
-		pem, err := os.ReadFile(m.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.ca_file %s: no PEM certificate", m.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if m.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(m.CertFile, m.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.cert_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return mqttopts.TLS(m.CAFile, m.CertFile, m.KeyFile, mqttopts.Names{CA: "mqtt.ca_file", Cert: "mqtt.cert_file", Key: "mqtt.key_file"})
 }
 
 // registryRecord is one line of posagentd factory-init's output.
