@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/posagent/posagent/terminal/remote"
 )
@@ -32,22 +31,15 @@ Exit status as for unbind.`
 // unbind does.
 func cmdHQKeys(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("hq-keys", "--broker URL --key DIR/ROOT.key --device-keys FILE --serial S [--serial …] [--add …] [--revoke …] [--require …]", hqKeysAbout)
-	var mf mqttFlags
-	mf.register(fs)
-	var serials, keyPaths, kids, adds, addPubs, revokes, requires stringList
-	fs.Var(&serials, "serial", "terminal serial (repeatable)")
-	serialsFile := fs.String("serials-file", "", "file with one serial per line (# comments)")
-	fs.Var(&keyPaths, "key", "root signing key, DIR/KID.key (required; repeatable if the policy needs several)")
-	fs.Var(&kids, "kid", "key id of the matching --key (default: the key file name without .key)")
+	var sf sendFlags
+	sf.register(fs, "root signing key, DIR/KID.key (required; repeatable if the policy needs several)",
+		"command validity, at most 168h (7 days)", "terminals' public keys (required), as for unbind")
+	var adds, addPubs, revokes, requires stringList
 	fs.Var(&adds, "add", "key to add, KID=BASE64:ROLE (repeatable)")
 	fs.Var(&addPubs, "add-pub", "key to add from keygen's DIR/KID.pub (repeatable)")
 	role := fs.String("role", string(remote.RoleOps), "role of the --add-pub keys: ops or root")
 	fs.Var(&revokes, "revoke", "kid to revoke (repeatable)")
 	fs.Var(&requires, "require", "policy TYPE=N (repeatable)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "command validity, at most 168h (7 days)")
-	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the final acks")
-	jsonOut := fs.Bool("json", false, "print each ack payload as one JSON line")
-	deviceKeysPath := fs.String("device-keys", "", "terminals' public keys (required), as for unbind")
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
 		return code
 	}
@@ -58,17 +50,13 @@ func cmdHQKeys(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	if *serialsFile != "" {
-		more, err := readSerials(*serialsFile)
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		serials = append(serials, more...)
+	if err := sf.readSerialsFile(); err != nil {
+		return usageErr("%v", err)
 	}
-	if len(serials) == 0 || len(keyPaths) == 0 || *wait <= 0 {
+	if len(sf.serials) == 0 || len(sf.keyPaths) == 0 || *sf.wait <= 0 {
 		return usageErr("--serial (or --serials-file), --key and a positive --wait are required")
 	}
-	if err := checkTTL(*ttl); err != nil {
+	if err := checkTTL(*sf.ttl); err != nil {
 		return usageErr("%v", err)
 	}
 	var a remote.HQKeysArgs
@@ -113,18 +101,5 @@ func cmdHQKeys(args []string, stdout, stderr io.Writer) int {
 	if _, err := remote.ParseHQKeysArgs(raw); err != nil {
 		return usageErr("%v", err)
 	}
-	deviceKeys, err := requireDeviceKeys(*deviceKeysPath)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	signers, err := loadSigners(keyPaths, kids)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	jobs, err := signJobs(serials, signers, remote.TypeHQKeys, raw, *ttl)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	return dispatch(jobs, dispatchOpts{mqtt: &mf, wait: *wait, json: *jsonOut, deviceKeys: deviceKeys,
-		stdout: stdout, stderr: stderr, name: "hq-keys"})
+	return sf.send("hq-keys", remote.TypeHQKeys, raw, stdout, stderr, usageErr)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -24,19 +25,12 @@ unverified ack arrived, or a broker error, 2 usage, 3 --wait ran out.`
 // connection and prints every ack as it arrives.
 func cmdUnbind(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("unbind", "--broker URL --key DIR/KID.key --device-keys FILE --serial S [--serial S2 … | --serials-file F] [flags]", unbindAbout)
-	var mf mqttFlags
-	mf.register(fs)
-	var serials, keyPaths, kids stringList
-	fs.Var(&serials, "serial", "terminal serial (repeatable)")
-	serialsFile := fs.String("serials-file", "", "file with one serial per line (# comments)")
-	fs.Var(&keyPaths, "key", "HQ signing key, DIR/KID.key from keygen (required; repeatable for a policy that needs several signatures)")
-	fs.Var(&kids, "kid", "key id of the matching --key (default: the key file name without .key)")
+	var sf sendFlags
+	sf.register(fs, "HQ signing key, DIR/KID.key from keygen (required; repeatable for a policy that needs several signatures)",
+		"command validity, at most 168h (7 days); a terminal offline longer rejects it as expired",
+		"terminals' public keys (required): factory-init JSON lines, or a JSON object serial -> base64 ed25519_pub")
 	unsettled := fs.String("unsettled", string(remote.UnsettledSettle), "open batch: settle, refuse or force")
 	reason := fs.String("reason", "", "reason recorded with the unbind (≤ 200 characters)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "command validity, at most 168h (7 days); a terminal offline longer rejects it as expired")
-	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the final acks")
-	jsonOut := fs.Bool("json", false, "print each ack payload as one JSON line")
-	deviceKeysPath := fs.String("device-keys", "", "terminals' public keys (required): factory-init JSON lines, or a JSON object serial -> base64 ed25519_pub")
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
 		return code
 	}
@@ -47,23 +41,19 @@ func cmdUnbind(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	if *serialsFile != "" {
-		more, err := readSerials(*serialsFile)
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		serials = append(serials, more...)
+	if err := sf.readSerialsFile(); err != nil {
+		return usageErr("%v", err)
 	}
-	if len(serials) == 0 {
+	if len(sf.serials) == 0 {
 		return usageErr("no serial: give --serial or --serials-file")
 	}
-	if len(keyPaths) == 0 {
+	if len(sf.keyPaths) == 0 {
 		return usageErr("--key is required")
 	}
-	if *wait <= 0 {
+	if *sf.wait <= 0 {
 		return usageErr("--wait must be positive")
 	}
-	if err := checkTTL(*ttl); err != nil {
+	if err := checkTTL(*sf.ttl); err != nil {
 		return usageErr("%v", err)
 	}
 	if utf8.RuneCountInString(*reason) > remote.MaxUnbindReason {
@@ -73,24 +63,67 @@ func cmdUnbind(args []string, stdout, stderr io.Writer) int {
 	if err != nil || *unsettled == "" {
 		return usageErr("--unsettled %q: want settle, refuse or force", *unsettled)
 	}
-	deviceKeys, err := requireDeviceKeys(*deviceKeysPath)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	signers, err := loadSigners(keyPaths, kids)
-	if err != nil {
-		return usageErr("%v", err)
-	}
 	argsJSON, err := json.Marshal(remote.UnbindArgs{Reason: *reason, Unsettled: policy})
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	jobs, err := signJobs(serials, signers, remote.TypeUnbind, argsJSON, *ttl)
+	return sf.send("unbind", remote.TypeUnbind, argsJSON, stdout, stderr, usageErr)
+}
+
+// sendFlags are the flags of the commands that sign one command per
+// serial and send them all (unbind, hq-keys): broker, serials, signing
+// keys, validity, wait, output and the device keys acks must verify with.
+type sendFlags struct {
+	mqtt                    mqttFlags
+	serials, keyPaths, kids stringList
+	serialsFile, deviceKeys *string
+	ttl, wait               *time.Duration
+	json                    *bool
+}
+
+// register adds the flags to fs with the help texts that differ by command.
+func (f *sendFlags) register(fs *flag.FlagSet, keyHelp, ttlHelp, deviceKeysHelp string) {
+	f.mqtt.register(fs)
+	fs.Var(&f.serials, "serial", "terminal serial (repeatable)")
+	f.serialsFile = fs.String("serials-file", "", "file with one serial per line (# comments)")
+	fs.Var(&f.keyPaths, "key", keyHelp)
+	fs.Var(&f.kids, "kid", "key id of the matching --key (default: the key file name without .key)")
+	f.ttl = fs.Duration("ttl", 24*time.Hour, ttlHelp)
+	f.wait = fs.Duration("wait", 2*time.Minute, "how long to wait for the final acks")
+	f.json = fs.Bool("json", false, "print each ack payload as one JSON line")
+	f.deviceKeys = fs.String("device-keys", "", deviceKeysHelp)
+}
+
+// readSerialsFile adds the serials of --serials-file, if given.
+func (f *sendFlags) readSerialsFile() error {
+	if *f.serialsFile == "" {
+		return nil
+	}
+	more, err := readSerials(*f.serialsFile)
+	if err != nil {
+		return err
+	}
+	f.serials = append(f.serials, more...)
+	return nil
+}
+
+// send signs one command of typ with args per serial and sends them
+// (dispatch); what fails before anything is sent is a usage error.
+func (f *sendFlags) send(name string, typ remote.CommandType, args json.RawMessage, stdout, stderr io.Writer, usageErr func(string, ...any) int) int {
+	deviceKeys, err := requireDeviceKeys(*f.deviceKeys)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	return dispatch(jobs, dispatchOpts{mqtt: &mf, wait: *wait, json: *jsonOut, deviceKeys: deviceKeys,
-		stdout: stdout, stderr: stderr, name: "unbind"})
+	signers, err := loadSigners(f.keyPaths, f.kids)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	jobs, err := signJobs(f.serials, signers, typ, args, *f.ttl)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	return dispatch(jobs, dispatchOpts{mqtt: &f.mqtt, wait: *f.wait, json: *f.json, deviceKeys: deviceKeys,
+		stdout: stdout, stderr: stderr, name: name})
 }
 
 // signJobs signs one command of typ per distinct serial.
