@@ -15,12 +15,10 @@ import (
 
 // cmdFleet: hqctl fleet summary|list|show|state over hqd's API.
 func cmdFleet(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprint(stdout, "Usage:\n  "+apiUsage)
+	sub, name, args, ok := apiSubcommand("fleet", args, stdout)
+	if !ok {
 		return exitOK
 	}
-	sub, args := args[0], args[1:]
-	name := "fleet " + sub
 	switch sub {
 	case "summary":
 		_, af, c, code, ok := apiCmd(name, args, stdout, stderr, nil)
@@ -152,12 +150,10 @@ func seen(t time.Time) string {
 
 // cmdCode: hqctl code issue|list.
 func cmdCode(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprint(stdout, "Usage:\n  "+apiUsage)
+	sub, name, args, ok := apiSubcommand("code", args, stdout)
+	if !ok {
 		return exitOK
 	}
-	sub, args := args[0], args[1:]
-	name := "code " + sub
 	switch sub {
 	case "issue":
 		var req struct {

@@ -227,14 +227,23 @@ func isTTY(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// cmdJob: hqctl job create|show|list|items|cancel|resume|sign.
-func cmdJob(args []string, stdout, stderr io.Writer) int {
+// apiSubcommand splits "GROUP SUB ARGS…" of an API command: the
+// subcommand, its name for messages ("GROUP SUB") and its arguments; ok
+// is false when only help was asked for (printed on stdout).
+func apiSubcommand(group string, args []string, stdout io.Writer) (sub, name string, rest []string, ok bool) {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprint(stdout, "Usage:\n  "+apiUsage)
+		return "", "", nil, false
+	}
+	return args[0], group + " " + args[0], args[1:], true
+}
+
+// cmdJob: hqctl job create|show|list|items|cancel|resume|sign.
+func cmdJob(args []string, stdout, stderr io.Writer) int {
+	sub, name, args, ok := apiSubcommand("job", args, stdout)
+	if !ok {
 		return exitOK
 	}
-	sub, args := args[0], args[1:]
-	name := "job " + sub
 	switch sub {
 	case "create":
 		var req wire.JobRequest
