@@ -61,6 +61,32 @@ func (s *Server) signRole(ctx context.Context, c *reqCtx, j store.Job) (string, 
 	return "", nil
 }
 
+// jobToSign is the job of the path that c's operator may sign now; when
+// ok is false the answer (404, 403 audited, 500) is written.
+func (s *Server) jobToSign(w http.ResponseWriter, r *http.Request, c *reqCtx) (j store.Job, ok bool) {
+	ctx := r.Context()
+	j, err := s.st.Job(ctx, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.problem(w, r, http.StatusNotFound, c.lang, "err.no-request", r.PathValue("id"))
+		return store.Job{}, false
+	}
+	if err != nil {
+		s.fail(w, r, c, err)
+		return store.Job{}, false
+	}
+	why, err := s.signRole(ctx, c, j)
+	if err != nil {
+		s.fail(w, r, c, err)
+		return store.Job{}, false
+	}
+	if why != "" {
+		s.audit(ctx, c, "sign.refused", j.ID, fmt.Sprintf(`{"why":%q}`, why))
+		s.problem(w, r, http.StatusForbidden, c.lang, why)
+		return store.Job{}, false
+	}
+	return j, true
+}
+
 type payloadOut struct {
 	CmdID   string `json:"cmd_id"`
 	Serial  string `json:"serial"`
@@ -69,23 +95,8 @@ type payloadOut struct {
 
 func (s *Server) jobPayloads(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	ctx := r.Context()
-	j, err := s.st.Job(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		s.problem(w, r, http.StatusNotFound, c.lang, "err.no-request", r.PathValue("id"))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, c, err)
-		return
-	}
-	why, err := s.signRole(ctx, c, j)
-	if err != nil {
-		s.fail(w, r, c, err)
-		return
-	}
-	if why != "" {
-		s.audit(ctx, c, "sign.refused", j.ID, fmt.Sprintf(`{"why":%q}`, why))
-		s.problem(w, r, http.StatusForbidden, c.lang, why)
+	j, ok := s.jobToSign(w, r, c)
+	if !ok {
 		return
 	}
 	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
@@ -119,23 +130,8 @@ type signaturesIn struct {
 
 func (s *Server) jobSignatures(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	ctx := r.Context()
-	j, err := s.st.Job(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		s.problem(w, r, http.StatusNotFound, c.lang, "err.no-request", r.PathValue("id"))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, c, err)
-		return
-	}
-	why, err := s.signRole(ctx, c, j)
-	if err != nil {
-		s.fail(w, r, c, err)
-		return
-	}
-	if why != "" {
-		s.audit(ctx, c, "sign.refused", j.ID, fmt.Sprintf(`{"why":%q}`, why))
-		s.problem(w, r, http.StatusForbidden, c.lang, why)
+	j, ok := s.jobToSign(w, r, c)
+	if !ok {
 		return
 	}
 	var in signaturesIn
