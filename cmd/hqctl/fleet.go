@@ -201,20 +201,12 @@ func cmdCode(args []string, stdout, stderr io.Writer) int {
 		var out struct {
 			Codes []wire.Code `json:"codes"`
 		}
-		if err := c.do("GET", "/api/v1/codes?serial="+url.QueryEscape(serial), nil, &out); err != nil {
-			return fail(stderr, name, err)
-		}
-		if af.json {
-			printJSON(stdout, out)
-			return exitOK
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "CODE\tSERIAL\tTID\tSTATUS\tISSUED BY\tEXPIRES\tUSED BY REQUEST")
-		for _, c := range out.Codes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Code, c.Serial, c.TID, c.Status, c.IssuedBy, c.ExpiresAt.Format(time.RFC3339), c.ActivationID)
-		}
-		tw.Flush()
-		return exitOK
+		return c.list(af, name, "/api/v1/codes?serial="+url.QueryEscape(serial), &out, stdout, stderr,
+			"CODE\tSERIAL\tTID\tSTATUS\tISSUED BY\tEXPIRES\tUSED BY REQUEST", func(tw io.Writer) {
+				for _, c := range out.Codes {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Code, c.Serial, c.TID, c.Status, c.IssuedBy, c.ExpiresAt.Format(time.RFC3339), c.ActivationID)
+				}
+			})
 	}
 	fmt.Fprintf(stderr, "hqctl code: unknown subcommand %q\n", sub)
 	return exitUsage
@@ -237,18 +229,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	var out struct {
 		Entries []wire.AuditEntry `json:"entries"`
 	}
-	if err := c.do("GET", "/api/v1/audit?"+q.Encode(), nil, &out); err != nil {
-		return fail(stderr, "audit", err)
-	}
-	if af.json {
-		printJSON(stdout, out)
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "WHEN\tWHO\tFROM\tACTION\tTARGET\tDETAIL")
-	for _, e := range out.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Actor, e.Source, e.Action, e.Target, e.Detail)
-	}
-	tw.Flush()
-	return exitOK
+	return c.list(af, "audit", "/api/v1/audit?"+q.Encode(), &out, stdout, stderr,
+		"WHEN\tWHO\tFROM\tACTION\tTARGET\tDETAIL", func(tw io.Writer) {
+			for _, e := range out.Entries {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Actor, e.Source, e.Action, e.Target, e.Detail)
+			}
+		})
 }

@@ -199,6 +199,23 @@ func parseInterspersed(fs *flag.FlagSet, args []string) error {
 	return fs.Parse(append([]string{"--"}, pos...))
 }
 
+// list GETs path into out and prints it: as JSON with --json, else as a
+// table under header, its tab-separated rows written by rows.
+func (c *apiClient) list(af *apiFlags, name, path string, out any, stdout, stderr io.Writer, header string, rows func(tw io.Writer)) int {
+	if err := c.do("GET", path, nil, out); err != nil {
+		return fail(stderr, name, err)
+	}
+	if af.json {
+		printJSON(stdout, out)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	rows(tw)
+	tw.Flush()
+	return exitOK
+}
+
 func printJSON(w io.Writer, v any) {
 	if raw, ok := v.(json.RawMessage); ok {
 		w.Write(bytes.TrimSpace(raw))
@@ -338,21 +355,13 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		var out struct {
 			Jobs []wire.Progress `json:"jobs"`
 		}
-		if err := c.do("GET", "/api/v1/jobs", nil, &out); err != nil {
-			return fail(stderr, name, err)
-		}
-		if af.json {
-			printJSON(stdout, out)
-			return exitOK
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTYPE\tSTATE\tDONE\tFAILED\tTOTAL\tBY\tCREATED")
-		for _, p := range out.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", p.Job.ID, p.Job.Type, p.Job.State, p.Done, p.Failed, p.Job.Total,
-				p.Job.CreatedBy, p.Job.CreatedAt.Format(time.RFC3339))
-		}
-		tw.Flush()
-		return exitOK
+		return c.list(af, name, "/api/v1/jobs", &out, stdout, stderr,
+			"ID\tTYPE\tSTATE\tDONE\tFAILED\tTOTAL\tBY\tCREATED", func(tw io.Writer) {
+				for _, p := range out.Jobs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", p.Job.ID, p.Job.Type, p.Job.State, p.Done, p.Failed, p.Job.Total,
+						p.Job.CreatedBy, p.Job.CreatedAt.Format(time.RFC3339))
+				}
+			})
 	case "items":
 		var state string
 		fs, af, c, code, ok := apiCmd(name, args, stdout, stderr, func(fs *flag.FlagSet) {
@@ -368,23 +377,15 @@ func cmdJob(args []string, stdout, stderr io.Writer) int {
 		var out struct {
 			Items []wire.Item `json:"items"`
 		}
-		if err := c.do("GET", "/api/v1/jobs/"+url.PathEscape(fs.Arg(0))+"/items?limit=10000&state="+url.QueryEscape(state), nil, &out); err != nil {
-			return fail(stderr, name, err)
-		}
-		if af.json {
-			printJSON(stdout, out)
-			return exitOK
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "SERIAL\tSTATE\tREASON\tCOMMAND\tUPDATED\tRESULT")
-		for _, it := range out.Items {
-			// The result is what the terminal signed: the keys and policy
-			// an hq_keys left in force, an unbind's proof of wipe.
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Serial, it.State, it.Reason, it.CmdID, it.UpdatedAt.Format(time.RFC3339),
-				strings.Join(resultPairs(it.Result), " "))
-		}
-		tw.Flush()
-		return exitOK
+		return c.list(af, name, "/api/v1/jobs/"+url.PathEscape(fs.Arg(0))+"/items?limit=10000&state="+url.QueryEscape(state), &out, stdout, stderr,
+			"SERIAL\tSTATE\tREASON\tCOMMAND\tUPDATED\tRESULT", func(tw io.Writer) {
+				for _, it := range out.Items {
+					// The result is what the terminal signed: the keys and policy
+					// an hq_keys left in force, an unbind's proof of wipe.
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Serial, it.State, it.Reason, it.CmdID, it.UpdatedAt.Format(time.RFC3339),
+						strings.Join(resultPairs(it.Result), " "))
+				}
+			})
 	case "cancel", "resume":
 		var abortPct int
 		fs, af, c, code, ok := apiCmd(name, args, stdout, stderr, func(fs *flag.FlagSet) {

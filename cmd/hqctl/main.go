@@ -38,17 +38,7 @@ Usage:
   hqctl version
 
 Over hqd's HTTP API (jobs, fleet, activation codes, audit):
-  hqctl job create --type unbind|status|hq_keys|update (--serial S … | --serials-file F | --search TEXT | --state S)
-                 [--args JSON | --url U --sha256 H --size N --version V [--when idle|after-settlement]] [--rate 60] [--max-inflight 50] [--abort-pct 10] [--abort-min 20] [--ttl 24h] [--note T] [--watch] [--json]
-  hqctl job show ID [--watch] [--json] | job list [--json] | job items ID [--state S] [--json]
-  hqctl job cancel ID | job resume ID [--abort-pct N] | job sign ID --key DIR/KID.key
-  hqctl fleet summary [--json] | fleet list [--state S] [--online true|false] [--search T] [--limit N] [--json]
-  hqctl fleet show SERIAL [--json] | fleet state SERIAL
-  hqctl code issue --serial S --tid T --mid M --acquirer HOST:PORT [--merchant-name N] [--tpdu T] [--acquirer-tls] [--ttl 24h] [--json]
-  hqctl code list [--serial S] [--json]
-  hqctl audit [--actor A] [--action PREFIX] [--target T] [--limit 100] [--json]
-    API flags: --hq URL (default $HQCTL_HQ or http://127.0.0.1:8440), --token-file F (or $HQCTL_TOKEN), --ca-file F
-
+  ` + apiUsage + `
 Broker flags of unbind, hq-keys, status and send: --broker URL, --ca-file,
 --cert-file, --key-file (TLS, ssl://), --username (default hq), --password (or
 $HQCTL_MQTT_PASSWORD).
