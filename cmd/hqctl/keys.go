@@ -8,41 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-
-	"github.com/posagent/posagent/terminal/remote"
 )
-
-// loadSigningKey reads KID.key as written by keygen: the base64 Ed25519
-// seed (a base64 64-byte private key is accepted too). The kid defaults to
-// the file name without ".key".
-func loadSigningKey(path, kid string) (string, ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("read key: %w", err)
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil {
-		return "", nil, fmt.Errorf("key %s: not base64", path)
-	}
-	var priv ed25519.PrivateKey
-	switch len(raw) {
-	case ed25519.SeedSize:
-		priv = ed25519.NewKeyFromSeed(raw)
-	case ed25519.PrivateKeySize:
-		priv = ed25519.PrivateKey(raw)
-	default:
-		return "", nil, fmt.Errorf("key %s: %d bytes, want a 32-byte Ed25519 seed", path, len(raw))
-	}
-	if kid == "" {
-		kid = strings.TrimSuffix(filepath.Base(path), ".key")
-	}
-	if !remote.ValidID(kid) {
-		return "", nil, fmt.Errorf("kid %q: want 1-64 of [A-Za-z0-9._-]", kid)
-	}
-	return kid, priv, nil
-}
 
 // loadDeviceKeys reads the terminals' public keys: either one JSON object
 // {"<serial>":"<ed25519_pub base64>",…} or the JSON lines that

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posagent/posagent/internal/hq/command"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -67,11 +68,11 @@ func loadSigners(paths, kids []string) ([]remote.Signer, error) {
 		if i < len(kids) {
 			kid = kids[i]
 		}
-		k, priv, err := loadSigningKey(p, kid)
+		k, err := command.LoadKey(p, kid)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, remote.Signer{KID: k, Priv: priv})
+		out = append(out, k)
 	}
 	return out, nil
 }
