@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/posagent/posagent/internal/hq/command"
 	"github.com/posagent/posagent/internal/hq/wire"
+	"github.com/posagent/posagent/internal/mqttopts"
 )
 
 // The commands over hqd's HTTP JSON API: hqctl job, fleet, code, audit.
@@ -102,15 +101,11 @@ func (a *apiFlags) client() (*apiClient, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if a.caFile != "" {
-		pem, err := os.ReadFile(a.caFile)
+		tc, err := mqttopts.TLS(a.caFile, "", "", mqttopts.Names{CA: "--ca-file"})
 		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate", a.caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = tc
 	}
 	return &apiClient{base: strings.TrimRight(a.hq, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}}, nil
 }

@@ -1,6 +1,7 @@
 // Package mqttopts holds what hqd's and hqctl's MQTT connections share:
-// the host part of a client id, the TLS files, and the paho options every
-// HQ connection starts from. It links no database (hqctl imports it).
+// the host part of a client id, the TLS files (hqctl's connection to hqd's
+// API takes its CA file the same way), and the paho options every HQ
+// connection starts from. It links no database (hqctl imports it).
 package mqttopts
 
 import (
