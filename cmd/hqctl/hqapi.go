@@ -18,7 +18,7 @@ import (
 
 	"github.com/posagent/posagent/internal/hq/command"
 	"github.com/posagent/posagent/internal/hq/wire"
-	"github.com/posagent/posagent/internal/mqttopts"
+	"github.com/posagent/posagent/internal/tlsfiles"
 )
 
 // The commands over hqd's HTTP JSON API: hqctl job, fleet, code, audit.
@@ -101,7 +101,7 @@ func (a *apiFlags) client() (*apiClient, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if a.caFile != "" {
-		tc, err := mqttopts.TLS(a.caFile, "", "", mqttopts.Names{CA: "--ca-file"})
+		tc, err := tlsfiles.Client(a.caFile, "", "", tlsfiles.Names{CA: "--ca-file"})
 		if err != nil {
 			return nil, err
 		}

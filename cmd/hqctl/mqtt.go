@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/posagent/posagent/internal/mqttopts"
+	"github.com/posagent/posagent/internal/tlsfiles"
 )
 
 // mqttFlags are the broker connection flags shared by every command that
@@ -34,7 +35,7 @@ func (m *mqttFlags) register(fs *flag.FlagSet) {
 }
 
 func (m *mqttFlags) tlsConfig() (*tls.Config, error) {
-	return mqttopts.TLS(m.caFile, m.certFile, m.keyFile, mqttopts.Names{CA: "--ca-file", Cert: "--cert-file", Key: "--key-file"})
+	return tlsfiles.Client(m.caFile, m.certFile, m.keyFile, tlsfiles.Names{CA: "--ca-file", Cert: "--cert-file", Key: "--key-file"})
 }
 
 var clientSeq atomic.Int64

@@ -25,6 +25,7 @@ import (
 	"github.com/posagent/posagent/internal/hq/jobs"
 	"github.com/posagent/posagent/internal/hq/store"
 	"github.com/posagent/posagent/internal/mqttopts"
+	"github.com/posagent/posagent/internal/tlsfiles"
 	"github.com/posagent/posagent/terminal/remote"
 )
 
@@ -223,7 +224,7 @@ func mqttTLS(m MQTTConfig) (*tls.Config, error) {
 	if m.CAFile == "" && m.CertFile == "" && strings.HasPrefix(m.Broker, "ssl://") {
 		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
 	}
-	return mqttopts.TLS(m.CAFile, m.CertFile, m.KeyFile, mqttopts.Names{CA: "mqtt.ca_file", Cert: "mqtt.cert_file", Key: "mqtt.key_file"})
+	return tlsfiles.Client(m.CAFile, m.CertFile, m.KeyFile, tlsfiles.Names{CA: "mqtt.ca_file", Cert: "mqtt.cert_file", Key: "mqtt.key_file"})
 }
 
 // registryRecord is one line of posagentd factory-init's output.

@@ -4,14 +4,12 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posagent/posagent/internal/mqttcap"
+	"github.com/posagent/posagent/internal/tlsfiles"
 	"github.com/posagent/posagent/storage"
 	"github.com/posagent/posagent/terminal/remote"
 )
@@ -166,11 +165,12 @@ func newRemoteLink(cfg Config, log *slog.Logger, id storage.Identity, ident *sto
 			default:
 			}
 		})
-	if cfg.MQTT.CAFile != "" || cfg.MQTT.CertFile != "" {
-		tc, err := tlsFromFiles(cfg.MQTT.CAFile, cfg.MQTT.CertFile, cfg.MQTT.KeyFile)
-		if err != nil {
-			return nil, err
-		}
+	tc, err := tlsfiles.Client(cfg.MQTT.CAFile, cfg.MQTT.CertFile, cfg.MQTT.KeyFile,
+		tlsfiles.Names{CA: "mqtt.ca_file", Cert: "mqtt.cert_file", Key: "mqtt.key_file"})
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
 		opts.SetTLSConfig(tc)
 	}
 	r.client = mqtt.NewClient(opts)
@@ -214,29 +214,6 @@ func (r *remoteLink) dial(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) 
 		r.log.Warn("packet over the size limit discarded unread", slog.String("topic", ref.Topic),
 			slog.Int("bytes", ref.Size), slog.Int("limit", packetLimit), slog.Int64("oversize_total", n))
 	}), nil
-}
-
-func tlsFromFiles(ca, cert, key string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.ca_file %s: no PEM certificate", ca)
-		}
-		tc.RootCAs = pool
-	}
-	if cert != "" {
-		c, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{c}
-	}
-	return tc, nil
 }
 
 // start connects in the background (ConnectRetry keeps trying; the

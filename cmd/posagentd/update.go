@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/internal/ota"
+	"github.com/posagent/posagent/internal/tlsfiles"
 	"github.com/posagent/posagent/terminal"
 	"github.com/posagent/posagent/terminal/remote"
 )
@@ -108,17 +107,9 @@ func newUpdater(cfg Config, log *slog.Logger, async chan<- terminal.Event) (*upd
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, "update")
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.Update.CAFile != "" {
-		pem, err := os.ReadFile(cfg.Update.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("config: update.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("config: update.ca_file: no PEM certificate in %s", cfg.Update.CAFile)
-		}
-		tlsCfg.RootCAs = pool
+	tlsCfg, err := tlsfiles.Client(cfg.Update.CAFile, "", "", tlsfiles.Names{CA: "update.ca_file"})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
