@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/internal/hq/pgtest"
+	"github.com/posagent/posagent/internal/hq/simterm"
 	"github.com/posagent/posagent/internal/mosquittotest"
+	"github.com/posagent/posagent/internal/termtest"
 )
 
 var hqdBin string
@@ -260,4 +262,39 @@ func serials(prefix string, n int) []string {
 		out[i] = fmt.Sprintf("%s-%05d", prefix, i)
 	}
 	return out
+}
+
+// fleet starts light terminals on the lab's broker that trust its ops key,
+// registers them with in and connects them for the test.
+func (l *lab) fleet(t *testing.T, in *instance, o simterm.Options) *simterm.Fleet {
+	t.Helper()
+	o.Broker = l.broker.URL()
+	o.HQKeys = map[string]simterm.HQKey{"hq-ops": {Pub: l.opsPub}}
+	f, err := simterm.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.register(in, f.Registry())
+	if err := f.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// startWithAcquirer starts acquirer-sim with the lab's (empty) key file and
+// one hqd instance "a", whose log tail a failed test prints.
+func (l *lab) startWithAcquirer(t *testing.T) (*termtest.Acquirer, *instance) {
+	t.Helper()
+	if err := os.WriteFile(l.acqKeys, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acq := termtest.StartAcquirer(t, "--keys", l.acqKeys)
+	a := l.start("a")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hqd log tail:\n%s", termtest.Tail(a.logs(), 6000))
+		}
+	})
+	return acq, a
 }

@@ -47,17 +47,7 @@ func openDB(t testing.TB, url string) *store.Store {
 // would, before they ever connect) and connects them.
 func newFleet(t *testing.T, l *lab, in *instance, prefix string, n, perConn int, active bool, settler simterm.Settler) *simterm.Fleet {
 	t.Helper()
-	f, err := simterm.New(simterm.Options{Broker: l.broker.URL(), Serials: serials(prefix, n), PerConn: perConn,
-		HQKeys: map[string]simterm.HQKey{"hq-ops": {Pub: l.opsPub}}, Active: active, Batch: 3, Settler: settler})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.register(in, f.Registry())
-	if err := f.Connect(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
-	return f
+	return l.fleet(t, in, simterm.Options{Serials: serials(prefix, n), PerConn: perConn, Active: active, Batch: 3, Settler: settler})
 }
 
 // TestActivationTwoInstances: two hqd instances on one mosquitto answer

@@ -286,16 +286,7 @@ func TestTwoPersonUnbindRealTerminal(t *testing.T) {
 	eachDB(t, func(t *testing.T, dialect string) {
 		l := newLab(t, dialect, mosquittotest.Options{})
 		l.extra = "[policy]\nunbind = 2\n"
-		if err := os.WriteFile(l.acqKeys, []byte("{}\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		acq := termtest.StartAcquirer(t, "--keys", l.acqKeys)
-		a := l.start("a")
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("hqd log tail:\n%s", termtest.Tail(a.logs(), 6000))
-			}
-		})
+		acq, a := l.startWithAcquirer(t)
 		keys := t.TempDir()
 		alice, bob := keygen(t, keys, "alice-1"), keygen(t, keys, "bob-1")
 		tokens := map[string]string{"alice": l.operator(a.cfg, "alice", "requester"), "bob": l.operator(a.cfg, "bob", "approver")}

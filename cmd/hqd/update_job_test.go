@@ -20,17 +20,7 @@ import (
 // version that answer update commands as sim says.
 func updateFleet(t *testing.T, l *lab, in *instance, prefix string, n int, version string, sim simterm.UpdateSim) *simterm.Fleet {
 	t.Helper()
-	f, err := simterm.New(simterm.Options{Broker: l.broker.URL(), Serials: serials(prefix, n), PerConn: 20,
-		HQKeys: map[string]simterm.HQKey{"hq-ops": {Pub: l.opsPub}}, Active: true, Version: version, Update: sim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.register(in, f.Registry())
-	if err := f.Connect(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
-	return f
+	return l.fleet(t, in, simterm.Options{Serials: serials(prefix, n), PerConn: 20, Active: true, Version: version, Update: sim})
 }
 
 // updateArgs are the args of an update to version (the bundle is never

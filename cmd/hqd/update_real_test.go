@@ -37,16 +37,7 @@ import (
 func TestUpdateJobRealTerminal(t *testing.T) {
 	eachDB(t, func(t *testing.T, dialect string) {
 		l := newLab(t, dialect, mosquittotest.Options{})
-		if err := os.WriteFile(l.acqKeys, []byte("{}\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		acq := termtest.StartAcquirer(t, "--keys", l.acqKeys)
-		a := l.start("a")
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("hqd log tail:\n%s", termtest.Tail(a.logs(), 6000))
-			}
-		})
+		acq, a := l.startWithAcquirer(t)
 		bus := otatest.PrivateBus(t)
 		rauc := otatest.StartRAUC(t, bus)
 
